@@ -1,0 +1,14 @@
+// Package lab starts the real parts vmprov is tested against — BIND with a
+// TSIG-protected dynamic zone, network namespaces with a bridge, libvirtd,
+// radvd — and tears them down again.
+//
+// One implementation serves Go integration tests (BINDForTest,
+// NamespaceForTest, ...), `make lab` (Up / Down through cmd/vmprov-lab) and
+// provisioning of development machines. Every daemon is a child process
+// started by PID; nothing is ever stopped by name. Up records what it started
+// in DIR/state.json so that Down can undo it from another process.
+//
+// Everything here needs root and the Debian packages listed in TESTING.md;
+// the *ForTest helpers skip the test, naming what is missing, when they are
+// absent.
+package lab

@@ -1,0 +1,92 @@
+package lab
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// TestZone is the forward zone of BINDForTest and Up.
+const TestZone = "example.com."
+
+// TestReverseZones returns the reverse zones of BINDForTest and Up:
+// 192.0.2.0/24 and 2001:db8:135::/64.
+func TestReverseZones() []string {
+	return []string{"2.0.192.in-addr.arpa.", "0.0.0.0.5.3.1.0.8.b.d.0.1.0.0.2.ip6.arpa."}
+}
+
+// RequireRoot skips t unless the process runs as root and every named binary
+// is on PATH.
+func RequireRoot(t testing.TB, binaries ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("lab: needs root")
+	}
+	for _, b := range binaries {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("lab: needs %s on PATH (TESTING.md lists the Debian packages)", b)
+		}
+	}
+}
+
+// BINDForTest starts named on a free 127.0.0.1 port with zone example.com.,
+// reverse zones for 192.0.2.0/24 and 2001:db8:135::/64, key "vmprov."
+// (hmac-sha256) with a fresh secret, and stops it when t ends. It skips t
+// when not root or when named is missing.
+func BINDForTest(t testing.TB) *BIND {
+	t.Helper()
+	RequireRoot(t, "named")
+	dir := t.TempDir()
+	var lastErr error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("lab: %v", err)
+		}
+		b, err := StartBIND(t.Context(), BINDConfig{
+			Dir:          dir,
+			Listen:       netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
+			Zone:         TestZone,
+			ReverseZones: TestReverseZones(),
+			KeyName:      "vmprov.",
+			Algorithm:    "hmac-sha256",
+			Secret:       GenerateSecret(),
+		}, nil)
+		if err == nil {
+			t.Cleanup(func() {
+				if err := b.Stop(); err != nil {
+					t.Errorf("lab: %v", err)
+				}
+			})
+			return b
+		}
+		lastErr = err // most likely another process took the port meanwhile
+	}
+	t.Fatalf("lab: %v", lastErr)
+	return nil
+}
+
+// freePort returns a random high port that is free on 127.0.0.1 for both UDP
+// and TCP right now.
+func freePort() (uint16, error) {
+	for range 100 {
+		port := uint16(20000 + rand.IntN(40000))
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free port on 127.0.0.1 after 100 tries")
+}
