@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -89,4 +90,23 @@ func freePort() (uint16, error) {
 		return port, nil
 	}
 	return 0, fmt.Errorf("no free port on 127.0.0.1 after 100 tries")
+}
+
+// NamespaceForTest creates a fresh network namespace with a unique name
+// (lo up, DAD off) and deletes it when t ends. It skips t when not root or
+// when ip is missing.
+func NamespaceForTest(t testing.TB) *Namespace {
+	t.Helper()
+	RequireRoot(t, "ip")
+	name := fmt.Sprintf("vmprovt-%08x", rand.Uint32())
+	ns, err := NewNamespace(t.Context(), name)
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Delete(context.Background()); err != nil {
+			t.Errorf("lab: %v", err)
+		}
+	})
+	return ns
 }

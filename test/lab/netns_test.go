@@ -1,0 +1,72 @@
+package lab_test
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vmprov/vmprov/test/lab"
+)
+
+func TestNamespaceBridgeAndVeth(t *testing.T) {
+	srv := lab.NamespaceForTest(t)
+	br := lab.Bridge{Name: "br135", IPv4: netip.MustParsePrefix("192.0.2.1/24"), IPv6: netip.MustParsePrefix("2001:db8:135::1/64")}
+	if err := srv.AddBridge(t.Context(), br); err != nil {
+		t.Fatal(err)
+	}
+	cli := lab.NamespaceForTest(t)
+	mac, _ := net.ParseMAC("02:04:06:08:70:0a")
+	err := lab.AddVeth(t.Context(),
+		lab.VethEnd{Netns: srv.Name, Name: "vsrv0", Master: "br135"},
+		lab.VethEnd{Netns: cli.Name, Name: "vcli0", MAC: mac, Addrs: []netip.Prefix{
+			netip.MustParsePrefix("192.0.2.10/24"), netip.MustParsePrefix("2001:db8:135::10/64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := srv.IP(t.Context(), "link", "show", "master", "br135")
+	if err != nil || !strings.Contains(out, "vsrv0") {
+		t.Errorf("vsrv0 is not a port of br135: %q %v", out, err)
+	}
+	out, err = srv.IP(t.Context(), "-6", "addr", "show", "dev", "br135")
+	if err != nil || strings.Contains(out, "tentative") || !strings.Contains(out, "2001:db8:135::1/64") {
+		t.Errorf("br135 IPv6 address missing or tentative: %q %v", out, err)
+	}
+
+	// A server socket opened in one namespace answers a client in the other,
+	// over the veth and the bridge, in both address families.
+	for _, addr := range []string{"192.0.2.1:7000", "[2001:db8:135::1]:7000"} {
+		t.Run(addr, func(t *testing.T) {
+			var l net.Listener
+			if err := srv.Do(func() (err error) { l, err = net.Listen("tcp", addr); return err }); err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				_, _ = c.Write([]byte(c.RemoteAddr().String()))
+			}()
+			c, err := cli.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			buf := make([]byte, 100)
+			n, _ := c.Read(buf)
+			host, _, _ := net.SplitHostPort(string(buf[:n]))
+			if want := map[string]string{"192.0.2.1:7000": "192.0.2.10", "[2001:db8:135::1]:7000": "2001:db8:135::10"}[addr]; host != want {
+				t.Errorf("server saw client %q, want %q", host, want)
+			}
+		})
+	}
+
+	// The test's own thread must be back in the original namespace.
+	if _, err := net.Dial("tcp", "192.0.2.1:7000"); err == nil {
+		t.Error("192.0.2.1 reachable outside the namespace")
+	}
+}
