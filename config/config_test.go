@@ -1,0 +1,151 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseArchitectureExample(t *testing.T) {
+	b, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := c.VLAN(135)
+	if !ok || v.Bridge != "br135" || v.IPv4 != netip.MustParsePrefix("192.168.35.0/24") {
+		t.Fatalf("VLAN(135) = %+v, %v", v, ok)
+	}
+	if got, ok := c.VLANOf(netip.MustParseAddr("192.168.35.172")); !ok || got.ID != 135 {
+		t.Errorf("VLANOf = %+v, %v", got, ok)
+	}
+	if got, ok := c.VLANOf(netip.MustParseAddr("2001:db8:135::1")); !ok || got.ID != 135 {
+		t.Errorf("VLANOf v6 = %+v, %v", got, ok)
+	}
+	if _, ok := c.VLANOf(netip.MustParseAddr("192.0.2.1")); ok {
+		t.Error("VLANOf found a VLAN for an address outside every subnet")
+	}
+	if c.BSDP.Images[0].ID != 0x81000089 || c.Boot.Site != "example" || c.DNS.TTL != 300 {
+		t.Errorf("values: %+v %+v", c.BSDP, c.Boot)
+	}
+	if c.Serve.Loaders[7] != "ipxe.efi" || c.Boot.Assets != "http://boot.example.com/assets" {
+		t.Errorf("defaults: loaders %v assets %q", c.Serve.Loaders, c.Boot.Assets)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte("dns: {zone: lab.example.org}\nvlans: [{id: 7, ipv6: '2001:db8:7::/64'}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DNS.Zone != "lab.example.org." || c.Boot.Site != "lab" || c.VLANs[0].Bridge != "br7" ||
+		c.Libvirt.URI != "qemu:///system" || c.DNS.TSIG.Name != "vmprov." || c.Serve.Dir != "/var/lib/vmprov" {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := "dns: {zone: example.com.}\n"
+	tests := []struct {
+		name, yaml string
+		want       []string // every fragment must be in the error
+	}{
+		{"unknown key", base + "vlan: []\n", []string{"vlan", "not found"}},
+		{"unknown nested key", "dns: {zone: example.com., servr: 1.2.3.4:53}\n", []string{"servr"}},
+		{"no zone", "vlans: []\n", []string{"dns.zone is empty"}},
+		{"bad server", "dns: {zone: example.com., server: localhost}\n", []string{`dns.server "localhost"`}},
+		{"too large subnet", base + "vlans: [{id: 135, ipv4: 10.0.0.0/16}]\n", []string{"10.0.0.0/16", "larger than /20"}},
+		{"host bits", base + "vlans: [{id: 135, ipv4: 192.0.2.1/24}]\n", []string{"192.0.2.0/24"}},
+		{"bad vlan id", base + "vlans: [{id: 5000, ipv4: 192.0.2.0/24}]\n", []string{"5000", "1 to 4094"}},
+		{"duplicate vlan", base + "vlans: [{id: 5, ipv4: 192.0.2.0/24}, {id: 5, ipv4: 198.51.100.0/24}]\n", []string{"listed twice"}},
+		{"overlap", base + "vlans: [{id: 5, ipv4: 192.0.2.0/24}, {id: 6, ipv4: 192.0.2.0/25}]\n", []string{"overlaps"}},
+		{"ipv6 not /64", base + "vlans: [{id: 5, ipv6: '2001:db8::/48'}]\n", []string{"not a /64"}},
+		{"gateway outside", base + "vlans: [{id: 5, ipv4: 192.0.2.0/24, gateway: 198.51.100.1}]\n", []string{"198.51.100.1", "outside"}},
+		{"no subnet", base + "vlans: [{id: 5}]\n", []string{"set ipv4, ipv6 or both"}},
+		{"bad prefix", base + "vlans: [{id: 5, ipv4: nonsense}]\n", []string{"nonsense"}},
+		{"bad algorithm", "dns: {zone: example.com., tsig: {algorithm: md5}}\n", []string{"md5", "hmac-sha256"}},
+		{"bad domain type", base + "libvirt: {domain_type: xen}\n", []string{"xen"}},
+		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},
+		{"bad mac prefix", base + "addressing: {strict_mac_prefix: '01:02:03'}\n", []string{"multicast"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatal("Parse succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("Load of a missing file: %v", err)
+	}
+}
+
+func TestPath(t *testing.T) {
+	t.Setenv(EnvPath, "")
+	if Path("") != DefaultPath || Path("x.yaml") != "x.yaml" {
+		t.Error("Path without env")
+	}
+	t.Setenv(EnvPath, "/tmp/env.yaml")
+	if Path("") != "/tmp/env.yaml" || Path("x.yaml") != "x.yaml" {
+		t.Error("Path with env")
+	}
+}
+
+func TestLoadSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const secret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="
+	tests := []struct {
+		name, file string
+		wantErr    string
+		wantWarn   bool
+	}{
+		{"bare", write("bare", secret+"\n", 0o600), "", false},
+		{"key clause", write("clause", "key \"vmprov\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n", 0o600), "", false},
+		{"world readable", write("world", secret, 0o644), "", true},
+		{"other key", write("other", "key \"ddns\" { algorithm hmac-sha256; secret \""+secret+"\"; };", 0o600), `names "ddns"`, false},
+		{"garbage", write("garbage", "not-base64!", 0o600), "not base64", false},
+		{"missing", filepath.Join(dir, "nope"), "tsig-keygen", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := TSIG{Name: "vmprov.", Algorithm: "hmac-sha256", SecretFile: tt.file}.LoadSecret()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), tt.file) {
+					t.Fatalf("err = %v, want one naming %s and %q", err, tt.file, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Secret != secret {
+				t.Errorf("secret = %q", s.Secret)
+			}
+			if (s.Warning != "") != tt.wantWarn {
+				t.Errorf("warning = %q, want one: %v", s.Warning, tt.wantWarn)
+			}
+		})
+	}
+}
