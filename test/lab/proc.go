@@ -35,6 +35,12 @@ type child struct {
 // stderr appended to logPath. The child gets its own session so that it
 // survives the exit of a short-lived parent such as `vmprov-lab up`.
 func startChild(name, netns, logPath string, argv ...string) (*child, error) {
+	return startChildAttr(name, netns, logPath, &syscall.SysProcAttr{Setsid: true}, nil, argv...)
+}
+
+// startChildAttr is startChild with explicit process attributes and extra
+// environment variables.
+func startChildAttr(name, netns, logPath string, attr *syscall.SysProcAttr, env []string, argv ...string) (*child, error) {
 	if netns != "" {
 		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
 	}
@@ -46,7 +52,10 @@ func startChild(name, netns, logPath string, argv ...string) (*child, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = attr
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

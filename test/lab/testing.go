@@ -110,3 +110,33 @@ func NamespaceForTest(t testing.TB) *Namespace {
 	})
 	return ns
 }
+
+// LibvirtForTest starts a private libvirtd (see Libvirt) in network
+// namespace netns with its files in a temporary directory, and stops it and
+// its guests when t ends. It skips t when not root or when libvirtd, virtlogd,
+// virsh or ip is missing.
+func LibvirtForTest(t testing.TB, netns string) *Libvirt {
+	t.Helper()
+	RequireRoot(t, "ip", "libvirtd", "virtlogd", "virsh", "mount")
+	// A short directory: libvirt's socket path must fit in 107 bytes.
+	dir, err := os.MkdirTemp("", "vmprov-lv-")
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	l, err := StartLibvirt(t.Context(), dir, netns, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Stop(); err != nil {
+			t.Errorf("lab: %v", err)
+		}
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		} else {
+			t.Logf("lab: libvirt files kept in %s", dir)
+		}
+	})
+	return l
+}
