@@ -1,0 +1,83 @@
+// Package archtest checks the dependency directions of ARCHITECTURE.md.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/vmprov/vmprov"
+
+// deps returns the packages pkg imports, directly or not.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func packages(t *testing.T, pattern string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", pattern).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pattern, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestDependencyDirections(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go is not on PATH")
+	}
+	tests := []struct {
+		pattern   string
+		forbidden []string // import path prefixes
+	}{
+		// Leaves: they know nothing of the rest of vmprov.
+		{module + "/config", []string{module + "/"}},
+		{module + "/inventory", []string{module + "/"}},
+		{module + "/dnsupdate", []string{module + "/"}},
+		{module + "/templates", []string{module + "/"}},
+		// The boot service never reaches into the VM workflow or libvirt.
+		{module + "/netboot/...", []string{module + "/orchestrator", "libvirt.org/", module + "/cmd/"}},
+		// The workflow talks to ports; only the command line wires adapters.
+		{module + "/orchestrator", []string{"libvirt.org/go/libvirt", module + "/netboot", module + "/cmd/"}},
+		{module + "/ipxe-build", []string{module + "/orchestrator", module + "/netboot", module + "/cmd/"}},
+	}
+	for _, tt := range tests {
+		for _, pkg := range packages(t, tt.pattern) {
+			if strings.HasSuffix(pkg, "test") && pkg != tt.pattern {
+				continue // conformance suites and fakes may use the real adapters
+			}
+			for _, d := range deps(t, pkg) {
+				if d == pkg {
+					continue
+				}
+				for _, f := range tt.forbidden {
+					if strings.HasPrefix(d, f) || d == strings.TrimSuffix(f, "/") {
+						t.Errorf("%s imports %s, which ARCHITECTURE.md forbids", pkg, d)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestOnlyCLIImportsCobra(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go is not on PATH")
+	}
+	for _, pkg := range packages(t, module+"/...") {
+		if strings.HasPrefix(pkg, module+"/cmd/") || strings.HasPrefix(pkg, module+"/test/") {
+			continue
+		}
+		for _, d := range deps(t, pkg) {
+			if strings.HasPrefix(d, "github.com/spf13/cobra") {
+				t.Errorf("%s imports %s: only cmd/vmprov/cli may", pkg, d)
+			}
+		}
+	}
+}
