@@ -139,15 +139,23 @@ type Bridge struct {
 	IPv6 netip.Prefix // e.g. 2001:db8:135::1/64; zero = none
 }
 
-// AddBridge creates the bridge in the namespace, up, with its addresses,
-// forwarding at once (no STP delay) and multicast snooping off so that router
-// adverts and DHCPv6 multicast reach every port.
+// AddBridge creates the bridge in the namespace, up, with its addresses (no
+// DAD), forwarding at once (no STP delay), multicast snooping off so that
+// router adverts and DHCPv6 multicast reach every port, and router adverts
+// ignored on the bridge itself.
 func (ns *Namespace) AddBridge(ctx context.Context, br Bridge) error {
 	if err := validIfName(br.Name); err != nil {
 		return fmt.Errorf("add bridge: %w", err)
 	}
 	if _, err := ns.IP(ctx, "link", "add", br.Name, "type", "bridge",
 		"forward_delay", "0", "stp_state", "0", "mcast_snooping", "0"); err != nil {
+		return fmt.Errorf("add bridge: %w", err)
+	}
+	// The bridge is the router of its segment: it must not configure
+	// itself from the adverts it sends.
+	if err := ns.Do(func() error {
+		return writeSysctl("net/ipv6/conf/"+br.Name+"/accept_ra", "0")
+	}); err != nil {
 		return fmt.Errorf("add bridge: %w", err)
 	}
 	if err := ns.setAddrs(ctx, br.Name, br.IPv4, br.IPv6); err != nil {

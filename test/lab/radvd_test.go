@@ -43,4 +43,9 @@ func TestRadvdSLAAC(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("host did not configure %s by SLAAC:\n%s", want, out)
 	}
+	// The router's own bridge keeps only its static address.
+	out, err = router.IP(t.Context(), "-6", "-o", "addr", "show", "dev", "br135", "scope", "global")
+	if err != nil || strings.Count(out, "inet6") != 1 {
+		t.Errorf("br135 global addresses: want only 2001:db8:135::1/64, got %v\n%s", err, out)
+	}
 }
