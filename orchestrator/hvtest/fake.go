@@ -1,0 +1,297 @@
+// Package hvtest checks that a virt.Hypervisor keeps its contract
+// (Conformance) and provides Fake, an in-memory Hypervisor that passes the
+// same suite, for tests of the VM workflow that need to make a hypervisor
+// step fail on purpose.
+package hvtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/vmprov/vmprov/orchestrator/virt"
+)
+
+// Op names a Hypervisor method, for failure injection and the call log.
+type Op string
+
+// The Hypervisor methods.
+const (
+	OpCreateDisk Op = "CreateDisk"
+	OpDeleteDisk Op = "DeleteDisk"
+	OpDefine     Op = "Define"
+	OpStart      Op = "Start"
+	OpDestroy    Op = "Destroy"
+	OpUndefine   Op = "Undefine"
+	OpGet        Op = "Get"
+	OpList       Op = "List"
+)
+
+// Call is one method call the Fake received: the domain or disk name ("" for
+// List; the <name> of the XML for Define, if it has one).
+type Call struct {
+	Op   Op
+	Name string
+}
+
+// Fake is an in-memory virt.Hypervisor, safe for concurrent use. It keeps
+// volumes per pool and domains by name with libvirt's semantics (see
+// virt.Hypervisor), and accepts any domain XML that names a domain and a
+// domain type; it does not validate against libvirt's schema.
+type Fake struct {
+	mu      sync.Mutex
+	pools   map[string]map[string]uint64 // pool → volume name → capacity
+	domains map[string]*fakeDomain
+	fail    []failure
+	calls   []Call
+}
+
+type fakeDomain struct {
+	dom        virt.Domain // as parsed from the XML it was defined with
+	running    bool
+	persistent bool
+}
+
+type failure struct {
+	op   Op
+	name string
+	err  error
+}
+
+var _ virt.Hypervisor = (*Fake)(nil)
+
+// NewFake returns a Fake with the given storage pools, or with one pool named
+// "default" (vmprov's default libvirt.pool) when none are given. A volume's
+// path is /POOL/NAME.qcow2.
+func NewFake(pools ...string) *Fake {
+	if len(pools) == 0 {
+		pools = []string{"default"}
+	}
+	f := &Fake{pools: map[string]map[string]uint64{}, domains: map[string]*fakeDomain{}}
+	for _, p := range pools {
+		f.pools[p] = map[string]uint64{}
+	}
+	return f
+}
+
+// FailOn makes every later call of op on name ("" = any name) fail with err,
+// wrapped, without changing anything, until ClearFailures. The call is still
+// logged.
+func (f *Fake) FailOn(op Op, name string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = append(f.fail, failure{op, name, err})
+}
+
+// ClearFailures removes every failure FailOn set.
+func (f *Fake) ClearFailures() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = nil
+}
+
+// Calls returns the calls received so far, in order.
+func (f *Fake) Calls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Volumes returns the names of a pool's volumes (NAME.qcow2), sorted; nil for
+// an unknown pool.
+func (f *Fake) Volumes(pool string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for v := range f.pools[pool] {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// begin logs a call and returns the injected failure or ctx's error, if any.
+// f.mu must be held.
+func (f *Fake) begin(ctx context.Context, op Op, name string) error {
+	f.calls = append(f.calls, Call{op, name})
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fake %s %s: %w", op, name, err)
+	}
+	for _, fl := range f.fail {
+		if fl.op == op && (fl.name == "" || fl.name == name) {
+			return fmt.Errorf("fake %s %s: injected failure: %w", op, name, fl.err)
+		}
+	}
+	return nil
+}
+
+func (f *Fake) pool(op, pool string) (map[string]uint64, error) {
+	p, ok := f.pools[pool]
+	if !ok {
+		return nil, fmt.Errorf("%s: pool %q: %w", op, pool, virt.ErrPoolNotFound)
+	}
+	return p, nil
+}
+
+// CreateDisk implements virt.Hypervisor.
+func (f *Fake) CreateDisk(ctx context.Context, pool, name string, sizeBytes uint64) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpCreateDisk, name); err != nil {
+		return "", err
+	}
+	op := "create disk " + name
+	if err := virt.CheckName(name); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if sizeBytes == 0 {
+		return "", fmt.Errorf("%s: size 0: want a positive size", op)
+	}
+	p, err := f.pool(op, pool)
+	if err != nil {
+		return "", err
+	}
+	vol := virt.VolumeName(name)
+	if _, ok := p[vol]; ok {
+		return "", fmt.Errorf("%s: volume %s in pool %q: %w", op, vol, pool, virt.ErrExists)
+	}
+	p[vol] = sizeBytes
+	return "/" + pool + "/" + vol, nil
+}
+
+// DeleteDisk implements virt.Hypervisor.
+func (f *Fake) DeleteDisk(ctx context.Context, pool, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpDeleteDisk, name); err != nil {
+		return err
+	}
+	op := "delete disk " + name
+	if err := virt.CheckName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	p, err := f.pool(op, pool)
+	if err != nil {
+		return err
+	}
+	delete(p, virt.VolumeName(name))
+	return nil
+}
+
+// Define implements virt.Hypervisor.
+func (f *Fake) Define(ctx context.Context, domainXML string) error {
+	var head libvirtxml.Domain
+	parseErr := head.Unmarshal(domainXML)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpDefine, head.Name); err != nil {
+		return err
+	}
+	if parseErr == nil && head.Type == "" {
+		parseErr = errors.New("missing domain type attribute")
+	}
+	dom, err := virt.ParseDomain(domainXML)
+	if parseErr == nil {
+		parseErr = err
+	}
+	if parseErr != nil {
+		return fmt.Errorf("define domain: fake rejected domain XML: %w", parseErr)
+	}
+	if _, ok := f.domains[dom.Name]; ok {
+		return fmt.Errorf("define domain %s: %w", dom.Name, virt.ErrExists)
+	}
+	f.domains[dom.Name] = &fakeDomain{dom: dom, persistent: true}
+	return nil
+}
+
+// Start implements virt.Hypervisor.
+func (f *Fake) Start(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpStart, name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return fmt.Errorf("start domain %s: %w", name, virt.ErrNotFound)
+	}
+	d.running = true
+	return nil
+}
+
+// Destroy implements virt.Hypervisor.
+func (f *Fake) Destroy(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpDestroy, name); err != nil {
+		return err
+	}
+	if d, ok := f.domains[name]; ok {
+		d.running = false
+		if !d.persistent {
+			delete(f.domains, name)
+		}
+	}
+	return nil
+}
+
+// Undefine implements virt.Hypervisor.
+func (f *Fake) Undefine(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpUndefine, name); err != nil {
+		return err
+	}
+	if d, ok := f.domains[name]; ok {
+		d.persistent = false
+		if !d.running {
+			delete(f.domains, name)
+		}
+	}
+	return nil
+}
+
+// Get implements virt.Hypervisor.
+func (f *Fake) Get(ctx context.Context, name string) (virt.Domain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpGet, name); err != nil {
+		return virt.Domain{}, err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return virt.Domain{}, fmt.Errorf("get domain %s: %w", name, virt.ErrNotFound)
+	}
+	return d.current(), nil
+}
+
+// List implements virt.Hypervisor.
+func (f *Fake) List(ctx context.Context) ([]virt.Domain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpList, ""); err != nil {
+		return nil, err
+	}
+	var out []virt.Domain
+	for _, d := range f.domains {
+		if d.dom.Meta != (virt.Metadata{}) {
+			out = append(out, d.current())
+		}
+	}
+	slices.SortFunc(out, func(a, b virt.Domain) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (d *fakeDomain) current() virt.Domain {
+	dom := d.dom
+	dom.State = virt.StateShutOff
+	if d.running {
+		dom.State = virt.StateRunning
+	}
+	return dom
+}

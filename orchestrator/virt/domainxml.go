@@ -1,0 +1,291 @@
+package virt
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+// MetadataNamespace is the XML namespace of vmprov's element inside a
+// domain's <metadata>. List recognises vmprov's domains by it.
+const MetadataNamespace = "https://vmprov.dev/xmlns/instance/1"
+
+// metadataPrefix is the namespace prefix vmprov writes; readers match the
+// namespace, not the prefix.
+const metadataPrefix = "vmprov"
+
+// DefaultMachine is the x86_64 machine type used when DomainSpec.Machine is
+// empty: "pc" (i440FX), as in seed 000, an alias of the newest pc-i440fx-*
+// of the hypervisor's QEMU (pc-i440fx-7.2 on Debian 12). "q35" works too.
+const DefaultMachine = "pc"
+
+// Firmware values of DomainSpec.Firmware.
+const (
+	FirmwareBIOS = ""    // SeaBIOS, with its output on the serial console
+	FirmwareEFI  = "efi" // OVMF without Secure Boot, chosen by libvirt from QEMU's firmware descriptors
+)
+
+// DomainSpec is what vmprov decides about a VM; BuildDomainXML renders it.
+type DomainSpec struct {
+	Name      string
+	Type      string // "kvm" or "qemu" (TCG, no hardware virtualisation)
+	MemoryMiB uint
+	VCPUs     uint
+	MAC       string // the interface's MAC, e.g. "02:04:06:08:73:ac"
+	Bridge    string // host bridge of the VLAN, e.g. "br135"
+	DiskPath  string // absolute path of the qcow2 boot disk
+	ROMFile   string // optional absolute path of the interface's option ROM (<rom file=…/>)
+	Emulator  string // optional absolute path of the QEMU binary; empty lets libvirt choose
+	Meta      Metadata
+	Machine   string // x86_64 machine type; empty means DefaultMachine
+	Firmware  string // FirmwareBIOS or FirmwareEFI
+}
+
+// BuildDomainXML renders the libvirt domain XML of a vmprov VM
+// (ARCHITECTURE.md, "The VM workflow"): boot from disk first, then from the
+// network (seed 000), so that an empty disk falls through to iPXE; a serial
+// console that SeaBIOS also writes to; one virtio disk and one virtio
+// interface on the VLAN's bridge; and vmprov's metadata.
+func BuildDomainXML(s DomainSpec) (string, error) {
+	mac, err := s.check()
+	if err != nil {
+		return "", fmt.Errorf("build domain xml: %w", err)
+	}
+	meta, err := marshalMetadata(s.Meta)
+	if err != nil {
+		return "", fmt.Errorf("build domain xml: %w", err)
+	}
+	machine := s.Machine
+	if machine == "" {
+		machine = DefaultMachine
+	}
+	osx := &libvirtxml.DomainOS{
+		Type:        &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine, Type: "hvm"},
+		BootDevices: []libvirtxml.DomainBootDevice{{Dev: "hd"}, {Dev: "network"}},
+	}
+	switch s.Firmware {
+	case FirmwareBIOS:
+		osx.BIOS = &libvirtxml.DomainBIOS{UseSerial: "yes"}
+	case FirmwareEFI:
+		// Firmware auto-selection finds OVMF wherever the distribution puts
+		// it; Secure Boot is off because it needs SMM, which i440FX lacks.
+		osx.Firmware = "efi"
+		osx.FirmwareInfo = &libvirtxml.DomainOSFirmwareInfo{Features: []libvirtxml.DomainOSFirmwareFeature{
+			{Enabled: "no", Name: "secure-boot"},
+		}}
+	}
+	iface := libvirtxml.DomainInterface{
+		MAC:    &libvirtxml.DomainInterfaceMAC{Address: mac},
+		Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: s.Bridge}},
+		Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+	}
+	if s.ROMFile != "" {
+		rom := s.ROMFile
+		iface.ROM = &libvirtxml.DomainROM{File: &rom}
+	}
+	port := uint(0)
+	d := libvirtxml.Domain{
+		Type:     s.Type,
+		Name:     s.Name,
+		Metadata: &libvirtxml.DomainMetadata{XML: meta},
+		Memory:   &libvirtxml.DomainMemory{Value: s.MemoryMiB, Unit: "MiB"},
+		VCPU:     &libvirtxml.DomainVCPU{Value: s.VCPUs},
+		OS:       osx,
+		Features: &libvirtxml.DomainFeatureList{
+			ACPI: &libvirtxml.DomainFeature{},
+			APIC: &libvirtxml.DomainFeatureAPIC{},
+		},
+		OnPoweroff: "destroy",
+		OnReboot:   "restart",
+		OnCrash:    "destroy",
+		Devices: &libvirtxml.DomainDeviceList{
+			Emulator: s.Emulator,
+			Disks: []libvirtxml.DomainDisk{{
+				Device: "disk",
+				Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2"},
+				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: s.DiskPath}},
+				Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
+			}},
+			Interfaces: []libvirtxml.DomainInterface{iface},
+			Serials: []libvirtxml.DomainSerial{{
+				Source: &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}},
+				Target: &libvirtxml.DomainSerialTarget{Port: &port},
+			}},
+			Consoles: []libvirtxml.DomainConsole{{
+				Source: &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}},
+				Target: &libvirtxml.DomainConsoleTarget{Type: "serial", Port: &port},
+			}},
+		},
+	}
+	out, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("build domain xml %s: %w", s.Name, err)
+	}
+	return out + "\n", nil
+}
+
+// check validates s and returns its MAC in canonical form.
+func (s DomainSpec) check() (string, error) {
+	if err := CheckName(s.Name); err != nil {
+		return "", err
+	}
+	if s.Type != "kvm" && s.Type != "qemu" {
+		return "", fmt.Errorf("domain %s: type %q is not kvm or qemu", s.Name, s.Type)
+	}
+	if s.MemoryMiB == 0 || s.VCPUs == 0 {
+		return "", fmt.Errorf("domain %s: memory %d MiB and %d vcpus: both must be positive", s.Name, s.MemoryMiB, s.VCPUs)
+	}
+	hw, err := net.ParseMAC(s.MAC)
+	if err != nil || len(hw) != 6 || hw[0]&1 != 0 {
+		return "", fmt.Errorf("domain %s: mac %q is not a unicast 48-bit MAC", s.Name, s.MAC)
+	}
+	if s.Bridge == "" || strings.ContainsAny(s.Bridge, "/ \t\n") {
+		return "", fmt.Errorf("domain %s: bridge %q is not an interface name", s.Name, s.Bridge)
+	}
+	if !filepath.IsAbs(s.DiskPath) {
+		return "", fmt.Errorf("domain %s: disk path %q is not absolute", s.Name, s.DiskPath)
+	}
+	if s.ROMFile != "" && !filepath.IsAbs(s.ROMFile) {
+		return "", fmt.Errorf("domain %s: rom path %q is not absolute", s.Name, s.ROMFile)
+	}
+	if s.Emulator != "" && !filepath.IsAbs(s.Emulator) {
+		return "", fmt.Errorf("domain %s: emulator path %q is not absolute", s.Name, s.Emulator)
+	}
+	if s.Firmware != FirmwareBIOS && s.Firmware != FirmwareEFI {
+		return "", fmt.Errorf("domain %s: firmware %q is not %q (BIOS) or %q", s.Name, s.Firmware, FirmwareBIOS, FirmwareEFI)
+	}
+	if s.Meta.VLAN < 1 || s.Meta.VLAN > 4094 {
+		return "", fmt.Errorf("domain %s: vlan %d is not 1 to 4094", s.Name, s.Meta.VLAN)
+	}
+	return hw.String(), nil
+}
+
+// checkName refuses names libvirt or a volume path cannot hold.
+func CheckName(name string) error {
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("name %q: want 1 to 253 characters", name)
+	}
+	for _, r := range name {
+		if r == '/' || r <= ' ' || r == 0x7f {
+			return fmt.Errorf("name %q has %q", name, r)
+		}
+	}
+	return nil
+}
+
+// metadataXML is vmprov's metadata element. The prefix is written literally
+// because encoding/xml cannot choose prefixes; the children are in no
+// namespace, as libvirt's own examples have them.
+type metadataXML struct {
+	XMLName xml.Name `xml:"vmprov:instance"`
+	NS      string   `xml:"xmlns:vmprov,attr"`
+	VLAN    int      `xml:"vlan"`
+	Distro  string   `xml:"distro,omitempty"`
+	FQDN    string   `xml:"fqdn,omitempty"`
+}
+
+func marshalMetadata(m Metadata) (string, error) {
+	b, err := xml.Marshal(metadataXML{NS: MetadataNamespace, VLAN: m.VLAN, Distro: m.Distro, FQDN: m.FQDN})
+	if err != nil {
+		return "", fmt.Errorf("metadata: %w", err)
+	}
+	return string(b), nil
+}
+
+// ParseDomain reads back what vmprov needs from a domain's XML as a
+// hypervisor returns it. Meta is zero when the domain has no vmprov metadata
+// element; malformed vmprov metadata is an error. State is left empty.
+func ParseDomain(domainXML string) (Domain, error) {
+	d, _, err := parseDomain(domainXML)
+	return d, err
+}
+
+// parseDomain is ParseDomain that also says whether the vmprov metadata
+// element is present.
+func parseDomain(domainXML string) (Domain, bool, error) {
+	var x libvirtxml.Domain
+	if err := x.Unmarshal(domainXML); err != nil {
+		return Domain{}, false, fmt.Errorf("parse domain xml: %w", err)
+	}
+	if x.Name == "" {
+		return Domain{}, false, errors.New("parse domain xml: no <name>")
+	}
+	d := Domain{Name: x.Name, XML: domainXML}
+	var ours bool
+	if x.Metadata != nil {
+		m, ok, err := parseMetadata(x.Metadata.XML)
+		if err != nil {
+			return Domain{}, false, fmt.Errorf("parse domain xml %s: %w", x.Name, err)
+		}
+		d.Meta, ours = m, ok
+	}
+	if x.Devices == nil {
+		return d, ours, nil
+	}
+	for _, disk := range x.Devices.Disks {
+		if (disk.Device == "" || disk.Device == "disk") && disk.Source != nil && disk.Source.File != nil {
+			d.DiskPath = disk.Source.File.File
+			break
+		}
+	}
+	if len(x.Devices.Interfaces) > 0 {
+		i := x.Devices.Interfaces[0]
+		if i.MAC != nil {
+			d.MAC = strings.ToLower(i.MAC.Address)
+			if hw, err := net.ParseMAC(i.MAC.Address); err == nil {
+				d.MAC = hw.String()
+			}
+		}
+		if i.Source != nil && i.Source.Bridge != nil {
+			d.Bridge = i.Source.Bridge.Bridge
+		}
+	}
+	return d, ours, nil
+}
+
+// parseMetadata finds vmprov's element among the children of <metadata>
+// (inner XML as libvirt returns it) by its namespace and reads it.
+func parseMetadata(inner string) (Metadata, bool, error) {
+	dec := xml.NewDecoder(strings.NewReader(inner))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return Metadata{}, false, nil
+		}
+		if err != nil {
+			return Metadata{}, false, fmt.Errorf("metadata: %w", err)
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if start.Name.Space != MetadataNamespace || start.Name.Local != "instance" {
+			if err := dec.Skip(); err != nil {
+				return Metadata{}, false, fmt.Errorf("metadata: %w", err)
+			}
+			continue
+		}
+		// Children are matched by local name: written by vmprov they are in
+		// no namespace, but a default-namespace form is read the same way.
+		var raw struct {
+			VLAN   string `xml:"vlan"`
+			Distro string `xml:"distro"`
+			FQDN   string `xml:"fqdn"`
+		}
+		if err := dec.DecodeElement(&raw, &start); err != nil {
+			return Metadata{}, false, fmt.Errorf("vmprov metadata: %w", err)
+		}
+		vlan, err := strconv.Atoi(strings.TrimSpace(raw.VLAN))
+		if err != nil || vlan < 1 || vlan > 4094 {
+			return Metadata{}, false, fmt.Errorf("vmprov metadata: vlan %q is not 1 to 4094", raw.VLAN)
+		}
+		return Metadata{VLAN: vlan, Distro: strings.TrimSpace(raw.Distro), FQDN: strings.TrimSpace(raw.FQDN)}, true, nil
+	}
+}

@@ -1,0 +1,484 @@
+package virt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"libvirt.org/go/libvirt"
+	"libvirt.org/go/libvirtxml"
+)
+
+// Libvirt is the Hypervisor on one libvirt connection (any URI: qemu:///system,
+// qemu+ssh://hv1/system, test:///default). It is safe for concurrent use;
+// libvirt serialises what it must.
+//
+// Context: libvirt calls block and cannot be cancelled. Every method checks
+// ctx before each libvirt call it makes, so a deadline stops a method between
+// calls, never in the middle of one; a remote URI's own transport (ssh
+// keepalives) bounds how long one call to a dead host may block.
+type Libvirt struct {
+	conn *libvirt.Connect
+	uri  string
+	log  *slog.Logger
+	// noValidate is set once the driver has refused VIR_DOMAIN_DEFINE_VALIDATE
+	// as an unsupported flag; Define then lets the driver parse without it.
+	noValidate atomic.Bool
+}
+
+var _ Hypervisor = (*Libvirt)(nil)
+
+// Open connects to libvirt at uri. log may be nil (discard).
+func Open(uri string, log *slog.Logger) (*Libvirt, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	conn, err := libvirt.NewConnect(uri)
+	if err != nil {
+		return nil, fmt.Errorf("open libvirt %s: %w (is libvirtd running and its socket reachable? check libvirt.uri in the vmprov configuration)", uri, wrap(err))
+	}
+	return &Libvirt{conn: conn, uri: uri, log: log}, nil
+}
+
+// Close closes the connection.
+func (l *Libvirt) Close() error {
+	if _, err := l.conn.Close(); err != nil {
+		return fmt.Errorf("close libvirt %s: %w", l.uri, wrap(err))
+	}
+	return nil
+}
+
+// URI is the URI the connection was opened with.
+func (l *Libvirt) URI() string { return l.uri }
+
+// libvirtError shows a libvirt error by its message (libvirt.Error's own
+// text is a Go struct dump) and keeps it reachable with errors.As.
+type libvirtError struct{ err libvirt.Error }
+
+func (e libvirtError) Error() string { return e.err.Message }
+func (e libvirtError) Unwrap() error { return e.err }
+
+// wrap turns a libvirt.Error into a libvirtError; other errors pass through.
+func wrap(err error) error {
+	var le libvirt.Error
+	if errors.As(err, &le) {
+		return libvirtError{le}
+	}
+	return err
+}
+
+// code is the libvirt error number of err, or ERR_OK.
+func code(err error) libvirt.ErrorNumber {
+	var le libvirt.Error
+	if errors.As(err, &le) {
+		return le.Code
+	}
+	return libvirt.ERR_OK
+}
+
+// unsupportedFlags reports whether a driver refused a call's flags
+// (virCheckFlags: "unsupported flags (0x...) in function ...").
+func unsupportedFlags(err error) bool {
+	var le libvirt.Error
+	if !errors.As(err, &le) {
+		return false
+	}
+	return le.Code == libvirt.ERR_NO_SUPPORT ||
+		le.Code == libvirt.ERR_INVALID_ARG && strings.Contains(le.Message, "unsupported flags")
+}
+
+// VolumeName is the name of a VM's disk volume in its storage pool.
+func VolumeName(name string) string { return name + ".qcow2" }
+
+// pool looks up an active storage pool; the caller frees it.
+func (l *Libvirt) pool(ctx context.Context, op, name string) (*libvirt.StoragePool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	p, err := l.conn.LookupStoragePoolByName(name)
+	if code(err) == libvirt.ERR_NO_STORAGE_POOL {
+		return nil, fmt.Errorf("%s: %w: pool %q does not exist on %s; create it with "+
+			"`virsh -c %s pool-define-as %s dir --target /var/lib/libvirt/images && virsh -c %s pool-start %s && virsh -c %s pool-autostart %s` "+
+			"or set libvirt.pool in the vmprov configuration to an existing pool",
+			op, ErrPoolNotFound, name, l.uri, l.uri, name, l.uri, name, l.uri, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: storage pool %q on %s: %w", op, name, l.uri, wrap(err))
+	}
+	active, err := p.IsActive()
+	if err == nil && !active {
+		err = fmt.Errorf("storage pool %q on %s is not active; start it with `virsh -c %s pool-start %s`", name, l.uri, l.uri, name)
+	}
+	if err != nil {
+		_ = p.Free()
+		return nil, fmt.Errorf("%s: %w", op, wrap(err))
+	}
+	return p, nil
+}
+
+// refresh rescans a pool so that volumes made outside libvirt are seen. It
+// fails while another volume of the pool is being built; the lookup that
+// follows is then against libvirt's current view, which is still correct
+// for volumes libvirt made.
+func (l *Libvirt) refresh(p *libvirt.StoragePool, pool string) {
+	if err := p.Refresh(0); err != nil {
+		l.log.Debug("storage pool refresh failed", "pool", pool, "err", wrap(err))
+	}
+}
+
+// CreateDisk implements Hypervisor.
+func (l *Libvirt) CreateDisk(ctx context.Context, pool, name string, sizeBytes uint64) (string, error) {
+	op := "create disk " + name
+	if err := CheckName(name); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if sizeBytes == 0 {
+		return "", fmt.Errorf("%s: size 0: want a positive size", op)
+	}
+	p, err := l.pool(ctx, op, pool)
+	if err != nil {
+		return "", err
+	}
+	defer p.Free()
+	l.refresh(p, pool)
+	vol := VolumeName(name)
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if v, err := p.LookupStorageVolByName(vol); err == nil {
+		path, _ := v.GetPath()
+		_ = v.Free()
+		return "", fmt.Errorf("%s: volume %s in pool %q (%s): %w", op, vol, pool, path, ErrExists)
+	} else if code(err) != libvirt.ERR_NO_STORAGE_VOL {
+		return "", fmt.Errorf("%s: look up volume %s in pool %q: %w", op, vol, pool, wrap(err))
+	}
+	x, err := (&libvirtxml.StorageVolume{
+		Name:       vol,
+		Capacity:   &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: sizeBytes},
+		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
+	}).Marshal()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	start := time.Now()
+	v, err := p.StorageVolCreateXML(x, 0)
+	if err != nil {
+		if code(err) == libvirt.ERR_STORAGE_VOL_EXIST || strings.Contains(wrap(err).Error(), "already exists") {
+			return "", fmt.Errorf("%s: volume %s in pool %q: %w", op, vol, pool, ErrExists)
+		}
+		return "", fmt.Errorf("%s: libvirt refused volume %s in pool %q: %w", op, vol, pool, wrap(err))
+	}
+	defer v.Free()
+	path, err := v.GetPath()
+	if err != nil {
+		return "", fmt.Errorf("%s: path of volume %s (created in pool %q): %w", op, vol, pool, wrap(err))
+	}
+	l.log.Info("disk created", "host", name, "file", path, "bytes", sizeBytes, "dur", time.Since(start))
+	return path, nil
+}
+
+// DeleteDisk implements Hypervisor.
+func (l *Libvirt) DeleteDisk(ctx context.Context, pool, name string) error {
+	op := "delete disk " + name
+	if err := CheckName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	p, err := l.pool(ctx, op, pool)
+	if err != nil {
+		return err
+	}
+	defer p.Free()
+	l.refresh(p, pool)
+	vol := VolumeName(name)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	v, err := p.LookupStorageVolByName(vol)
+	if code(err) == libvirt.ERR_NO_STORAGE_VOL {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: look up volume %s in pool %q: %w", op, vol, pool, wrap(err))
+	}
+	defer v.Free()
+	path, _ := v.GetPath()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := v.Delete(libvirt.STORAGE_VOL_DELETE_NORMAL); err != nil {
+		if code(err) == libvirt.ERR_NO_STORAGE_VOL {
+			return nil
+		}
+		return fmt.Errorf("%s: volume %s in pool %q: %w", op, vol, pool, wrap(err))
+	}
+	l.log.Info("disk deleted", "host", name, "file", path)
+	return nil
+}
+
+// lookup finds a domain by name; ErrNotFound when absent. The caller frees it.
+func (l *Libvirt) lookup(ctx context.Context, op, name string) (*libvirt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	d, err := l.conn.LookupDomainByName(name)
+	if code(err) == libvirt.ERR_NO_DOMAIN {
+		return nil, fmt.Errorf("%s: domain %q on %s: %w", op, name, l.uri, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, wrap(err))
+	}
+	return d, nil
+}
+
+// Define implements Hypervisor.
+func (l *Libvirt) Define(ctx context.Context, domainXML string) error {
+	var head libvirtxml.Domain
+	if err := head.Unmarshal(domainXML); err != nil || head.Name == "" {
+		if err == nil {
+			err = errors.New("no <name>")
+		}
+		return fmt.Errorf("define domain: domain XML is not valid: %w", err)
+	}
+	op := "define domain " + head.Name
+	switch d, err := l.lookup(ctx, op, head.Name); {
+	case err == nil:
+		_ = d.Free()
+		return fmt.Errorf("%s: domain %q on %s: %w", op, head.Name, l.uri, ErrExists)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	d, err := l.defineXML(domainXML)
+	if err != nil {
+		// Another definer may have won the race since the lookup:
+		// "domain 'x' already exists with uuid ...".
+		if code(err) == libvirt.ERR_DOM_EXIST ||
+			code(err) == libvirt.ERR_OPERATION_FAILED && strings.Contains(wrap(err).Error(), "already exists") {
+			return fmt.Errorf("%s: domain %q on %s: %w", op, head.Name, l.uri, ErrExists)
+		}
+		return fmt.Errorf("%s: libvirt rejected domain XML: %w", op, wrap(err))
+	}
+	_ = d.Free()
+	l.log.Info("domain defined", "host", head.Name)
+	return nil
+}
+
+// defineXML defines with schema validation, or without it on a driver that
+// does not know the flag.
+func (l *Libvirt) defineXML(x string) (*libvirt.Domain, error) {
+	if !l.noValidate.Load() {
+		d, err := l.conn.DomainDefineXMLFlags(x, libvirt.DOMAIN_DEFINE_VALIDATE)
+		if !unsupportedFlags(err) {
+			return d, err
+		}
+		l.noValidate.Store(true)
+		l.log.Warn("libvirt driver does not validate domain XML against its schema", "err", wrap(err))
+	}
+	return l.conn.DomainDefineXML(x)
+}
+
+// Start implements Hypervisor.
+func (l *Libvirt) Start(ctx context.Context, name string) error {
+	op := "start domain " + name
+	d, err := l.lookup(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	if running, err := isRunning(d); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	} else if running {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := d.Create(); err != nil {
+		if code(err) == libvirt.ERR_OPERATION_INVALID {
+			if running, _ := isRunning(d); running {
+				return nil // started concurrently
+			}
+		}
+		return fmt.Errorf("%s: %w", op, wrap(err))
+	}
+	l.log.Info("domain started", "host", name)
+	return nil
+}
+
+func isRunning(d *libvirt.Domain) (bool, error) {
+	s, _, err := d.GetState()
+	if err != nil {
+		return false, fmt.Errorf("state: %w", wrap(err))
+	}
+	return s != libvirt.DOMAIN_SHUTOFF && s != libvirt.DOMAIN_NOSTATE, nil
+}
+
+// Destroy implements Hypervisor.
+func (l *Libvirt) Destroy(ctx context.Context, name string) error {
+	op := "destroy domain " + name
+	d, err := l.lookup(ctx, op, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := d.Destroy(); err != nil {
+		// Not running, or gone (a transient domain) since the lookup.
+		if c := code(err); c == libvirt.ERR_OPERATION_INVALID || c == libvirt.ERR_NO_DOMAIN {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", op, wrap(err))
+	}
+	l.log.Info("domain destroyed", "host", name)
+	return nil
+}
+
+// Undefine implements Hypervisor.
+func (l *Libvirt) Undefine(ctx context.Context, name string) error {
+	op := "undefine domain " + name
+	d, err := l.lookup(ctx, op, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	// Flags are tried in order until the driver accepts them (the test
+	// driver, for one, knows no NVRAM).
+	for _, flags := range []libvirt.DomainUndefineFlagsValues{
+		libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+			libvirt.DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM,
+		libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM,
+		libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+		0,
+	} {
+		if err = ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if err = d.UndefineFlags(flags); !unsupportedFlags(err) {
+			break
+		}
+	}
+	switch c := code(err); {
+	case err == nil:
+		l.log.Info("domain undefined", "host", name)
+		return nil
+	case c == libvirt.ERR_NO_DOMAIN:
+		return nil
+	case c == libvirt.ERR_OPERATION_INVALID && strings.Contains(wrap(err).Error(), "transient"):
+		return nil // already undefined, still running
+	default:
+		return fmt.Errorf("%s: %w", op, wrap(err))
+	}
+}
+
+// Get implements Hypervisor.
+func (l *Libvirt) Get(ctx context.Context, name string) (Domain, error) {
+	op := "get domain " + name
+	d, err := l.lookup(ctx, op, name)
+	if err != nil {
+		return Domain{}, err
+	}
+	defer d.Free()
+	dom, _, err := l.read(ctx, d)
+	if code(err) == libvirt.ERR_NO_DOMAIN {
+		return Domain{}, fmt.Errorf("%s: domain %q on %s: %w", op, name, l.uri, ErrNotFound)
+	}
+	if err != nil {
+		return Domain{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return dom, nil
+}
+
+// read returns a domain's state and XML (live XML when it runs) as a Domain,
+// and whether it carries vmprov metadata.
+func (l *Libvirt) read(ctx context.Context, d *libvirt.Domain) (Domain, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Domain{}, false, err
+	}
+	s, _, err := d.GetState()
+	if err != nil {
+		return Domain{}, false, wrap(err)
+	}
+	x, err := d.GetXMLDesc(0)
+	if err != nil {
+		return Domain{}, false, wrap(err)
+	}
+	dom, ours, err := parseDomain(x)
+	if err != nil {
+		return Domain{}, false, err
+	}
+	dom.State = stateName(s)
+	return dom, ours, nil
+}
+
+func stateName(s libvirt.DomainState) string {
+	switch s {
+	case libvirt.DOMAIN_RUNNING:
+		return StateRunning
+	case libvirt.DOMAIN_BLOCKED:
+		return StateIdle
+	case libvirt.DOMAIN_PAUSED:
+		return StatePaused
+	case libvirt.DOMAIN_SHUTDOWN:
+		return StateInShutdown
+	case libvirt.DOMAIN_SHUTOFF:
+		return StateShutOff
+	case libvirt.DOMAIN_CRASHED:
+		return StateCrashed
+	case libvirt.DOMAIN_PMSUSPENDED:
+		return StatePMSuspended
+	default:
+		return StateNoState
+	}
+}
+
+// List implements Hypervisor. A domain whose vmprov metadata cannot be read
+// is left out with a warning rather than failing the whole list.
+func (l *Libvirt) List(ctx context.Context) ([]Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	all, err := l.conn.ListAllDomains(0)
+	if err != nil {
+		return nil, fmt.Errorf("list domains on %s: %w", l.uri, wrap(err))
+	}
+	defer func() {
+		for i := range all {
+			_ = all[i].Free()
+		}
+	}()
+	var out []Domain
+	for i := range all {
+		dom, ours, err := l.read(ctx, &all[i])
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("list domains: %w", ctx.Err())
+		case code(err) == libvirt.ERR_NO_DOMAIN:
+			continue // removed since the listing
+		case err != nil:
+			name, _ := all[i].GetName()
+			l.log.Warn("domain skipped: unreadable XML", "host", name, "err", err)
+			continue
+		case ours:
+			out = append(out, dom)
+		}
+	}
+	return out, nil
+}
