@@ -369,8 +369,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, im := range c.BSDP.Images {
-		if im.Name == "" || len(im.Name) > 255 || im.BootFile == "" {
-			bad("bsdp.images: image %#x needs a name (at most 255 bytes) and a bootfile", im.ID)
+		if im.Name == "" || len(im.Name) > 246 || im.BootFile == "" {
+			bad("bsdp.images: image %#x needs a name (at most 246 bytes, Apple's limit) and a bootfile", im.ID)
 		}
 	}
 	return errors.Join(errs...)
