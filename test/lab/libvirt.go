@@ -62,6 +62,7 @@ func StartLibvirt(ctx context.Context, dir, netns string, log *slog.Logger) (*Li
 	if err := l.writeFiles(); err != nil {
 		return nil, fmt.Errorf("start libvirtd: %w", err)
 	}
+	copyCaps(CapabilitiesCache, l.capsDir())
 	logPath := filepath.Join(dir, "libvirtd.log")
 	p, err := startChildAttr("libvirtd", "", logPath,
 		&syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS},
@@ -94,6 +95,7 @@ func StartLibvirt(ctx context.Context, dir, netns string, log *slog.Logger) (*Li
 		_ = l.Stop()
 		return nil, fmt.Errorf("start libvirtd in %s: %w\n--- %s ---\n%s", dir, err, logPath, tail(logPath, 30))
 	}
+	copyCaps(l.capsDir(), CapabilitiesCache)
 	log.Info("libvirtd started", "pid", p.PID, "uri", l.URI(), "file", logPath)
 	return l, nil
 }
@@ -152,6 +154,43 @@ stdio_handler = "logd"
 		}
 	}
 	return nil
+}
+
+// CapabilitiesCache keeps libvirt's QEMU capability probes between lab
+// libvirtds: each one has a private /var/cache/libvirt, and probing QEMU
+// costs seconds under TCG while a cached probe starts libvirtd in well under
+// one. libvirtd checks every cached probe against the QEMU binary, itself and
+// the host, and probes again when one is stale.
+const CapabilitiesCache = "/var/cache/vmprov-lab/qemu-capabilities"
+
+func (l *Libvirt) capsDir() string { return filepath.Join(l.dir, "root", "cache", "qemu", "capabilities") }
+
+// copyCaps copies the probe files of from into to, each by an atomic rename,
+// so that concurrent labs never read a partial file. Errors only cost time,
+// so they are ignored.
+func copyCaps(from, to string) {
+	files, _ := filepath.Glob(filepath.Join(from, "*.xml"))
+	if len(files) == 0 || os.MkdirAll(to, 0o755) != nil {
+		return
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		dst := filepath.Join(to, filepath.Base(f))
+		if old, err := os.ReadFile(dst); err == nil && string(old) == string(b) {
+			continue
+		}
+		tmp, err := os.CreateTemp(to, ".caps-*")
+		if err != nil {
+			continue
+		}
+		_, werr := tmp.Write(b)
+		if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), dst) != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}
 }
 
 func (l *Libvirt) socket() string { return filepath.Join(l.dir, "run", "libvirt-sock") }

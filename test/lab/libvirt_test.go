@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"github.com/google/go-cmp/cmp"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,8 +24,59 @@ func TestLibvirtGuestOnBridge(t *testing.T) {
 	if err != nil || !strings.Contains(out, "running") {
 		t.Fatalf("pool %s not running: %q %v", lab.PoolName, out, err)
 	}
+	startGuest(t, ns, lv, "vmprov-lab-test")
+	dumped, err := lv.Virsh(t.Context(), "dumpxml", "vmprov-lab-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The domain XML needs neither <emulator> nor a machine type.
+	for _, want := range []string{"<emulator>/usr/bin/qemu-system-x86_64</emulator>", "machine='pc-i440fx-"} {
+		if !strings.Contains(dumped, want) {
+			t.Errorf("expanded domain XML lacks %q:\n%s", want, dumped)
+		}
+	}
+	stopGuest(t, ns, lv, "vmprov-lab-test")
+}
 
-	const name = "vmprov-lab-test"
+// Two lab libvirtds share nothing: each sees only its own guests, even with
+// the same name, and the system's /etc/libvirt is untouched.
+func TestLibvirtInstancesAreIsolated(t *testing.T) {
+	lab.RequireRoot(t, "ip", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64")
+	before, _ := filepath.Glob("/etc/libvirt/qemu/*.xml")
+	var nss []*lab.Namespace
+	var lvs []*lab.Libvirt
+	for range 2 {
+		ns := lab.NamespaceForTest(t)
+		if err := ns.AddBridge(t.Context(), lab.Bridge{Name: "br135"}); err != nil {
+			t.Fatal(err)
+		}
+		nss, lvs = append(nss, ns), append(lvs, lab.LibvirtForTest(t, ns.Name))
+	}
+	for i := range lvs {
+		startGuest(t, nss[i], lvs[i], "vmprov-twin")
+	}
+	for i, lv := range lvs {
+		out, err := lv.Virsh(t.Context(), "list", "--all", "--name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"vmprov-twin"}, strings.Fields(out)); diff != "" {
+			t.Errorf("libvirtd %d domains (-want +got):\n%s", i, diff)
+		}
+	}
+	after, _ := filepath.Glob("/etc/libvirt/qemu/*.xml")
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("/etc/libvirt/qemu changed (-before +after):\n%s", diff)
+	}
+	// Stop leaves the second guest running until LibvirtForTest's cleanup
+	// destroys it.
+	stopGuest(t, nss[0], lvs[0], "vmprov-twin")
+}
+
+// startGuest defines and starts a disk-less TCG guest on br135 and checks
+// that its tap joined the bridge inside ns.
+func startGuest(t *testing.T, ns *lab.Namespace, lv *lab.Libvirt, name string) {
+	t.Helper()
 	xml := `<domain type='qemu'>
   <name>` + name + `</name>
   <memory unit='MiB'>96</memory>
@@ -52,27 +104,24 @@ func TestLibvirtGuestOnBridge(t *testing.T) {
 	if err != nil || !strings.Contains(ports, "vnet") || !strings.Contains(ports, "fe:04:06:08:70:0b") {
 		t.Errorf("guest tap is not a port of br135: %q %v", ports, err)
 	}
-	dumped, err := lv.Virsh(t.Context(), "dumpxml", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("expanded domain XML:\n%s", dumped)
+}
+
+// stopGuest destroys and undefines name and checks that its tap is gone.
+func stopGuest(t *testing.T, ns *lab.Namespace, lv *lab.Libvirt, name string) {
+	t.Helper()
 	if _, err := lv.Virsh(t.Context(), "destroy", name); err != nil {
 		t.Error(err)
 	}
 	if _, err := lv.Virsh(t.Context(), "undefine", name); err != nil {
 		t.Error(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var ports string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if ports, _ = ns.IP(t.Context(), "-o", "link", "show", "master", "br135"); !strings.Contains(ports, "vnet") {
-			break
+			return
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	if strings.Contains(ports, "vnet") {
-		t.Errorf("tap still on br135 after destroy: %q", ports)
-	}
+	t.Errorf("tap still on br135 after destroy: %q", ports)
 }
 
 func readFile(path string) string {
