@@ -1,0 +1,233 @@
+package netboot
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/vmprov/vmprov/dnsupdate"
+)
+
+// Defaults of CacheConfig.
+const (
+	DefaultCacheEntries = 4096
+	DefaultCacheMaxTTL  = time.Hour
+	DefaultLookupTime   = 2 * time.Second
+)
+
+// CacheConfig configures a Cache. Zero values take the defaults.
+type CacheConfig struct {
+	// MaxEntries bounds the number of cached answers; the least recently
+	// used one is dropped first. Default DefaultCacheEntries.
+	MaxEntries int
+	// MaxTTL caps how long any answer is kept, whatever its DNS TTL says.
+	// Default DefaultCacheMaxTTL.
+	MaxTTL time.Duration
+	// Timeout bounds one lookup in the Resolver. It is shorter than the
+	// retry interval of boot firmware so that a dead DNS server yields an
+	// error before the client asks again. Default DefaultLookupTime.
+	Timeout time.Duration
+	// Now is the clock; default time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// Cache is a Resolver that keeps every answer of the Resolver it wraps for
+// the answer's DNS TTL: positive answers for the TTL of their records,
+// negative ones (NXDOMAIN and NODATA) for the negative TTL the resolver
+// reports from the zone's SOA (RFC 2308 section 5). An answer with TTL 0 is
+// not kept. Errors (timeouts, SERVFAIL) are never cached: the next request
+// asks DNS again.
+//
+// Concurrent lookups of the same name and type while none is cached share
+// one query (singleflight), so a boot storm of identical clients costs one
+// query per record type. The shared query runs with the first caller's
+// values but not its cancellation, bounded by CacheConfig.Timeout; each
+// caller stops waiting when its own context ends.
+//
+// A Cache is safe for concurrent use. Answers it returns share their
+// Records with the cache: callers must not modify them.
+type Cache struct {
+	r       Resolver
+	max     int
+	maxTTL  time.Duration
+	timeout time.Duration
+	now     func() time.Time
+	group   singleflight.Group
+
+	mu      sync.Mutex
+	entries map[cacheKey]*list.Element
+	lru     list.List // of *cacheEntry, most recently used first
+
+	hits, misses, queries, errors atomic.Uint64
+}
+
+var _ Resolver = (*Cache)(nil)
+
+type cacheKey struct {
+	name  string // lower case, fully qualified
+	qtype uint16
+}
+
+type cacheEntry struct {
+	key     cacheKey
+	ans     dnsupdate.Answer
+	expires time.Time
+}
+
+// NewCache returns a Cache in front of r.
+func NewCache(r Resolver, cfg CacheConfig) *Cache {
+	c := &Cache{
+		r:       r,
+		max:     cfg.MaxEntries,
+		maxTTL:  cfg.MaxTTL,
+		timeout: cfg.Timeout,
+		now:     cfg.Now,
+		entries: make(map[cacheKey]*list.Element),
+	}
+	if c.max <= 0 {
+		c.max = DefaultCacheEntries
+	}
+	if c.maxTTL <= 0 {
+		c.maxTTL = DefaultCacheMaxTTL
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultLookupTime
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Lookup returns the cached answer for name and qtype while it is fresh,
+// with TTL set to the time it has left, and otherwise asks the Resolver.
+func (c *Cache) Lookup(ctx context.Context, name string, qtype uint16) (dnsupdate.Answer, error) {
+	key := cacheKey{strings.ToLower(dns.Fqdn(name)), qtype}
+	if a, ok := c.get(key); ok {
+		c.hits.Add(1)
+		return a, nil
+	}
+	c.misses.Add(1)
+	ch := c.group.DoChan(key.name+" "+dns.Type(qtype).String(), func() (any, error) {
+		// A flight that ended between get above and DoChan may have
+		// filled the cache already.
+		if a, ok := c.get(key); ok {
+			return a, nil
+		}
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		defer cancel()
+		c.queries.Add(1)
+		a, err := c.r.Lookup(lctx, key.name, qtype)
+		if err != nil {
+			c.errors.Add(1)
+			return nil, err
+		}
+		c.put(key, a)
+		return a, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return dnsupdate.Answer{}, res.Err
+		}
+		return res.Val.(dnsupdate.Answer), nil
+	case <-ctx.Done():
+		return dnsupdate.Answer{}, fmt.Errorf("lookup %s %s: %w", key.name, dns.Type(qtype), ctx.Err())
+	}
+}
+
+// get returns a fresh entry and marks it used; a stale one is dropped.
+func (c *Cache) get(key cacheKey) (dnsupdate.Answer, bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return dnsupdate.Answer{}, false
+	}
+	e := el.Value.(*cacheEntry)
+	left := e.expires.Sub(now)
+	if left <= 0 {
+		c.lru.Remove(el)
+		delete(c.entries, key)
+		return dnsupdate.Answer{}, false
+	}
+	c.lru.MoveToFront(el)
+	a := e.ans
+	a.TTL = left
+	return a, true
+}
+
+// put stores a for its TTL (capped at MaxTTL), evicting expired entries
+// from the cold end and then the least recently used one when full.
+func (c *Cache) put(key cacheKey, a dnsupdate.Answer) {
+	ttl := min(a.TTL, c.maxTTL)
+	if ttl <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		e := el.Value.(*cacheEntry)
+		e.ans, e.expires = a, now.Add(ttl)
+		c.lru.MoveToFront(el)
+		return
+	}
+	for c.lru.Len() > 0 {
+		back := c.lru.Back()
+		e := back.Value.(*cacheEntry)
+		if c.lru.Len() < c.max && e.expires.After(now) {
+			break
+		}
+		c.lru.Remove(back)
+		delete(c.entries, e.key)
+	}
+	c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, ans: a, expires: now.Add(ttl)})
+}
+
+// Len returns the number of cached answers, fresh or not yet swept.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// CacheStats counts what a Cache did since it was made.
+type CacheStats struct {
+	Hits    uint64 // lookups answered from the cache
+	Misses  uint64 // lookups that waited for a query (their own or a shared one)
+	Queries uint64 // lookups sent to the Resolver
+	Errors  uint64 // queries that failed
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Queries: c.queries.Load(), Errors: c.errors.Load()}
+}
+
+// WriteMetrics writes the counters and the cache size in the Prometheus
+// text exposition format.
+func (c *Cache) WriteMetrics(w io.Writer) {
+	s := c.Stats()
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"vmprov_dns_cache_hits_total", "DNS lookups of the boot policy answered from the cache.", s.Hits},
+		{"vmprov_dns_cache_misses_total", "DNS lookups of the boot policy that waited for a query.", s.Misses},
+		{"vmprov_dns_queries_total", "DNS queries sent by the boot policy.", s.Queries},
+		{"vmprov_dns_query_errors_total", "DNS queries of the boot policy that failed.", s.Errors},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	}
+	fmt.Fprintf(w, "# HELP vmprov_dns_cache_entries DNS answers held by the boot policy cache.\n# TYPE vmprov_dns_cache_entries gauge\nvmprov_dns_cache_entries %d\n", c.Len())
+}

@@ -1,0 +1,426 @@
+package netboot
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/inventory"
+)
+
+// Resolver answers DNS questions for the boot policy. *dnsupdate.Client
+// satisfies it, and so do dnstest.Fake and *Cache.
+//
+// Lookup returns the records of the answer section for name and qtype. A
+// name that does not exist is an Answer with NXDomain set; a name without
+// records of that type is an empty Answer (NODATA); both carry the negative
+// TTL (RFC 2308). An error means DNS could not be asked or gave no usable
+// answer (timeout, SERVFAIL, REFUSED, a bad signature). Lookup must be safe
+// for concurrent use and honour ctx.
+type Resolver interface {
+	Lookup(ctx context.Context, name string, qtype uint16) (dnsupdate.Answer, error)
+}
+
+// DNSPolicy is the boot policy of ARCHITECTURE.md: it identifies a client
+// from DNS alone and decides from the host's TXT boot intent.
+//
+// A client that has a MAC (DHCP) is identified by it:
+//   - a strict MAC (addressing.strict_mac_prefix) carries its VLAN and the
+//     low 12 bits of its IPv4 address; the address rebuilt inside that VLAN's
+//     subnet must have a PTR whose name's A record holds it again;
+//   - a SLAAC MAC (addressing.slaac_mac_prefix) gives the modified EUI-64
+//     address in the /64 of the client's VLAN (or of each VLAN in turn when
+//     the listener does not know it), confirmed the same way with AAAA;
+//   - any other MAC must be published as MAC-HEXHYP._mac.ZONE CNAME NAME.ZONE
+//     (bare metal), and the host's A/AAAA records give its addresses.
+//
+// A client known by its source address only (HTTP, TFTP) needs
+// forward-confirmed reverse DNS: PTR(address) names a host directly below
+// dns.zone whose A or AAAA records hold that address.
+//
+// Every other case is ErrUnknown, and so is a name outside dns.zone. A DNS
+// failure is an error that is not ErrUnknown, so callers answer nothing
+// rather than guess. A host without TXT gets a Decision with an empty
+// Intent (it keeps its DHCP address; HTTP answers 404). A TXT record that is
+// not a valid intent is treated the same way, and logged at Warn with the
+// reason, so that a typo in DNS neither boots a wrong OS nor takes the
+// address away from a running host.
+//
+// All lookups go through a Cache (NewDNSPolicy adds one unless the Resolver
+// is one already), so repeated and concurrent decisions cost no queries
+// while the answers are fresh.
+type DNSPolicy struct {
+	cfg    *config.Config
+	zone   string // lower case, fully qualified
+	scheme inventory.Scheme
+	dns    *Cache
+	log    *slog.Logger
+}
+
+var _ Policy = (*DNSPolicy)(nil)
+
+// NewDNSPolicy returns the policy for cfg (which must be validated: its
+// zone, VLANs and MAC prefixes are used as they are). r is wrapped in a
+// Cache with default settings unless it is a *Cache; pass one to choose
+// its size, timeout or clock. log nil discards.
+func NewDNSPolicy(cfg *config.Config, r Resolver, log *slog.Logger) *DNSPolicy {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c, ok := r.(*Cache)
+	if !ok {
+		c = NewCache(r, CacheConfig{})
+	}
+	scheme := inventory.DefaultScheme()
+	if p, err := config.ParseMACPrefix(cfg.Addressing.StrictMACPrefix); err == nil {
+		scheme.Strict = p
+	}
+	if p, err := config.ParseMACPrefix(cfg.Addressing.SLAACMACPrefix); err == nil {
+		scheme.SLAAC = p
+	}
+	return &DNSPolicy{
+		cfg:    cfg,
+		zone:   strings.ToLower(dns.Fqdn(cfg.DNS.Zone)),
+		scheme: scheme,
+		dns:    c,
+		log:    log,
+	}
+}
+
+// Cache returns the cache the policy reads DNS through.
+func (p *DNSPolicy) Cache() *Cache { return p.dns }
+
+// WriteMetrics writes the DNS cache counters (Prometheus text format).
+func (p *DNSPolicy) WriteMetrics(w io.Writer) { p.dns.WriteMetrics(w) }
+
+// Decide identifies c from DNS. A MAC, when present, identifies the client
+// and Addr is not consulted (the DHCP server compares a requested address
+// with the decision); otherwise Addr must be forward-confirmed.
+func (p *DNSPolicy) Decide(ctx context.Context, c Client) (Decision, error) {
+	var t ttl
+	var d Decision
+	var err error
+	switch {
+	case len(c.MAC) > 0:
+		d, err = p.byMAC(ctx, &t, c)
+		if err != nil {
+			return Decision{}, fmt.Errorf("decide %s: %w", c.MAC, err)
+		}
+	case c.Addr.IsValid():
+		d, err = p.byAddr(ctx, &t, c.Addr)
+		if err != nil {
+			return Decision{}, fmt.Errorf("decide %s: %w", c.Addr, err)
+		}
+	default:
+		return Decision{}, fmt.Errorf("decide: a client without MAC or address: %w", ErrUnknown)
+	}
+	d.TTL = t.d
+	return d, nil
+}
+
+// ttl tracks the smallest TTL of the answers a decision rests on.
+type ttl struct {
+	d   time.Duration
+	set bool
+}
+
+func (t *ttl) add(d time.Duration) {
+	if !t.set || d < t.d {
+		t.d, t.set = d, true
+	}
+}
+
+// lookup asks the cache and records the answer's TTL.
+func (p *DNSPolicy) lookup(ctx context.Context, t *ttl, name string, qtype uint16) (dnsupdate.Answer, error) {
+	a, err := p.dns.Lookup(ctx, name, qtype)
+	if err != nil {
+		return a, fmt.Errorf("dns %s %s: %w", dns.Type(qtype), name, err)
+	}
+	t.add(a.TTL)
+	return a, nil
+}
+
+// unknown logs why a client is not known (Debug: it is ignored traffic)
+// and returns ErrUnknown with the reason.
+func (p *DNSPolicy) unknown(why string, args ...any) error {
+	p.log.Debug("client unknown: "+why, args...)
+	return fmt.Errorf("%s: %w", why, ErrUnknown)
+}
+
+// byAddr identifies the host whose PTR and A/AAAA agree on addr.
+func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decision, error) {
+	addr = addr.Unmap().WithZone("")
+	if addr.IsUnspecified() {
+		return Decision{}, p.unknown("unspecified address", "ip", addr)
+	}
+	rev := inventory.ReverseName(addr)
+	ptr, err := p.lookup(ctx, t, rev, dns.TypePTR)
+	if err != nil {
+		return Decision{}, err
+	}
+	var names []string
+	for _, rr := range ptr.Records {
+		if r, ok := rr.(*dns.PTR); ok {
+			if n := strings.ToLower(r.Ptr); p.inZone(n) && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return Decision{}, p.unknown("no PTR in zone", "ip", addr, "zone", p.zone)
+	}
+	slices.Sort(names) // the RRset order is the server's choice; the answer must not be
+	qtype := dns.TypeA
+	if addr.Is6() {
+		qtype = dns.TypeAAAA
+	}
+	for _, fqdn := range names {
+		fwd, err := p.lookup(ctx, t, fqdn, qtype)
+		if err != nil {
+			return Decision{}, err
+		}
+		if slices.Contains(addrs(fwd), addr) {
+			return p.complete(ctx, t, fqdn, addr, nil, 0)
+		}
+	}
+	return Decision{}, p.unknown("forward-confirmed reverse DNS failed", "ip", addr, "host", strings.Join(names, ","))
+}
+
+// byMAC identifies a DHCP client.
+func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, error) {
+	mac := c.MAC
+	if len(mac) != 6 {
+		return Decision{}, p.unknown("not a 48-bit MAC", "mac", mac)
+	}
+	if id, low12, ok := p.scheme.DecodeStrict(mac); ok {
+		if c.VLAN != 0 && c.VLAN != id {
+			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d seen on VLAN %d", id, c.VLAN), "mac", mac, "vlan", c.VLAN)
+		}
+		v, ok := p.cfg.VLAN(id)
+		if !ok || !v.IPv4.IsValid() {
+			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d, which has no IPv4 subnet here", id), "mac", mac, "vlan", id)
+		}
+		ip, err := inventory.IPv4InSubnet(v.IPv4, low12)
+		if err != nil {
+			return Decision{}, p.unknown(err.Error(), "mac", mac, "vlan", id)
+		}
+		d, err := p.byAddr(ctx, t, ip)
+		if err != nil {
+			return Decision{}, err
+		}
+		d.Host.MAC = slices.Clone(mac)
+		return d, nil
+	}
+	if p.scheme.IsSLAAC(mac) {
+		var vlans []config.VLAN
+		if c.VLAN != 0 {
+			if v, ok := p.cfg.VLAN(c.VLAN); ok {
+				vlans = append(vlans, v)
+			}
+		} else {
+			vlans = p.cfg.VLANs
+		}
+		for _, v := range vlans {
+			if !v.IPv6.IsValid() {
+				continue
+			}
+			a, err := inventory.EUI64(v.IPv6, mac)
+			if err != nil {
+				continue
+			}
+			d, err := p.byAddr(ctx, t, a)
+			if errors.Is(err, ErrUnknown) {
+				continue
+			}
+			if err != nil {
+				return Decision{}, err
+			}
+			d.Host.MAC = slices.Clone(mac)
+			return d, nil
+		}
+		return Decision{}, p.unknown("no confirmed EUI-64 address", "mac", mac, "vlan", c.VLAN)
+	}
+	owner := inventory.MACOwner(mac, p.zone)
+	cn, err := p.lookup(ctx, t, owner, dns.TypeCNAME)
+	if err != nil {
+		return Decision{}, err
+	}
+	var targets []string
+	for _, rr := range cn.Records {
+		if r, ok := rr.(*dns.CNAME); ok {
+			if n := strings.ToLower(r.Target); p.inZone(n) {
+				targets = append(targets, n)
+			}
+		}
+	}
+	if len(targets) != 1 { // a CNAME owner has exactly one (RFC 1034 3.6.2)
+		return Decision{}, p.unknown("no _mac CNAME to a host in the zone", "mac", mac, "zone", p.zone)
+	}
+	return p.complete(ctx, t, targets[0], netip.Addr{}, mac, c.VLAN)
+}
+
+// complete reads the rest of a confirmed host: its other addresses and its
+// TXT intent. confirmed is the address that identified it (zero for _mac
+// hosts), vlan the VLAN the request came from (0 unknown).
+func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed netip.Addr, mac net.HardwareAddr, vlan int) (Decision, error) {
+	h := inventory.Host{
+		Name: strings.TrimSuffix(fqdn, "."+p.zone),
+		FQDN: fqdn,
+		MAC:  slices.Clone(mac),
+	}
+	h.MACRecord = mac != nil
+	var want config.VLAN
+	if confirmed.IsValid() {
+		want, _ = p.cfg.VLANOf(confirmed)
+	} else if vlan != 0 {
+		want, _ = p.cfg.VLAN(vlan)
+	}
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		if confirmed.Is4() && qtype == dns.TypeA {
+			h.IPv4 = confirmed
+			continue
+		}
+		if confirmed.Is6() && qtype == dns.TypeAAAA {
+			h.IPv6 = confirmed
+			continue
+		}
+		a, err := p.lookup(ctx, t, fqdn, qtype)
+		if err != nil {
+			return Decision{}, err
+		}
+		pick := pickAddr(addrs(a), want, qtype == dns.TypeA)
+		if qtype == dns.TypeA {
+			h.IPv4 = pick
+		} else {
+			h.IPv6 = pick
+		}
+	}
+	if h.MAC == nil {
+		h.MAC = p.deriveMAC(h)
+	}
+	txt, err := p.lookup(ctx, t, fqdn, dns.TypeTXT)
+	if err != nil {
+		return Decision{}, err
+	}
+	intent, err := inventory.ParseIntent(txtStrings(txt))
+	if err != nil {
+		p.log.Warn("txt record is not a boot intent; treating the host as having none", "host", fqdn, "rrtype", "TXT", "err", err)
+		intent = nil
+	}
+	h.Intent = intent
+	d := Decision{Host: h}
+	var ok bool
+	for _, a := range []netip.Addr{confirmed, h.IPv4, h.IPv6} {
+		if a.IsValid() {
+			if d.VLAN, ok = p.cfg.VLANOf(a); ok {
+				break
+			}
+		}
+	}
+	if !ok && !h.IPv4.IsValid() && !h.IPv6.IsValid() {
+		d.VLAN = want // a _mac host without addresses: where it asked from
+	}
+	p.log.Debug("client identified", "host", fqdn, "ip", confirmed, "mac", h.MAC, "vlan", d.VLAN.ID)
+	return d, nil
+}
+
+// deriveMAC recovers the MAC of a host identified by address: from a
+// modified EUI-64 AAAA (the host formed it from its own MAC), else the
+// strict MAC of its IPv4 address in its VLAN. The strict MAC is what vmprov
+// gives VMs; a bare-metal host identified by address alone gets it too,
+// since DNS cannot say otherwise without its _mac record.
+func (p *DNSPolicy) deriveMAC(h inventory.Host) net.HardwareAddr {
+	if h.IPv6.IsValid() {
+		if mac, ok := inventory.MACFromEUI64(h.IPv6); ok {
+			return mac
+		}
+	}
+	if h.IPv4.IsValid() {
+		if v, ok := p.cfg.VLANOf(h.IPv4); ok && v.IPv4.Contains(h.IPv4) {
+			if mac, err := p.scheme.StrictMAC(v.ID, h.IPv4); err == nil {
+				return mac
+			}
+		}
+	}
+	return nil
+}
+
+// inZone reports whether fqdn is a host name directly below the zone.
+func (p *DNSPolicy) inZone(fqdn string) bool {
+	label, ok := strings.CutSuffix(fqdn, "."+p.zone)
+	return ok && inventory.ValidateName(label) == nil
+}
+
+// addrs returns the A and AAAA addresses of an answer.
+func addrs(a dnsupdate.Answer) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range a.Records {
+		var ip net.IP
+		switch r := rr.(type) {
+		case *dns.A:
+			ip = r.A
+		case *dns.AAAA:
+			ip = r.AAAA
+		default:
+			continue
+		}
+		if x, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, x.Unmap())
+		}
+	}
+	return out
+}
+
+// pickAddr chooses a host's address of one family deterministically: the
+// lowest one inside the wanted VLAN's subnet, else the lowest one.
+func pickAddr(list []netip.Addr, want config.VLAN, v4 bool) netip.Addr {
+	var in, all []netip.Addr
+	for _, a := range list {
+		if a.Is4() != v4 {
+			continue
+		}
+		all = append(all, a)
+		if v4 && want.IPv4.IsValid() && want.IPv4.Contains(a) || !v4 && want.IPv6.IsValid() && want.IPv6.Contains(a) {
+			in = append(in, a)
+		}
+	}
+	for _, l := range [][]netip.Addr{in, all} {
+		if len(l) > 0 {
+			return slices.MinFunc(l, func(a, b netip.Addr) int { return a.Compare(b) })
+		}
+	}
+	return netip.Addr{}
+}
+
+// txtStrings flattens a TXT RRset into its character-strings. A host has
+// one TXT record with one string per key (seed 000), but if it has several
+// records they are taken in sorted order: the server may return an RRset in
+// any order, and every instance must decide the same.
+func txtStrings(a dnsupdate.Answer) []string {
+	var recs [][]string
+	for _, rr := range a.Records {
+		if r, ok := rr.(*dns.TXT); ok {
+			recs = append(recs, r.Txt)
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b []string) int {
+		return cmp.Compare(strings.Join(a, "\x00"), strings.Join(b, "\x00"))
+	})
+	var out []string
+	for _, r := range recs {
+		out = append(out, r...)
+	}
+	return out
+}
