@@ -167,7 +167,8 @@ func (s DomainSpec) check() (string, error) {
 	return hw.String(), nil
 }
 
-// checkName refuses names libvirt or a volume path cannot hold.
+// CheckName refuses domain and disk names that libvirt or a volume path
+// cannot hold. vmprov's own names (RFC 1123 labels) always pass.
 func CheckName(name string) error {
 	if name == "" || len(name) > 253 {
 		return fmt.Errorf("name %q: want 1 to 253 characters", name)
@@ -200,34 +201,27 @@ func marshalMetadata(m Metadata) (string, error) {
 }
 
 // ParseDomain reads back what vmprov needs from a domain's XML as a
-// hypervisor returns it. Meta is zero when the domain has no vmprov metadata
-// element; malformed vmprov metadata is an error. State is left empty.
+// hypervisor returns it. Meta is zero exactly when the domain has no vmprov
+// metadata element (a present element always has a VLAN of 1 to 4094);
+// malformed vmprov metadata is an error. State is left empty.
 func ParseDomain(domainXML string) (Domain, error) {
-	d, _, err := parseDomain(domainXML)
-	return d, err
-}
-
-// parseDomain is ParseDomain that also says whether the vmprov metadata
-// element is present.
-func parseDomain(domainXML string) (Domain, bool, error) {
 	var x libvirtxml.Domain
 	if err := x.Unmarshal(domainXML); err != nil {
-		return Domain{}, false, fmt.Errorf("parse domain xml: %w", err)
+		return Domain{}, fmt.Errorf("parse domain xml: %w", err)
 	}
 	if x.Name == "" {
-		return Domain{}, false, errors.New("parse domain xml: no <name>")
+		return Domain{}, errors.New("parse domain xml: no <name>")
 	}
 	d := Domain{Name: x.Name, XML: domainXML}
-	var ours bool
 	if x.Metadata != nil {
-		m, ok, err := parseMetadata(x.Metadata.XML)
+		m, err := parseMetadata(x.Metadata.XML)
 		if err != nil {
-			return Domain{}, false, fmt.Errorf("parse domain xml %s: %w", x.Name, err)
+			return Domain{}, fmt.Errorf("parse domain xml %s: %w", x.Name, err)
 		}
-		d.Meta, ours = m, ok
+		d.Meta = m
 	}
 	if x.Devices == nil {
-		return d, ours, nil
+		return d, nil
 	}
 	for _, disk := range x.Devices.Disks {
 		if (disk.Device == "" || disk.Device == "disk") && disk.Source != nil && disk.Source.File != nil {
@@ -247,20 +241,21 @@ func parseDomain(domainXML string) (Domain, bool, error) {
 			d.Bridge = i.Source.Bridge.Bridge
 		}
 	}
-	return d, ours, nil
+	return d, nil
 }
 
 // parseMetadata finds vmprov's element among the children of <metadata>
-// (inner XML as libvirt returns it) by its namespace and reads it.
-func parseMetadata(inner string) (Metadata, bool, error) {
+// (inner XML as libvirt returns it) by its namespace and reads it; zero
+// Metadata when there is none.
+func parseMetadata(inner string) (Metadata, error) {
 	dec := xml.NewDecoder(strings.NewReader(inner))
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
-			return Metadata{}, false, nil
+			return Metadata{}, nil
 		}
 		if err != nil {
-			return Metadata{}, false, fmt.Errorf("metadata: %w", err)
+			return Metadata{}, fmt.Errorf("metadata: %w", err)
 		}
 		start, ok := tok.(xml.StartElement)
 		if !ok {
@@ -268,7 +263,7 @@ func parseMetadata(inner string) (Metadata, bool, error) {
 		}
 		if start.Name.Space != MetadataNamespace || start.Name.Local != "instance" {
 			if err := dec.Skip(); err != nil {
-				return Metadata{}, false, fmt.Errorf("metadata: %w", err)
+				return Metadata{}, fmt.Errorf("metadata: %w", err)
 			}
 			continue
 		}
@@ -280,12 +275,12 @@ func parseMetadata(inner string) (Metadata, bool, error) {
 			FQDN   string `xml:"fqdn"`
 		}
 		if err := dec.DecodeElement(&raw, &start); err != nil {
-			return Metadata{}, false, fmt.Errorf("vmprov metadata: %w", err)
+			return Metadata{}, fmt.Errorf("vmprov metadata: %w", err)
 		}
 		vlan, err := strconv.Atoi(strings.TrimSpace(raw.VLAN))
 		if err != nil || vlan < 1 || vlan > 4094 {
-			return Metadata{}, false, fmt.Errorf("vmprov metadata: vlan %q is not 1 to 4094", raw.VLAN)
+			return Metadata{}, fmt.Errorf("vmprov metadata: vlan %q is not 1 to 4094", raw.VLAN)
 		}
-		return Metadata{VLAN: vlan, Distro: strings.TrimSpace(raw.Distro), FQDN: strings.TrimSpace(raw.FQDN)}, true, nil
+		return Metadata{VLAN: vlan, Distro: strings.TrimSpace(raw.Distro), FQDN: strings.TrimSpace(raw.FQDN)}, nil
 	}
 }

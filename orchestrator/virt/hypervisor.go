@@ -1,7 +1,8 @@
 // Package virt is vmprov's view of a hypervisor: the Hypervisor port the VM
-// workflow (package orchestrator) drives, the libvirt domain XML vmprov
-// writes and reads back, and Libvirt, the adapter that implements the port
-// with libvirt.org/go/libvirt.
+// workflow (package orchestrator) drives and the libvirt domain XML vmprov
+// writes and reads back (built with libvirtxml, pure Go). The adapter that
+// implements the port on a libvirt connection is virt/libvirtconn, the only
+// package linking libvirt itself (cgo).
 //
 // A vmprov domain carries vmprov's metadata element (namespace
 // MetadataNamespace) with its VLAN, distribution and FQDN; List returns only
@@ -103,3 +104,6 @@ type Metadata struct {
 	Distro string
 	FQDN   string
 }
+
+// VolumeName is the name of a VM's disk volume in its storage pool.
+func VolumeName(name string) string { return name + ".qcow2" }

@@ -1,4 +1,8 @@
-package virt
+// Package libvirtconn implements virt.Hypervisor on a libvirt connection
+// with libvirt.org/go/libvirt (cgo, libvirt 9.0 or later). It is the only
+// vmprov package that links libvirt; the VM workflow sees virt.Hypervisor
+// only, and the command line wires this adapter in.
+package libvirtconn
 
 import (
 	"context"
@@ -11,9 +15,11 @@ import (
 
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/vmprov/vmprov/orchestrator/virt"
 )
 
-// Libvirt is the Hypervisor on one libvirt connection (any URI: qemu:///system,
+// Libvirt is the virt.Hypervisor on one libvirt connection (any URI: qemu:///system,
 // qemu+ssh://hv1/system, test:///default). It is safe for concurrent use;
 // libvirt serialises what it must.
 //
@@ -30,7 +36,7 @@ type Libvirt struct {
 	noValidate atomic.Bool
 }
 
-var _ Hypervisor = (*Libvirt)(nil)
+var _ virt.Hypervisor = (*Libvirt)(nil)
 
 // Open connects to libvirt at uri. log may be nil (discard).
 func Open(uri string, log *slog.Logger) (*Libvirt, error) {
@@ -91,9 +97,6 @@ func unsupportedFlags(err error) bool {
 		le.Code == libvirt.ERR_INVALID_ARG && strings.Contains(le.Message, "unsupported flags")
 }
 
-// VolumeName is the name of a VM's disk volume in its storage pool.
-func VolumeName(name string) string { return name + ".qcow2" }
-
 // pool looks up an active storage pool; the caller frees it.
 func (l *Libvirt) pool(ctx context.Context, op, name string) (*libvirt.StoragePool, error) {
 	if err := ctx.Err(); err != nil {
@@ -104,7 +107,7 @@ func (l *Libvirt) pool(ctx context.Context, op, name string) (*libvirt.StoragePo
 		return nil, fmt.Errorf("%s: %w: pool %q does not exist on %s; create it with "+
 			"`virsh -c %s pool-define-as %s dir --target /var/lib/libvirt/images && virsh -c %s pool-start %s && virsh -c %s pool-autostart %s` "+
 			"or set libvirt.pool in the vmprov configuration to an existing pool",
-			op, ErrPoolNotFound, name, l.uri, l.uri, name, l.uri, name, l.uri, name)
+			op, virt.ErrPoolNotFound, name, l.uri, l.uri, name, l.uri, name, l.uri, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: storage pool %q on %s: %w", op, name, l.uri, wrap(err))
@@ -130,10 +133,10 @@ func (l *Libvirt) refresh(p *libvirt.StoragePool, pool string) {
 	}
 }
 
-// CreateDisk implements Hypervisor.
+// CreateDisk implements virt.Hypervisor.
 func (l *Libvirt) CreateDisk(ctx context.Context, pool, name string, sizeBytes uint64) (string, error) {
 	op := "create disk " + name
-	if err := CheckName(name); err != nil {
+	if err := virt.CheckName(name); err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	if sizeBytes == 0 {
@@ -145,14 +148,14 @@ func (l *Libvirt) CreateDisk(ctx context.Context, pool, name string, sizeBytes u
 	}
 	defer p.Free()
 	l.refresh(p, pool)
-	vol := VolumeName(name)
+	vol := virt.VolumeName(name)
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	if v, err := p.LookupStorageVolByName(vol); err == nil {
 		path, _ := v.GetPath()
 		_ = v.Free()
-		return "", fmt.Errorf("%s: volume %s in pool %q (%s): %w", op, vol, pool, path, ErrExists)
+		return "", fmt.Errorf("%s: volume %s in pool %q (%s): %w", op, vol, pool, path, virt.ErrExists)
 	} else if code(err) != libvirt.ERR_NO_STORAGE_VOL {
 		return "", fmt.Errorf("%s: look up volume %s in pool %q: %w", op, vol, pool, wrap(err))
 	}
@@ -172,7 +175,7 @@ func (l *Libvirt) CreateDisk(ctx context.Context, pool, name string, sizeBytes u
 	v, err := p.StorageVolCreateXML(x, 0)
 	if err != nil {
 		if code(err) == libvirt.ERR_STORAGE_VOL_EXIST || strings.Contains(wrap(err).Error(), "already exists") {
-			return "", fmt.Errorf("%s: volume %s in pool %q: %w", op, vol, pool, ErrExists)
+			return "", fmt.Errorf("%s: volume %s in pool %q: %w", op, vol, pool, virt.ErrExists)
 		}
 		return "", fmt.Errorf("%s: libvirt refused volume %s in pool %q: %w", op, vol, pool, wrap(err))
 	}
@@ -185,10 +188,10 @@ func (l *Libvirt) CreateDisk(ctx context.Context, pool, name string, sizeBytes u
 	return path, nil
 }
 
-// DeleteDisk implements Hypervisor.
+// DeleteDisk implements virt.Hypervisor.
 func (l *Libvirt) DeleteDisk(ctx context.Context, pool, name string) error {
 	op := "delete disk " + name
-	if err := CheckName(name); err != nil {
+	if err := virt.CheckName(name); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	p, err := l.pool(ctx, op, pool)
@@ -197,7 +200,7 @@ func (l *Libvirt) DeleteDisk(ctx context.Context, pool, name string) error {
 	}
 	defer p.Free()
 	l.refresh(p, pool)
-	vol := VolumeName(name)
+	vol := virt.VolumeName(name)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -223,14 +226,14 @@ func (l *Libvirt) DeleteDisk(ctx context.Context, pool, name string) error {
 	return nil
 }
 
-// lookup finds a domain by name; ErrNotFound when absent. The caller frees it.
+// lookup finds a domain by name; virt.ErrNotFound when absent. The caller frees it.
 func (l *Libvirt) lookup(ctx context.Context, op, name string) (*libvirt.Domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	d, err := l.conn.LookupDomainByName(name)
 	if code(err) == libvirt.ERR_NO_DOMAIN {
-		return nil, fmt.Errorf("%s: domain %q on %s: %w", op, name, l.uri, ErrNotFound)
+		return nil, fmt.Errorf("%s: domain %q on %s: %w", op, name, l.uri, virt.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, wrap(err))
@@ -238,7 +241,7 @@ func (l *Libvirt) lookup(ctx context.Context, op, name string) (*libvirt.Domain,
 	return d, nil
 }
 
-// Define implements Hypervisor.
+// Define implements virt.Hypervisor.
 func (l *Libvirt) Define(ctx context.Context, domainXML string) error {
 	var head libvirtxml.Domain
 	if err := head.Unmarshal(domainXML); err != nil || head.Name == "" {
@@ -251,8 +254,8 @@ func (l *Libvirt) Define(ctx context.Context, domainXML string) error {
 	switch d, err := l.lookup(ctx, op, head.Name); {
 	case err == nil:
 		_ = d.Free()
-		return fmt.Errorf("%s: domain %q on %s: %w", op, head.Name, l.uri, ErrExists)
-	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%s: domain %q on %s: %w", op, head.Name, l.uri, virt.ErrExists)
+	case !errors.Is(err, virt.ErrNotFound):
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -264,7 +267,7 @@ func (l *Libvirt) Define(ctx context.Context, domainXML string) error {
 		// "domain 'x' already exists with uuid ...".
 		if code(err) == libvirt.ERR_DOM_EXIST ||
 			code(err) == libvirt.ERR_OPERATION_FAILED && strings.Contains(wrap(err).Error(), "already exists") {
-			return fmt.Errorf("%s: domain %q on %s: %w", op, head.Name, l.uri, ErrExists)
+			return fmt.Errorf("%s: domain %q on %s: %w", op, head.Name, l.uri, virt.ErrExists)
 		}
 		return fmt.Errorf("%s: libvirt rejected domain XML: %w", op, wrap(err))
 	}
@@ -287,7 +290,7 @@ func (l *Libvirt) defineXML(x string) (*libvirt.Domain, error) {
 	return l.conn.DomainDefineXML(x)
 }
 
-// Start implements Hypervisor.
+// Start implements virt.Hypervisor.
 func (l *Libvirt) Start(ctx context.Context, name string) error {
 	op := "start domain " + name
 	d, err := l.lookup(ctx, op, name)
@@ -323,11 +326,11 @@ func isRunning(d *libvirt.Domain) (bool, error) {
 	return s != libvirt.DOMAIN_SHUTOFF && s != libvirt.DOMAIN_NOSTATE, nil
 }
 
-// Destroy implements Hypervisor.
+// Destroy implements virt.Hypervisor.
 func (l *Libvirt) Destroy(ctx context.Context, name string) error {
 	op := "destroy domain " + name
 	d, err := l.lookup(ctx, op, name)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, virt.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -348,11 +351,11 @@ func (l *Libvirt) Destroy(ctx context.Context, name string) error {
 	return nil
 }
 
-// Undefine implements Hypervisor.
+// Undefine implements virt.Hypervisor.
 func (l *Libvirt) Undefine(ctx context.Context, name string) error {
 	op := "undefine domain " + name
 	d, err := l.lookup(ctx, op, name)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, virt.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -388,70 +391,70 @@ func (l *Libvirt) Undefine(ctx context.Context, name string) error {
 	}
 }
 
-// Get implements Hypervisor.
-func (l *Libvirt) Get(ctx context.Context, name string) (Domain, error) {
+// Get implements virt.Hypervisor.
+func (l *Libvirt) Get(ctx context.Context, name string) (virt.Domain, error) {
 	op := "get domain " + name
 	d, err := l.lookup(ctx, op, name)
 	if err != nil {
-		return Domain{}, err
+		return virt.Domain{}, err
 	}
 	defer d.Free()
-	dom, _, err := l.read(ctx, d)
+	dom, err := l.read(ctx, d)
 	if code(err) == libvirt.ERR_NO_DOMAIN {
-		return Domain{}, fmt.Errorf("%s: domain %q on %s: %w", op, name, l.uri, ErrNotFound)
+		return virt.Domain{}, fmt.Errorf("%s: domain %q on %s: %w", op, name, l.uri, virt.ErrNotFound)
 	}
 	if err != nil {
-		return Domain{}, fmt.Errorf("%s: %w", op, err)
+		return virt.Domain{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return dom, nil
 }
 
-// read returns a domain's state and XML (live XML when it runs) as a Domain,
-// and whether it carries vmprov metadata.
-func (l *Libvirt) read(ctx context.Context, d *libvirt.Domain) (Domain, bool, error) {
+// read returns a domain's state and XML (live XML when it runs) as a
+// virt.Domain.
+func (l *Libvirt) read(ctx context.Context, d *libvirt.Domain) (virt.Domain, error) {
 	if err := ctx.Err(); err != nil {
-		return Domain{}, false, err
+		return virt.Domain{}, err
 	}
 	s, _, err := d.GetState()
 	if err != nil {
-		return Domain{}, false, wrap(err)
+		return virt.Domain{}, wrap(err)
 	}
 	x, err := d.GetXMLDesc(0)
 	if err != nil {
-		return Domain{}, false, wrap(err)
+		return virt.Domain{}, wrap(err)
 	}
-	dom, ours, err := parseDomain(x)
+	dom, err := virt.ParseDomain(x)
 	if err != nil {
-		return Domain{}, false, err
+		return virt.Domain{}, err
 	}
 	dom.State = stateName(s)
-	return dom, ours, nil
+	return dom, nil
 }
 
 func stateName(s libvirt.DomainState) string {
 	switch s {
 	case libvirt.DOMAIN_RUNNING:
-		return StateRunning
+		return virt.StateRunning
 	case libvirt.DOMAIN_BLOCKED:
-		return StateIdle
+		return virt.StateIdle
 	case libvirt.DOMAIN_PAUSED:
-		return StatePaused
+		return virt.StatePaused
 	case libvirt.DOMAIN_SHUTDOWN:
-		return StateInShutdown
+		return virt.StateInShutdown
 	case libvirt.DOMAIN_SHUTOFF:
-		return StateShutOff
+		return virt.StateShutOff
 	case libvirt.DOMAIN_CRASHED:
-		return StateCrashed
+		return virt.StateCrashed
 	case libvirt.DOMAIN_PMSUSPENDED:
-		return StatePMSuspended
+		return virt.StatePMSuspended
 	default:
-		return StateNoState
+		return virt.StateNoState
 	}
 }
 
-// List implements Hypervisor. A domain whose vmprov metadata cannot be read
+// List implements virt.Hypervisor. A domain whose vmprov metadata cannot be read
 // is left out with a warning rather than failing the whole list.
-func (l *Libvirt) List(ctx context.Context) ([]Domain, error) {
+func (l *Libvirt) List(ctx context.Context) ([]virt.Domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}
@@ -464,9 +467,9 @@ func (l *Libvirt) List(ctx context.Context) ([]Domain, error) {
 			_ = all[i].Free()
 		}
 	}()
-	var out []Domain
+	var out []virt.Domain
 	for i := range all {
-		dom, ours, err := l.read(ctx, &all[i])
+		dom, err := l.read(ctx, &all[i])
 		switch {
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("list domains: %w", ctx.Err())
@@ -476,7 +479,7 @@ func (l *Libvirt) List(ctx context.Context) ([]Domain, error) {
 			name, _ := all[i].GetName()
 			l.log.Warn("domain skipped: unreadable XML", "host", name, "err", err)
 			continue
-		case ours:
+		case dom.Meta != virt.Metadata{}: // vmprov metadata present (its VLAN is never 0)
 			out = append(out, dom)
 		}
 	}

@@ -1,4 +1,4 @@
-package virt_test
+package libvirtconn_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmprov/vmprov/orchestrator/hvtest"
 	"github.com/vmprov/vmprov/orchestrator/virt"
+	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
 )
 
 // testURI is libvirt's in-process test driver: shared state per process,
@@ -19,9 +20,9 @@ const (
 	testPool = "default-pool"
 )
 
-func openTest(t *testing.T) *virt.Libvirt {
+func openTest(t *testing.T) *libvirtconn.Libvirt {
 	t.Helper()
-	l, err := virt.Open(testURI, nil)
+	l, err := libvirtconn.Open(testURI, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,13 +38,14 @@ func TestLibvirtConformance(t *testing.T) {
 	hvtest.Conformance(t, testPool, func(t *testing.T) virt.Hypervisor { return openTest(t) })
 }
 
-// TestGoldenXMLIsValid defines every golden domain with libvirt's schema
-// validation on, so the builder's XML is checked by libvirt itself.
+// TestGoldenXMLIsValid defines every golden domain of package virt
+// (../testdata) with libvirt's schema validation on, so the builder's XML is
+// checked by libvirt itself.
 func TestGoldenXMLIsValid(t *testing.T) {
 	l := openTest(t)
 	for _, name := range []string{"ipv4", "ipv6only", "rom", "efi"} {
 		t.Run(name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", name+".xml"))
+			b, err := os.ReadFile(filepath.Join("..", "testdata", name+".xml"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +137,7 @@ func TestLibvirtErrors(t *testing.T) {
 }
 
 func TestOpenBadURI(t *testing.T) {
-	_, err := virt.Open("nosuchdriver:///x", nil)
+	_, err := libvirtconn.Open("nosuchdriver:///x", nil)
 	if err == nil || !strings.Contains(err.Error(), "nosuchdriver:///x") {
 		t.Errorf("Open error = %v, want one naming the URI", err)
 	}
