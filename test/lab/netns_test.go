@@ -1,10 +1,13 @@
 package lab_test
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmprov/vmprov/test/lab"
 )
@@ -68,5 +71,55 @@ func TestNamespaceBridgeAndVeth(t *testing.T) {
 	// The test's own thread must be back in the original namespace.
 	if _, err := net.Dial("tcp", "192.0.2.1:7000"); err == nil {
 		t.Error("192.0.2.1 reachable outside the namespace")
+	}
+}
+
+// A broadcast from an unconfigured client reaches a server bound in the
+// router namespace, as a DHCPDISCOVER would.
+func TestSegmentBroadcast(t *testing.T) {
+	seg := lab.SegmentForTest(t)
+	mac, _ := net.ParseMAC("02:04:06:08:72:0a")
+	cli := seg.ClientForTest(t, mac)
+
+	var srv net.PacketConn
+	if err := seg.Router.Do(func() (err error) { srv, err = net.ListenPacket("udp4", "0.0.0.0:6767"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var c *net.UDPConn
+	err := cli.Do(func() error {
+		var err error
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero, Port: 6868})
+		if err != nil {
+			return err
+		}
+		// Without an address, the broadcast needs an explicit device.
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1); serr == nil {
+				serr = syscall.BindToDevice(int(fd), "eth0")
+			}
+		})
+		return errors.Join(err, serr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteToUDP([]byte("discover"), &net.UDPAddr{IP: net.IPv4bcast, Port: 6767}); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, from, err := srv.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != "discover" || from.(*net.UDPAddr).Port != 6868 {
+		t.Errorf("server got %q from %v, want \"discover\" from port 6868", got, from)
 	}
 }

@@ -140,3 +140,45 @@ func LibvirtForTest(t testing.TB, netns string) *Libvirt {
 	})
 	return l
 }
+
+// Segment is one L2 segment for protocol tests: a router namespace holding a
+// bridge, and client namespaces each plugged into the bridge by a veth pair.
+type Segment struct {
+	Router  *Namespace
+	Bridge  Bridge
+	clients int
+}
+
+// SegmentForTest creates a router namespace with bridge br135
+// (192.0.2.1/24, 2001:db8:135::1/64) and deletes it when t ends. Servers
+// under test bind inside Router (see Namespace.Do).
+func SegmentForTest(t testing.TB) *Segment {
+	t.Helper()
+	s := &Segment{Router: NamespaceForTest(t), Bridge: Bridge{
+		Name: "br135",
+		IPv4: netip.MustParsePrefix("192.0.2.1/24"),
+		IPv6: netip.MustParsePrefix("2001:db8:135::1/64"),
+	}}
+	if err := s.Router.AddBridge(t.Context(), s.Bridge); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	return s
+}
+
+// ClientForTest creates a client namespace whose interface "eth0" (MAC mac,
+// or a kernel-chosen one when nil; addrs added without DAD) is a port of the
+// segment's bridge, and deletes it when t ends. With no addrs the client has
+// only its IPv6 link-local address: what a DHCP or SLAAC client starts with.
+func (s *Segment) ClientForTest(t testing.TB, mac net.HardwareAddr, addrs ...netip.Prefix) *Namespace {
+	t.Helper()
+	ns := NamespaceForTest(t)
+	s.clients++
+	port := fmt.Sprintf("vc%d", s.clients)
+	err := AddVeth(t.Context(),
+		VethEnd{Netns: s.Router.Name, Name: port, Master: s.Bridge.Name},
+		VethEnd{Netns: ns.Name, Name: "eth0", MAC: mac, Addrs: addrs})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	return ns
+}
