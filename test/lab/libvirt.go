@@ -163,7 +163,9 @@ stdio_handler = "logd"
 // the host, and probes again when one is stale.
 const CapabilitiesCache = "/var/cache/vmprov-lab/qemu-capabilities"
 
-func (l *Libvirt) capsDir() string { return filepath.Join(l.dir, "root", "cache", "qemu", "capabilities") }
+func (l *Libvirt) capsDir() string {
+	return filepath.Join(l.dir, "root", "cache", "qemu", "capabilities")
+}
 
 // copyCaps copies the probe files of from into to, each by an atomic rename,
 // so that concurrent labs never read a partial file. Errors only cost time,
