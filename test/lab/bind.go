@@ -76,7 +76,7 @@ func StartBIND(ctx context.Context, cfg BINDConfig, log *slog.Logger) (*BIND, er
 	})
 	if err != nil {
 		_ = p.stop(5 * time.Second)
-		return nil, fmt.Errorf("start bind on %s: %w\n--- %s ---\n%s", cfg.Listen, err, logPath, tail(logPath, 30))
+		return nil, fmt.Errorf("start bind on %s: %w%s\n--- %s ---\n%s", cfg.Listen, err, appArmorHint(), logPath, tail(logPath, 30))
 	}
 	log.Info("bind started", "ip", cfg.Listen.String(), "zone", cfg.Zone, "pid", p.PID, "file", logPath)
 	return b, nil
@@ -270,4 +270,19 @@ func WriteKeyFile(path, name, algorithm, secret string) error {
 		return fmt.Errorf("write key file: %w", err)
 	}
 	return nil
+}
+
+// appArmorHint explains a likely cause of failure on hosts where AppArmor
+// confines named to /etc/bind, /var/cache/bind and /var/lib/bind, which
+// also keeps it from writing a log anywhere else.
+func appArmorHint() string {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	if err != nil || !strings.HasPrefix(string(b), "Y") {
+		return ""
+	}
+	if _, err := os.Stat("/etc/apparmor.d/usr.sbin.named"); err != nil {
+		return ""
+	}
+	return " (AppArmor is on and confines named to /etc/bind, /var/cache/bind and /var/lib/bind:" +
+		" use a Dir under /var/cache/bind or run `aa-disable usr.sbin.named` on this test machine)"
 }
