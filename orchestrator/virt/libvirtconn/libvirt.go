@@ -19,9 +19,9 @@ import (
 	"github.com/vmprov/vmprov/orchestrator/virt"
 )
 
-// Libvirt is the virt.Hypervisor on one libvirt connection (any URI: qemu:///system,
-// qemu+ssh://hv1/system, test:///default). It is safe for concurrent use;
-// libvirt serialises what it must.
+// Libvirt is the virt.Hypervisor on one libvirt connection (any URI:
+// qemu:///system, qemu+ssh://hv1/system, test:///default). It is safe for
+// concurrent use; libvirt serialises what it must.
 //
 // Context: libvirt calls block and cannot be cancelled. Every method checks
 // ctx before each libvirt call it makes, so a deadline stops a method between
