@@ -44,7 +44,7 @@ func TestDependencyDirections(t *testing.T) {
 		// The boot service never reaches into the VM workflow or libvirt.
 		{module + "/netboot/...", []string{module + "/orchestrator", "libvirt.org/", module + "/cmd/"}},
 		// The workflow talks to ports; only the command line wires adapters.
-		{module + "/orchestrator", []string{"libvirt.org/go/libvirt", module + "/netboot", module + "/cmd/"}},
+		{module + "/orchestrator", []string{"libvirt.org/go/libvirt/", module + "/netboot", module + "/cmd/"}},
 		{module + "/ipxe-build", []string{module + "/orchestrator", module + "/netboot", module + "/cmd/"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,204 @@
+// Package cli is vmprov's command line: the cobra commands and the only
+// place that wires concrete parts (DNS client, libvirt adapter, boot
+// servers) together.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/orchestrator"
+	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
+)
+
+// App holds what every command shares: flags, streams and the lazily
+// loaded configuration.
+type App struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+
+	configPath string
+	connect    string
+	verbose    bool
+	cfg        *config.Config
+	log        *slog.Logger
+}
+
+// Run executes the command line args (without the program name) and returns
+// the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "vmprov: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks a command line the user must correct.
+type usageError struct{ error }
+
+func (app *App) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vmprov",
+		Short: "Provision KVM virtual machines and bare-metal hosts, with DNS as the only database",
+		Long: `vmprov takes machines from nothing to installed: KVM virtual machines through
+libvirt, and physical PCs, servers and Intel Macs through its own network boot
+service. Everything it knows about a host lives in DNS (RFC 2136 updates signed
+with TSIG): A/AAAA, PTR, a TXT boot intent and, for bare metal, a _mac CNAME.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&app.configPath, "config", "", "configuration file (default $"+config.EnvPath+", else "+config.DefaultPath+")")
+	pf.StringVar(&app.connect, "connect", "", "libvirt URI, overriding libvirt.uri (e.g. qemu+ssh://hv1/system)")
+	pf.BoolVarP(&app.verbose, "verbose", "v", false, "log debug messages")
+	root.AddCommand(app.createCommand(), app.destroyCommand(), app.listCommand(), app.showCommand())
+	for _, c := range app.extraCommands() {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// logger logs to stderr in text form.
+func (app *App) logger() *slog.Logger {
+	if app.log == nil {
+		level := slog.LevelInfo
+		if app.verbose {
+			level = slog.LevelDebug
+		}
+		app.log = slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	return app.log
+}
+
+// config loads and validates the configuration once.
+func (app *App) config() (*config.Config, error) {
+	if app.cfg != nil {
+		return app.cfg, nil
+	}
+	c, err := config.Load(config.Path(app.configPath))
+	if err != nil {
+		return nil, err
+	}
+	if app.connect != "" {
+		c.Libvirt.URI = app.connect
+	}
+	app.cfg = c
+	return c, nil
+}
+
+// dnsClient returns the signed RFC 2136 client of dns.server.
+func (app *App) dnsClient(c *config.Config) (*dnsupdate.Client, error) {
+	s, err := c.DNS.TSIG.LoadSecret()
+	if err != nil {
+		return nil, err
+	}
+	if s.Warning != "" {
+		app.logger().Warn(s.Warning)
+	}
+	return dnsupdate.New(dnsupdate.Config{
+		Server: c.DNS.Server, KeyName: s.Name, Algorithm: s.Algorithm, Secret: s.Secret,
+		Log: app.logger(),
+	})
+}
+
+// orchestrator wires DNS and, when withHV, libvirt. The returned close
+// function releases the libvirt connection.
+func (app *App) orchestrator(withHV bool) (*orchestrator.Orchestrator, func(), error) {
+	c, err := app.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := app.dnsClient(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeFn := func() {}
+	var hv orchestrator.Hypervisor
+	if withHV {
+		lv, err := libvirtconn.Open(c.Libvirt.URI, app.logger())
+		if err != nil {
+			return nil, nil, err
+		}
+		hv, closeFn = lv, func() { lv.Close() }
+	}
+	o, err := orchestrator.New(orchestrator.Config{Config: c, DNS: d, Hypervisor: hv, Log: app.logger()})
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return o, closeFn, nil
+}
+
+// outputFlag adds -o/--output with text and json.
+func outputFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVarP(v, "output", "o", "text", "output format: text or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func checkOutput(v string) error {
+	if v != "text" && v != "json" {
+		return usageError{fmt.Errorf("--output %q: use text or json", v)}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writePlan prints a plan as text.
+func writePlan(w io.Writer, p *orchestrator.Plan) {
+	fmt.Fprintf(w, "name:   %s\nfqdn:   %s\n", p.Name, p.FQDN)
+	if p.VLAN != 0 {
+		fmt.Fprintf(w, "vlan:   %d (bridge %s)\n", p.VLAN, p.Bridge)
+	}
+	if p.MAC != "" {
+		fmt.Fprintf(w, "mac:    %s\n", p.MAC)
+	}
+	if p.IPv4 != nil {
+		fmt.Fprintf(w, "ipv4:   %s\n", p.IPv4)
+	}
+	if p.IPv6 != nil {
+		fmt.Fprintf(w, "ipv6:   %s\n", p.IPv6)
+	}
+	if p.Distro != "" {
+		fmt.Fprintf(w, "distro: %s\n", p.Distro)
+	}
+	if p.State != "" {
+		fmt.Fprintf(w, "state:  %s\n", p.State)
+	}
+	if len(p.Records) > 0 {
+		fmt.Fprintln(w, "records:")
+		for _, r := range p.Records {
+			fmt.Fprintf(w, "  %-50s %-5s %s\n", r.Name, r.Type, r.Data)
+		}
+	}
+}
+
+func splitKV(s string) (string, string, bool) {
+	k, v, ok := strings.Cut(s, "=")
+	return k, v, ok && k != ""
+}

@@ -1,0 +1,8 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// extraCommands are the commands beyond the VM workflow.
+func (app *App) extraCommands() []*cobra.Command {
+	return nil
+}

@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/orchestrator"
+	"github.com/vmprov/vmprov/templates"
+)
+
+func (app *App) createCommand() *cobra.Command {
+	var (
+		r      orchestrator.Request
+		ip     string
+		txt    []string
+		dryRun bool
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME (--vlan ID | --ip ADDR) --distro DISTRO",
+		Short: "Create a VM: DNS records, disk, domain, start; undone on any failure",
+		Example: `  vmprov create --name test-centos7 --vlan 135 --ip 192.168.35.172 --distro core --script test.ipxe
+  vmprov create --name web6 --vlan 135 --distro xenial        # IPv6-only: random MAC + SLAAC
+  vmprov create --name db1 --ip 192.168.35.20 --distro core --txt puppet_environment=prod
+  vmprov create --name db2 --ip 192.168.35.21 --distro core --dry-run -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if r.Name == "" || r.Distro == "" {
+				return usageError{fmt.Errorf("--name and --distro are required")}
+			}
+			if ip != "" {
+				a, err := netip.ParseAddr(ip)
+				if err != nil {
+					return usageError{fmt.Errorf("--ip %q is not an IPv4 address", ip)}
+				}
+				r.IPv4 = a
+			}
+			for _, kv := range txt {
+				k, v, ok := splitKV(kv)
+				if !ok {
+					return usageError{fmt.Errorf("--txt %q is not KEY=VALUE", kv)}
+				}
+				r.Vars = append(r.Vars, inventory.Var{Key: k, Value: v})
+			}
+			o, closeFn, err := app.orchestrator(!dryRun)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var p *orchestrator.Plan
+			if dryRun {
+				p, err = o.Plan(cmd.Context(), r)
+			} else {
+				p, err = o.Create(cmd.Context(), r)
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(app.Stdout, p)
+			}
+			if dryRun {
+				fmt.Fprintln(app.Stdout, "dry run: nothing was changed")
+			}
+			writePlan(app.Stdout, p)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.Name, "name", "", "host name (an RFC 1123 label); the FQDN is NAME.dns.zone")
+	f.IntVar(&r.VLAN, "vlan", 0, "VLAN id from the config (default: the VLAN whose subnet holds --ip)")
+	f.StringVar(&ip, "ip", "", "IPv4 address; without it the host is IPv6-only (random MAC + SLAAC)")
+	f.StringVar(&r.Distro, "distro", "", "distribution to install (TXT distribution=)")
+	f.StringVar(&r.Script, "script", "", "bootstrap script under bootstrap/SITE/ (TXT filename=)")
+	f.StringArrayVar(&txt, "txt", nil, "extra boot variable KEY=VALUE (TXT), repeatable")
+	f.UintVar(&r.MemoryMiB, "memory", orchestrator.DefaultMemoryMiB, "memory in MiB")
+	f.UintVar(&r.VCPUs, "vcpus", orchestrator.DefaultVCPUs, "virtual CPUs")
+	f.UintVar(&r.DiskGiB, "disk-size", orchestrator.DefaultDiskGiB, "disk size in GiB")
+	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	outputFlag(cmd, &output)
+	_ = cmd.RegisterFlagCompletionFunc("distro", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		var names []string
+		for _, d := range templates.Distributions() {
+			names = append(names, d.Name)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func (app *App) destroyCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "destroy NAME",
+		Short: "Stop and undefine a VM, delete its disk and remove all its DNS records",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, closeFn, err := app.orchestrator(true)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if err := o.Destroy(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "destroyed %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func (app *App) listCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List vmprov-managed VMs with their DNS records",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			o, closeFn, err := app.orchestrator(true)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ps, err := o.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				for _, p := range ps {
+					p.DomainXML = ""
+				}
+				return writeJSON(app.Stdout, ps)
+			}
+			fmt.Fprintf(app.Stdout, "%-20s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", "STATE", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
+			for _, p := range ps {
+				fmt.Fprintf(app.Stdout, "%-20s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, p.State, p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func (app *App) showCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a host's DNS records and domain",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			o, closeFn, err := app.orchestrator(true)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			p, err := o.Show(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(app.Stdout, p)
+			}
+			writePlan(app.Stdout, p)
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func addrOrDash(a *netip.Addr) string {
+	if a == nil {
+		return "-"
+	}
+	return a.String()
+}
+
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("expected %s, got %d arguments", names, len(args))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,231 @@
+// Package orchestrator runs vmprov's VM workflow (ARCHITECTURE.md, seed 000
+// "Installing the Virtual Machine"): plan the host (VLAN, MAC, addresses,
+// records, domain XML), claim it in DNS with RFC 2136 prerequisites, create
+// its disk, define and start its domain — and undo every earlier step when a
+// later one fails. It also registers bare-metal hosts, which have only DNS.
+//
+// It drives two seams, DNS (dnsupdate) and Hypervisor (virt); the command
+// line wires the concrete adapters.
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/orchestrator/virt"
+	"github.com/vmprov/vmprov/templates"
+)
+
+// Request is what `vmprov create` asks for.
+type Request struct {
+	Name   string
+	VLAN   int        // 0: the VLAN whose subnet holds IPv4
+	IPv4   netip.Addr // zero: IPv6-only (random MAC + SLAAC)
+	Distro string
+	Script string          // TXT filename=; empty leaves the default
+	Vars   []inventory.Var // extra TXT key=value
+	// MemoryMiB, VCPUs and DiskGiB size the VM; zero means the defaults.
+	MemoryMiB uint
+	VCPUs     uint
+	DiskGiB   uint
+}
+
+// Defaults of a VM's size.
+const (
+	DefaultMemoryMiB = 2048
+	DefaultVCPUs     = 2
+	DefaultDiskGiB   = 20
+)
+
+// Plan is everything create will do. Its JSON form is the `--dry-run -o json`
+// and `list -o json` output.
+type Plan struct {
+	Name      string             `json:"name"`
+	FQDN      string             `json:"fqdn"`
+	VLAN      int                `json:"vlan"`
+	Bridge    string             `json:"bridge"`
+	MAC       string             `json:"mac"`
+	IPv4      *netip.Addr        `json:"ipv4"`
+	IPv6      *netip.Addr        `json:"ipv6"`
+	Distro    string             `json:"distro"`
+	Records   []inventory.Record `json:"records"`
+	DomainXML string             `json:"domain_xml,omitempty"`
+	Pool      string             `json:"pool,omitempty"`
+	Disk      string             `json:"disk,omitempty"`
+	DiskGiB   uint               `json:"disk_gib,omitempty"`
+	State     string             `json:"state,omitempty"`
+
+	host inventory.Host
+}
+
+// Host returns the planned host.
+func (p *Plan) Host() inventory.Host { return p.host }
+
+// ErrInvalid marks a request refused before anything changed.
+var ErrInvalid = errors.New("invalid request")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+}
+
+// planner builds plans from the configuration.
+type planner struct {
+	cfg    *config.Config
+	scheme inventory.Scheme
+}
+
+func newPlanner(cfg *config.Config) (planner, error) {
+	strict, err := config.ParseMACPrefix(cfg.Addressing.StrictMACPrefix)
+	if err != nil {
+		return planner{}, err
+	}
+	slaac, err := config.ParseMACPrefix(cfg.Addressing.SLAACMACPrefix)
+	if err != nil {
+		return planner{}, err
+	}
+	return planner{cfg: cfg, scheme: inventory.Scheme{Strict: strict, SLAAC: slaac}}, nil
+}
+
+// validate checks the request and resolves its VLAN. Nothing is looked up.
+func (p planner) validate(r *Request) (config.VLAN, error) {
+	if err := inventory.ValidateName(r.Name); err != nil {
+		return config.VLAN{}, invalid("%v", err)
+	}
+	if _, err := templates.LookupDistribution(r.Distro); err != nil {
+		return config.VLAN{}, invalid("--distro: %v", err)
+	}
+	if r.Script != "" {
+		if err := inventory.ValidateVar(inventory.KeyFilename, r.Script); err != nil || strings.Contains(r.Script, "..") || strings.HasPrefix(r.Script, "/") {
+			return config.VLAN{}, invalid("--script %q is not a file name under bootstrap/%s/: use a relative name like test.ipxe", r.Script, p.cfg.Boot.Site)
+		}
+	}
+	for _, v := range r.Vars {
+		if v.Key == inventory.KeyFilename || v.Key == inventory.KeyDistribution {
+			return config.VLAN{}, invalid("--txt %s=%s: set %s with --%s", v.Key, v.Value, v.Key, map[string]string{"filename": "script", "distribution": "distro"}[v.Key])
+		}
+		if err := inventory.ValidateVar(v.Key, v.Value); err != nil {
+			return config.VLAN{}, invalid("--txt: %v", err)
+		}
+	}
+	var vlan config.VLAN
+	switch {
+	case r.VLAN == 0 && !r.IPv4.IsValid():
+		return config.VLAN{}, invalid("give --vlan (one of %v), --ip, or both", p.cfg.VLANIDs())
+	case r.VLAN == 0:
+		v, ok := p.cfg.VLANOf(r.IPv4)
+		if !ok {
+			return config.VLAN{}, invalid("--ip %s is in no configured VLAN subnet: add the VLAN to vlans: in the config or pick an address in one of %s", r.IPv4, p.subnets())
+		}
+		vlan = v
+	default:
+		v, ok := p.cfg.VLAN(r.VLAN)
+		if !ok {
+			return config.VLAN{}, invalid("--vlan %d is not configured: use one of %v or add it to vlans: in the config", r.VLAN, p.cfg.VLANIDs())
+		}
+		vlan = v
+	}
+	if r.IPv4.IsValid() {
+		if !r.IPv4.Is4() {
+			return config.VLAN{}, invalid("--ip %s is not an IPv4 address: IPv6-only hosts get a SLAAC address from --vlan alone", r.IPv4)
+		}
+		if !vlan.IPv4.IsValid() {
+			return config.VLAN{}, invalid("--ip %s: VLAN %d has no ipv4 subnet: omit --ip for an IPv6-only host", r.IPv4, vlan.ID)
+		}
+		if !vlan.IPv4.Contains(r.IPv4) {
+			return config.VLAN{}, invalid("--ip %s is outside VLAN %d's subnet %s: pick an address in %s or the right --vlan", r.IPv4, vlan.ID, vlan.IPv4, vlan.IPv4)
+		}
+		if r.IPv4 == vlan.IPv4.Masked().Addr() || r.IPv4 == lastAddr(vlan.IPv4) || r.IPv4 == vlan.Gateway {
+			return config.VLAN{}, invalid("--ip %s is the network, broadcast or gateway address of VLAN %d: pick a host address", r.IPv4, vlan.ID)
+		}
+	} else if !vlan.IPv6.IsValid() {
+		return config.VLAN{}, invalid("VLAN %d has no ipv6 prefix for an IPv6-only host: give --ip", vlan.ID)
+	}
+	return vlan, nil
+}
+
+func (p planner) subnets() string {
+	var s []string
+	for _, v := range p.cfg.VLANs {
+		if v.IPv4.IsValid() {
+			s = append(s, fmt.Sprintf("%s (VLAN %d)", v.IPv4, v.ID))
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+// plan derives MAC, addresses, records and XML. For IPv6-only hosts mac is
+// the random MAC to use.
+func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan, error) {
+	h := inventory.Host{Name: r.Name, FQDN: r.Name + "." + p.cfg.DNS.Zone, IPv4: r.IPv4}
+	if r.IPv4.IsValid() {
+		m, err := p.scheme.StrictMAC(vlan.ID, r.IPv4)
+		if err != nil {
+			return nil, invalid("%v", err)
+		}
+		mac = m
+	}
+	h.MAC = mac
+	if vlan.IPv6.IsValid() {
+		a, err := inventory.EUI64(vlan.IPv6, mac)
+		if err != nil {
+			return nil, err
+		}
+		h.IPv6 = a
+	}
+	if r.Script != "" {
+		h.Intent = h.Intent.With(inventory.KeyFilename, r.Script)
+	}
+	h.Intent = h.Intent.With(inventory.KeyDistribution, r.Distro)
+	for _, v := range r.Vars {
+		h.Intent = h.Intent.With(v.Key, v.Value)
+	}
+	pl := &Plan{
+		Name: r.Name, FQDN: h.FQDN, VLAN: vlan.ID, Bridge: vlan.Bridge, MAC: mac.String(),
+		Distro: r.Distro, Records: h.Records(p.cfg.DNS.Zone), Pool: p.cfg.Libvirt.Pool,
+		Disk: virt.VolumeName(r.Name), DiskGiB: orDefault(r.DiskGiB, DefaultDiskGiB), host: h,
+	}
+	if h.IPv4.IsValid() {
+		a := h.IPv4
+		pl.IPv4 = &a
+	}
+	if h.IPv6.IsValid() {
+		a := h.IPv6
+		pl.IPv6 = &a
+	}
+	return pl, nil
+}
+
+// domainXML renders the plan's domain with the disk at path.
+func (p planner) domainXML(pl *Plan, r Request, diskPath string) (string, error) {
+	return virt.BuildDomainXML(virt.DomainSpec{
+		Name:      pl.Name,
+		Type:      p.cfg.Libvirt.DomainType,
+		MemoryMiB: orDefault(r.MemoryMiB, DefaultMemoryMiB),
+		VCPUs:     orDefault(r.VCPUs, DefaultVCPUs),
+		MAC:       pl.MAC,
+		Bridge:    pl.Bridge,
+		DiskPath:  diskPath,
+		ROMFile:   p.cfg.Libvirt.ROM,
+		Emulator:  p.cfg.Libvirt.Emulator,
+		Meta:      virt.Metadata{VLAN: pl.VLAN, Distro: pl.Distro, FQDN: pl.FQDN},
+	})
+}
+
+func orDefault(v, d uint) uint {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
