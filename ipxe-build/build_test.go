@@ -372,6 +372,25 @@ func TestBuildGit(t *testing.T) {
 		t.Errorf("same commit by git: cached=%v same key=%v", fetched.Cached, fetched.Key == local.Key)
 	}
 
+	// A tree inside another repository is not identified by that repository's commit.
+	outer := t.TempDir()
+	inner := filepath.Join(outer, "vendor", "ipxe")
+	if err := copyTree(filepath.Join("testdata", "fakeipxe"), inner); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q", outer}, {"-C", outer, "add", "-A"}, {"-C", outer, "commit", "-q", "-m", "outer"}} {
+		if _, err := git(t.Context(), env, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nested, err := identifyDir(t.Context(), env, inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nested.Commit != "" || nested.Dirty || nested.TreeSHA256 == "" {
+		t.Errorf("tree inside another repository: %+v", nested)
+	}
+
 	// A dirty tree falls back to a content hash.
 	if err := os.WriteFile(filepath.Join(top, "src", "core", "main.c"), []byte("/* changed */\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -63,10 +63,12 @@ func git(ctx context.Context, env []string, args ...string) (string, error) {
 // checkout, so a clean local tree and the same commit fetched share a cache key).
 func identifyDir(ctx context.Context, env []string, top string) (Source, error) {
 	src := Source{Dir: top}
-	if commit, err := git(ctx, env, "-C", top, "rev-parse", "--verify", "HEAD^{commit}"); err == nil && isCommit(commit) {
-		src.Commit = commit
-		status, err := git(ctx, env, "-C", top, "status", "--porcelain")
-		src.Dirty = err != nil || status != ""
+	if ownRepo(ctx, env, top) {
+		if commit, err := git(ctx, env, "-C", top, "rev-parse", "--verify", "HEAD^{commit}"); err == nil && isCommit(commit) {
+			src.Commit = commit
+			status, err := git(ctx, env, "-C", top, "status", "--porcelain")
+			src.Dirty = err != nil || status != ""
+		}
 	}
 	if src.Commit == "" || src.Dirty {
 		sum, err := hashTree(top, func(rel string) bool { return !generatedHeader(rel) })
@@ -83,6 +85,18 @@ func identifyDir(ctx context.Context, env []string, top string) (Source, error) 
 	}
 	src.LocalSHA256 = local
 	return src, nil
+}
+
+// ownRepo reports whether top is the top of a git work tree, not a directory inside some
+// other repository (whose commit would say nothing about this tree).
+func ownRepo(ctx context.Context, env []string, top string) bool {
+	got, err := git(ctx, env, "-C", top, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return false
+	}
+	a, err1 := filepath.EvalSymlinks(got)
+	b, err2 := filepath.EvalSymlinks(top)
+	return err1 == nil && err2 == nil && a == b
 }
 
 // resolveRef returns the commit ref names at url: ref itself when it is a full commit,
