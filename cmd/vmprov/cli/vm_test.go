@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
+	"github.com/vmprov/vmprov/test/lab"
+)
+
+// vmprov runs the command line in-process and returns exit code and output.
+func vmprov(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// labConfig writes a config for a real BIND and the libvirt test driver.
+func labConfig(t *testing.T) string {
+	t.Helper()
+	b := lab.BINDForTest(t)
+	dir := t.TempDir()
+	_, _, secret := b.TSIG()
+	secretFile := filepath.Join(dir, "tsig.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "vmprov.yaml")
+	text := fmt.Sprintf(`dns:
+  server: %s
+  zone: example.com.
+  tsig: {name: vmprov., algorithm: hmac-sha256, secret_file: %s}
+libvirt: {uri: "test:///default", domain_type: qemu, pool: default-pool}
+boot: {url: "http://192.0.2.1"}
+vlans:
+  - {id: 135, bridge: br135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, ipv6: "2001:db8:135::/64"}
+`, b.Addr(), secretFile)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestCLIWorkflow(t *testing.T) {
+	cfg := labConfig(t)
+	// The test driver keeps its state while a connection of the process is
+	// open; each command opens and closes its own.
+	keep, err := libvirtconn.Open("test:///default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keep.Close() })
+
+	code, out, errs := vmprov(t, "--config", cfg, "create", "--name", "cli1", "--ip", "192.0.2.172", "--distro", "core", "--script", "test.ipxe", "--dry-run", "-o", "json")
+	if code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, errs)
+	}
+	var plan map[string]any
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("dry run output is not one JSON object: %v\n%s", err, out)
+	}
+	for _, k := range []string{"name", "fqdn", "vlan", "mac", "ipv4", "ipv6", "records", "domain_xml"} {
+		if _, ok := plan[k]; !ok {
+			t.Errorf("dry run JSON lacks %q", k)
+		}
+	}
+	if plan["mac"] != "02:04:06:08:72:ac" || plan["vlan"] != float64(135) || plan["fqdn"] != "cli1.example.com." {
+		t.Errorf("plan = %v", plan)
+	}
+	// Nothing changed: show finds nothing.
+	if code, _, errs := vmprov(t, "--config", cfg, "show", "cli1"); code == 0 || !strings.Contains(errs, "no such host") {
+		t.Errorf("show after dry run: exit %d, %s", code, errs)
+	}
+
+	if code, out, errs := vmprov(t, "--config", cfg, "create", "--name", "cli1", "--ip", "192.0.2.172", "--distro", "core"); code != 0 {
+		t.Fatalf("create: exit %d: %s%s", code, out, errs)
+	}
+	code, out, errs = vmprov(t, "--config", cfg, "list", "-o", "json")
+	if code != 0 {
+		t.Fatalf("list: exit %d: %s", code, errs)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("list output is not a JSON array: %v\n%s", err, out)
+	}
+	found := false
+	for _, h := range list {
+		if h["name"] == "cli1" {
+			found = true
+			if h["ipv4"] != "192.0.2.172" || h["mac"] != "02:04:06:08:72:ac" {
+				t.Errorf("list entry = %v", h)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("list lacks cli1: %s", out)
+	}
+	if code, out, _ := vmprov(t, "--config", cfg, "show", "cli1"); code != 0 || !strings.Contains(out, "192.0.2.172") {
+		t.Errorf("show: exit %d\n%s", code, out)
+	}
+	if code, _, errs := vmprov(t, "--config", cfg, "create", "--name", "cli1", "--ip", "192.0.2.173", "--distro", "core"); code == 0 || !strings.Contains(errs, "cli1") {
+		t.Errorf("second create: exit %d, %s", code, errs)
+	}
+	if code, _, errs := vmprov(t, "--config", cfg, "destroy", "cli1"); code != 0 {
+		t.Fatalf("destroy: exit %d: %s", code, errs)
+	}
+	if code, _, _ := vmprov(t, "--config", cfg, "show", "cli1"); code == 0 {
+		t.Error("show after destroy succeeded")
+	}
+}
+
+func TestCLIBadInput(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n"), 0o600)
+	os.WriteFile(good, []byte("dns: {zone: example.com., server: '127.0.0.1:9', tsig: {secret_file: "+secret+"}}\nvlans: [{id: 135, ipv4: 192.0.2.0/24}]\n"), 0o600)
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte("dns: {zone: example.com., ttl: 5, zonee: x}\n"), 0o600)
+	wide := filepath.Join(dir, "wide.yaml")
+	os.WriteFile(wide, []byte("dns: {zone: example.com.}\nvlans: [{id: 135, ipv4: 10.0.0.0/16}]\n"), 0o600)
+	nosecret := filepath.Join(dir, "nosecret.yaml")
+	os.WriteFile(nosecret, []byte("dns: {zone: example.com., tsig: {secret_file: "+filepath.Join(dir, "missing")+"}}\nvlans: [{id: 135, ipv4: 192.0.2.0/24}]\n"), 0o600)
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"bad name", []string{"--config", good, "create", "--name", "a_b", "--vlan", "135", "--distro", "core", "--dry-run"}, []string{"a_b", "RFC 1123"}},
+		{"unknown vlan", []string{"--config", good, "create", "--name", "a", "--vlan", "7", "--distro", "core", "--dry-run"}, []string{"--vlan 7", "135"}},
+		{"outside subnet", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "198.51.100.1", "--distro", "core", "--dry-run"}, []string{"198.51.100.1", "192.0.2.0/24"}},
+		{"unknown distro", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "win95", "--dry-run"}, []string{"win95"}},
+		{"bad ip", []string{"--config", good, "create", "--name", "a", "--ip", "300.1.1.1", "--distro", "core"}, []string{"300.1.1.1"}},
+		{"bad txt", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--txt", "novalue"}, []string{"novalue", "KEY=VALUE"}},
+		{"unknown key", []string{"--config", typo, "list"}, []string{"zonee"}},
+		{"wide subnet", []string{"--config", wide, "list"}, []string{"10.0.0.0/16", "/20"}},
+		{"missing secret", []string{"--config", nosecret, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core"}, []string{"missing", "tsig-keygen"}},
+		{"missing config", []string{"--config", filepath.Join(dir, "none.yaml"), "list"}, []string{"none.yaml", "does not exist"}},
+		{"bad output", []string{"--config", good, "list", "-o", "yaml"}, []string{"yaml"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := vmprov(t, tt.args...)
+			if code == 0 {
+				t.Fatalf("exit 0, want non-zero\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q lacks %q", errs, w)
+				}
+			}
+		})
+	}
+}
