@@ -178,7 +178,7 @@ func (c *Client) retry(ctx context.Context, op func() error) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return fmt.Errorf("%w (after %d attempts, last: %v)", ctx.Err(), attempt, last)
+				return fmt.Errorf("%w (after %s, last: %v)", ctx.Err(), attempts(attempt), last)
 			case <-t.C:
 			}
 			pause *= 2
@@ -191,14 +191,21 @@ func (c *Client) retry(ctx context.Context, op func() error) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w (after %d attempts, last: %v)", ctx.Err(), attempt+1, err)
+			return fmt.Errorf("%w (after %s, last: %v)", ctx.Err(), attempts(attempt+1), err)
 		}
 		if !retryable(err) {
 			return err
 		}
 		last = err
 	}
-	return fmt.Errorf("%w (after %d attempts)", last, c.retries+1)
+	return fmt.Errorf("%w (after %s)", last, attempts(c.retries+1))
+}
+
+func attempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return strconv.Itoa(n) + " attempts"
 }
 
 // permanentError is a local failure that another attempt cannot cure.
@@ -247,18 +254,21 @@ func (c *Client) attempt(ctx context.Context, proto string, m *dns.Msg) (resp *d
 		return nil, nil, err
 	}
 	defer nc.Close()
-	// Closing the connection when ctx ends unblocks reads at once.
+	// A deadline in the past unblocks reads at once when ctx ends.
 	stop := context.AfterFunc(actx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if err := nc.SetDeadline(deadline); err != nil {
 		return nil, nil, err
 	}
-	co := &dns.Conn{Conn: nc, UDPSize: 65535}
+	co := &dns.Conn{Conn: nc, UDPSize: 4096} // above the udpSize we advertise
 	if _, err := co.Write(out); err != nil {
 		return nil, nil, err
 	}
 	for range 64 { // stray UDP datagrams are skipped, within reason
 		p, err := co.ReadMsgHeader(nil)
+		if errors.Is(err, dns.ErrShortRead) && proto == "udp" {
+			continue
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -3,6 +3,7 @@ package dnsupdate_test
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -162,5 +163,93 @@ func TestBINDLargeTransfer(t *testing.T) {
 	a, err := c.Lookup(t.Context(), "big0.example.com.", dns.TypeTXT)
 	if err != nil || len(a.Records) != perName {
 		t.Errorf("Lookup(big0 TXT) = %d records, %v; want %d", len(a.Records), err, perName)
+	}
+}
+
+// hostChanges returns the change sets that claim and release one host:
+// A, TXT and _mac CNAME in the forward zone, PTR in the reverse zone, each
+// claim guarded by "name not in use", each release by "still our value".
+func hostChanges(t testing.TB, i int) (claim, release []dnsupdate.ChangeSet) {
+	host := fmt.Sprintf("bench%d.example.com.", i)
+	ip := fmt.Sprintf("192.0.2.%d", i%250+1)
+	ptr := fmt.Sprintf("%d.2.0.192.in-addr.arpa.", i%250+1)
+	a := rr(t, host+" 300 IN A "+ip)
+	fwd := []dns.RR{a,
+		rr(t, host+` 300 IN TXT "filename=test.ipxe" "distribution=core"`),
+		rr(t, fmt.Sprintf("02-04-06-08-73-%02x._mac.example.com. 300 IN CNAME %s", i%250+1, host))}
+	rev := rr(t, ptr+" 300 IN PTR "+host)
+	claim = []dnsupdate.ChangeSet{
+		{Zone: lab.TestZone, NameNotInUse: []string{host}, Add: fwd},
+		{Zone: "2.0.192.in-addr.arpa.", NameNotInUse: []string{ptr}, Add: []dns.RR{rev}},
+	}
+	release = []dnsupdate.ChangeSet{
+		{Zone: lab.TestZone, RRsetEquals: []dns.RR{a}, RemoveName: []string{host, fwd[2].Header().Name}},
+		{Zone: "2.0.192.in-addr.arpa.", RRsetEquals: []dns.RR{rev}, RemoveName: []string{ptr}},
+	}
+	return claim, release
+}
+
+// BenchmarkApply claims and releases one host's records per iteration
+// (four signed updates over TCP); compare with BenchmarkNsupdate.
+func BenchmarkApply(b *testing.B) {
+	c, _ := newBINDClient(b)
+	ctx := b.Context()
+	i := 0
+	for b.Loop() {
+		claim, release := hostChanges(b, i)
+		i++
+		for _, cs := range append(claim, release...) {
+			if err := c.Apply(ctx, cs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkNsupdate does what BenchmarkApply does with BIND's nsupdate, the
+// way a shell script would: one nsupdate -v (TCP) run to claim and one to
+// release.
+func BenchmarkNsupdate(b *testing.B) {
+	nsupdate, err := exec.LookPath("nsupdate")
+	if err != nil {
+		b.Skip("needs nsupdate (Debian package bind9-utils)")
+	}
+	_, bind := newBINDClient(b)
+	key, alg, secret := bind.TSIG()
+	keyArg := strings.TrimSuffix(alg, ".") + ":" + key + ":" + secret
+	script := func(sets []dnsupdate.ChangeSet) string {
+		var s strings.Builder
+		fmt.Fprintf(&s, "server %s %d\n", bind.Addr().Addr(), bind.Addr().Port())
+		for _, cs := range sets {
+			fmt.Fprintf(&s, "zone %s\n", cs.Zone)
+			for _, n := range cs.NameNotInUse {
+				fmt.Fprintf(&s, "prereq nxdomain %s\n", n)
+			}
+			for _, r := range cs.RRsetEquals {
+				fmt.Fprintf(&s, "prereq yxrrset %s\n", strings.Join(strings.Fields(r.String())[0:1], "")+" "+strings.Join(strings.Fields(r.String())[2:], " "))
+			}
+			for _, n := range cs.RemoveName {
+				fmt.Fprintf(&s, "update delete %s\n", n)
+			}
+			for _, r := range cs.Add {
+				fmt.Fprintf(&s, "update add %s\n", r)
+			}
+			s.WriteString("send\n")
+		}
+		return s.String()
+	}
+	run := func(input string) {
+		cmd := exec.CommandContext(b.Context(), nsupdate, "-v", "-y", keyArg)
+		cmd.Stdin = strings.NewReader(input)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("nsupdate: %v\n%s\ninput:\n%s", err, out, input)
+		}
+	}
+	i := 0
+	for b.Loop() {
+		claim, release := hostChanges(b, i)
+		i++
+		run(script(claim))
+		run(script(release))
 	}
 }

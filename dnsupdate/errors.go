@@ -115,12 +115,12 @@ func (e *RcodeError) what() string {
 // Is makes errors.Is(err, ErrPrerequisite) true for the prerequisite rcodes
 // of an update (RFC 2136 3.2.1 and 3.2.2).
 func (e *RcodeError) Is(target error) bool {
-	return target == ErrPrerequisite && e.Op == OpUpdate && IsPrerequisiteRcode(e.Rcode)
+	return target == ErrPrerequisite && e.Op == OpUpdate && prerequisiteRcode(e.Rcode)
 }
 
-// IsPrerequisiteRcode reports whether rcode is one an RFC 2136 server
+// prerequisiteRcode reports whether rcode is one an RFC 2136 server
 // answers when a prerequisite fails.
-func IsPrerequisiteRcode(rcode int) bool {
+func prerequisiteRcode(rcode int) bool {
 	switch rcode {
 	case dns.RcodeYXDomain, dns.RcodeYXRrset, dns.RcodeNameError, dns.RcodeNXRrset:
 		return true
