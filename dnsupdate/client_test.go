@@ -308,10 +308,10 @@ func TestLookupChecksID(t *testing.T) {
 			b, _ := m.Pack()
 			_, _ = pc.WriteTo(b, from)
 		}
-		send(q.Id+1, q.Question[0].Name, 1)     // another ID
-		send(q.Id, "other.example.com.", 2)     // another question
+		send(q.Id+1, q.Question[0].Name, 1)      // another ID
+		send(q.Id, "other.example.com.", 2)      // another question
 		_, _ = pc.WriteTo([]byte{1, 2, 3}, from) // garbage
-		send(q.Id, q.Question[0].Name, 3)       // the answer
+		send(q.Id, q.Question[0].Name, 3)        // the answer
 	}()
 	c, err := New(Config{Server: pc.LocalAddr().String(), Retries: -1})
 	if err != nil {
