@@ -7,8 +7,19 @@
 // prerequisites the server checks, and everything the boot service knows
 // comes from Client.Lookup.
 //
+// The server must be authoritative (a primary) for the zones and accept
+// the key; for BIND:
+//
+//	key "vmprov." { algorithm hmac-sha256; secret "..."; };
+//	zone "example.com" {
+//		type primary; file "example.com.db";
+//		allow-update { key "vmprov."; };    // Apply
+//		allow-transfer { key "vmprov."; };  // Transfer (vmprov list)
+//	};
+//
 // The package is a leaf: it knows nothing of vmprov's configuration or data
-// model, only DNS.
+// model, only DNS. Package dnstest holds the conformance suite of this seam
+// and an in-memory fake that passes it.
 package dnsupdate
 
 import (
