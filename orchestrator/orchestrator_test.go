@@ -25,7 +25,7 @@ import (
 )
 
 // testConfig is the lab's VLAN 135 with documentation prefixes.
-func testConfig(t *testing.T, server, pool string) *config.Config {
+func testConfig(t testing.TB, server, pool string) *config.Config {
 	t.Helper()
 	c, err := config.Parse([]byte(fmt.Sprintf(`
 dns: {server: %q, zone: example.com., ttl: 60}
@@ -48,7 +48,7 @@ type env struct {
 }
 
 // newEnv starts a real BIND and a signed client for it.
-func newEnv(t *testing.T, pool string) *env {
+func newEnv(t testing.TB, pool string) *env {
 	t.Helper()
 	b := lab.BINDForTest(t)
 	name, alg, secret := b.TSIG()
@@ -59,7 +59,7 @@ func newEnv(t *testing.T, pool string) *env {
 	return &env{cfg: testConfig(t, b.Addr().String(), pool), dns: c, bind: b}
 }
 
-func (e *env) orchestrator(t *testing.T, hv orchestrator.Hypervisor) *orchestrator.Orchestrator {
+func (e *env) orchestrator(t testing.TB, hv orchestrator.Hypervisor) *orchestrator.Orchestrator {
 	t.Helper()
 	o, err := orchestrator.New(orchestrator.Config{Config: e.cfg, DNS: e.dns, Hypervisor: hv})
 	if err != nil {
@@ -105,7 +105,7 @@ var uniq atomic.Int64
 // driver's state is shared by every connection of a process.
 func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, uniq.Add(1)) }
 
-func testDriver(t *testing.T) *libvirtconn.Libvirt {
+func testDriver(t testing.TB) *libvirtconn.Libvirt {
 	t.Helper()
 	lv, err := libvirtconn.Open("test:///default", nil)
 	if err != nil {
