@@ -1,0 +1,283 @@
+// Package dhcp4 is vmprov's DHCPv4 server: it answers only clients that DNS
+// identifies (through a netboot.Policy), gives each its DNS address with the
+// options of its VLAN, and points booting firmware at the right loader by
+// client class (ARCHITECTURE.md "The boot chain").
+//
+// The server keeps no lease state and reads no clock: the answer to a
+// request depends on the request, the configuration, the interface it came
+// in on and DNS only, so any number of instances on a VLAN answer
+// byte-identically (active-active, no lease sync). Handle is that decision
+// without sockets; Serve reads requests from the configured interfaces and
+// sends Handle's replies where RFC 2131 section 4.1 says.
+package dhcp4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/bsdp"
+)
+
+// RequestTimeout bounds the handling of one request, DNS included. PXE
+// firmware retransmits after 4 s (PXE 2.1 spec, DHCPDISCOVER timeouts 4, 8,
+// 16, 32 s); an answer later than that is wasted.
+const RequestTimeout = 2 * time.Second
+
+// maxInFlight bounds the requests handled concurrently; further packets wait
+// in the socket buffer.
+const maxInFlight = 64
+
+// Config configures a Server.
+type Config struct {
+	// Policy identifies clients from DNS. Required.
+	Policy netboot.Policy
+	// Cfg supplies the VLANs (subnet, gateway, DNS servers), boot.url,
+	// serve.loaders, serve.lease_time, serve.server_ipv4, dns.zone (the
+	// domain name option) and bsdp. Required and already validated.
+	Cfg *config.Config
+	// Interfaces are where Serve listens; empty means Cfg.Serve.Interfaces.
+	Interfaces []string
+	// Log receives one Info line per answer and Debug lines for ignored
+	// traffic; nil discards.
+	Log *slog.Logger
+}
+
+// Server answers DHCPv4 requests. It is safe for concurrent use.
+type Server struct {
+	policy     netboot.Policy
+	cfg        *config.Config
+	interfaces []string
+	log        *slog.Logger
+	domain     string
+	bootURL    string
+	bsdpImages []bsdp.Image
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("dhcp4: new server: no policy")
+	}
+	if cfg.Cfg == nil {
+		return nil, errors.New("dhcp4: new server: no configuration")
+	}
+	s := &Server{
+		policy:     cfg.Policy,
+		cfg:        cfg.Cfg,
+		interfaces: cfg.Interfaces,
+		log:        cfg.Log,
+		domain:     trimDot(cfg.Cfg.DNS.Zone),
+		bootURL:    cfg.Cfg.Boot.URL,
+	}
+	if len(s.interfaces) == 0 {
+		s.interfaces = cfg.Cfg.Serve.Interfaces
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("proto", "dhcp4")
+	for _, im := range cfg.Cfg.BSDP.Images {
+		s.bsdpImages = append(s.bsdpImages, bsdp.Image{ID: bsdp.ImageID(im.ID), Name: im.Name, BootFile: im.BootFile})
+	}
+	return s, nil
+}
+
+func trimDot(s string) string {
+	if len(s) > 0 && s[len(s)-1] == '.' {
+		return s[:len(s)-1]
+	}
+	return s
+}
+
+// listener is one interface's socket and what requests on it share.
+type listener struct {
+	conn *net.UDPConn
+	in   Ingress
+}
+
+// Serve listens on port 67 of every interface (the socket is bound to the
+// interface, so broadcasts go out where the request came in) and answers
+// until ctx ends; then it returns nil once in-flight requests are done.
+//
+// The sockets are opened, and the interfaces' addresses read, in the calling
+// goroutine before Serve starts any other, so a caller that runs Serve on a
+// thread inside a network namespace serves that namespace.
+//
+// Each interface must have an IPv4 address: it is the server identifier
+// (option 54) and PXE next-server unless serve.server_ipv4 is set. The
+// address's configured VLAN subnet says which VLAN local requests come from;
+// relayed requests (giaddr set) belong to the VLAN holding giaddr.
+func (s *Server) Serve(ctx context.Context) error {
+	if len(s.interfaces) == 0 {
+		return errors.New("dhcp4: serve: no interfaces: set serve.interfaces")
+	}
+	var ls []listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.conn.Close()
+		}
+	}
+	for _, name := range s.interfaces {
+		in, err := s.ingress(name)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		conn, err := server4.NewIPv4UDPConn(name, &net.UDPAddr{Port: dhcpv4.ServerPort})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("dhcp4: listen on %s port %d: %w", name, dhcpv4.ServerPort, err)
+		}
+		ls = append(ls, listener{conn: conn, in: in})
+		s.log.Info("dhcp4 listening", "iface", name, "ip", in.ServerIP, "vlan", in.VLAN)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	var handlers errgroup.Group
+	handlers.SetLimit(maxInFlight)
+	g.Go(func() error {
+		<-gctx.Done()
+		closeAll()
+		return nil
+	})
+	for _, l := range ls {
+		g.Go(func() error { return s.read(gctx, l, &handlers) })
+	}
+	err := g.Wait()
+	_ = handlers.Wait() // handlers return no errors; they log
+	return err
+}
+
+// read receives packets on l until its socket is closed.
+func (s *Server) read(ctx context.Context, l listener, handlers *errgroup.Group) error {
+	buf := make([]byte, 65535)
+	for {
+		n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("dhcp4: read on %s: %w", l.in.Interface, err)
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		handlers.Go(func() error {
+			s.serveOne(ctx, l, peer, pkt)
+			return nil
+		})
+	}
+}
+
+// serveOne decodes, handles and answers one packet.
+func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, pkt []byte) {
+	req, err := dhcpv4.FromBytes(pkt)
+	if err != nil {
+		s.log.Warn("malformed DHCPv4 packet dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	resp, err := s.Handle(ctx, req, l.in)
+	switch {
+	case errors.Is(err, ErrMalformed):
+		s.log.Warn("malformed DHCPv4 request dropped", "iface", l.in.Interface, "ip", peer.Addr(), "mac", req.ClientHWAddr, "xid", req.TransactionID.String(), "err", err)
+		return
+	case err != nil:
+		s.log.Error("DHCPv4 request not answered", "iface", l.in.Interface, "mac", req.ClientHWAddr, "xid", req.TransactionID.String(), "err", err)
+		return
+	case resp == nil:
+		return
+	}
+	dst := ReplyAddr(req, resp)
+	if _, err := l.conn.WriteToUDPAddrPort(resp.ToBytes(), dst); err != nil {
+		s.log.Error("DHCPv4 reply not sent", "iface", l.in.Interface, "mac", req.ClientHWAddr, "xid", req.TransactionID.String(), "ip", dst.Addr(), "err", err)
+	}
+}
+
+// ingress reads the addresses of the interface called name.
+func (s *Server) ingress(name string) (Ingress, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return Ingress{}, fmt.Errorf("dhcp4: interface %s: %w", name, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return Ingress{}, fmt.Errorf("dhcp4: interface %s: %w", name, err)
+	}
+	in := Ingress{Interface: name}
+	var first netip.Addr
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok || !ip.Unmap().Is4() {
+			continue
+		}
+		ip = ip.Unmap()
+		if !first.IsValid() {
+			first = ip
+		}
+		if v, ok := s.cfg.VLANOf(ip); ok && v.IPv4.Contains(ip) && in.VLAN == 0 {
+			in.VLAN, in.ServerIP = v.ID, ip
+		}
+	}
+	if !in.ServerIP.IsValid() {
+		in.ServerIP = first
+	}
+	if s.cfg.Serve.ServerIPv4.Is4() {
+		in.ServerIP = s.cfg.Serve.ServerIPv4
+	}
+	if !in.ServerIP.IsValid() {
+		return Ingress{}, fmt.Errorf("dhcp4: interface %s has no IPv4 address: give it one inside a configured VLAN subnet (vlans[].ipv4)", name)
+	}
+	return in, nil
+}
+
+// ReplyAddr is where a reply to req goes (RFC 2131 section 4.1): to the
+// relay's server port when giaddr is set; else unicast to ciaddr on the
+// client port when the client has an address (RENEWING, INFORM); else, and
+// for every DHCPNAK, to 255.255.255.255. A client without an address that
+// did not set the broadcast flag would take a unicast to yiaddr, but that
+// needs an ARP entry the server cannot add through a UDP socket, and every
+// client accepts the broadcast. An ACK to a BSDP INFORM goes to the port the
+// Mac asked for (BSDP code 5).
+func ReplyAddr(req, resp *dhcpv4.DHCPv4) netip.AddrPort {
+	if gi := addr4(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+		return netip.AddrPortFrom(gi, dhcpv4.ServerPort)
+	}
+	port := uint16(dhcpv4.ClientPort)
+	if req.MessageType() == dhcpv4.MessageTypeInform && bsdp.IsBSDP(req) {
+		port = bsdp.ReplyPort(req)
+	}
+	ci := addr4(req.ClientIPAddr)
+	if resp.MessageType() == dhcpv4.MessageTypeNak || !ci.IsValid() || ci.IsUnspecified() {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port)
+	}
+	return netip.AddrPortFrom(ci, port)
+}
+
+// addr4 converts a wire address; invalid when ip is not IPv4.
+func addr4(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		return netip.AddrFrom4([4]byte(v4))
+	}
+	return netip.Addr{}
+}
+
+// ip4 converts an IPv4 address for the wire library.
+func ip4(a netip.Addr) net.IP {
+	b := a.Unmap().As4()
+	return net.IP(b[:])
+}
