@@ -396,8 +396,8 @@ func TestBootStorm(t *testing.T) {
 						}
 					}
 					want := map[string]int{
-						"PTR 172.2.0.192.in-addr.arpa.": 1,
-						"A test-centos7.example.com.":   1,
+						"PTR 172.2.0.192.in-addr.arpa.":  1,
+						"A test-centos7.example.com.":    1,
 						"AAAA test-centos7.example.com.": 1,
 						"TXT test-centos7.example.com.":  1,
 					}

@@ -1,0 +1,339 @@
+// Package httpboot is the HTTP side of vmprov's boot service: the boot chain
+// of seed 000 that iPXE follows, answer files for installers, and static
+// iPXE binaries and installer assets.
+//
+// Routes (ARCHITECTURE.md, "The boot chain"):
+//
+//	GET /mac/{hexhyp}/ipxe          DIR/mac/{hexhyp}/ipxe, else 404
+//	GET /pxedust                    FCrDNS of the client → #!ipxe, set lines, chain to the site script
+//	GET /bootstrap/{site}/{file...} DIR/bootstrap/{site}/{file}; built-in {boot.site}/default.ipxe
+//	GET /bootstrap/install/...      built-in install/default.ipxe and, for the confirmed
+//	                                requester only, {distribution}/{arch}/ks.cfg, preseed.cfg,
+//	                                user-data, meta-data and {distribution}/firstboot
+//	GET /boot.ipxe                  the script `vmprov ipxe build` embeds
+//	GET /ipxe/{path...}             DIR/ipxe, with Range
+//	GET /assets/{path...}           DIR/assets, with Range
+//	GET /healthz, GET /metrics      liveness, Prometheus text format
+//
+// Only GET and HEAD are answered. Every answer that depends on the client
+// rests on netboot.Policy: an unknown client, one whose reverse DNS is not
+// forward-confirmed, or one without a boot intent gets the same 404 with a
+// body that names no host, and a DNS failure gets 503, never a guess. The
+// client is the TCP peer (http.Request.RemoteAddr); X-Forwarded-For is
+// believed only from Config.TrustedProxies. Static files are served through
+// os.Root, so neither ".." nor a symbolic link leaves their folder.
+package httpboot
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/templates"
+)
+
+// MaxURILength is the longest request target answered; longer ones get 414.
+const MaxURILength = 1024
+
+// Config configures a Server.
+type Config struct {
+	// Policy identifies clients. Required.
+	Policy netboot.Policy
+	// Boot holds the base URLs and the site (config boot:).
+	Boot config.Boot
+	// Dir is serve.dir: it holds mac/, bootstrap/, ipxe/ and assets/.
+	Dir string
+	// Log receives one line per request (ip, host, file, status, bytes,
+	// dur, err); nil discards.
+	Log *slog.Logger
+	// Metrics counts requests; nil means the Server keeps its own.
+	Metrics *Metrics
+	// Collectors add their metrics to /metrics, e.g. *netboot.DNSPolicy.
+	Collectors []Collector
+	// TrustedProxies are peers whose X-Forwarded-For header names the
+	// client (its last address is used). Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+}
+
+// Server answers the boot service's HTTP routes. It is an http.Handler and
+// safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	mux     *http.ServeMux
+	// bootScript is /boot.ipxe, rendered once; bootErr is why it could not be.
+	bootScript []byte
+	bootErr    error
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server for cfg. It does not touch the file system or DNS;
+// missing folders under Dir simply answer 404.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.bootScript, s.bootErr = templates.BootScript(templates.BootInput{BootURL: cfg.Boot.URL, BootURLv6: cfg.Boot.URLv6})
+
+	s.mux.HandleFunc("GET /mac/{hexhyp}/ipxe", s.handleMAC)
+	s.mux.HandleFunc("GET /pxedust", s.handlePXEDust)
+	s.mux.HandleFunc("GET /bootstrap/{site}/{file...}", s.handleSite)
+	s.mux.HandleFunc("GET /bootstrap/install/{path...}", s.handleInstall)
+	s.mux.HandleFunc("GET /boot.ipxe", s.handleBootScript)
+	s.mux.HandleFunc("GET /ipxe/{path...}", s.static("ipxe"))
+	s.mux.HandleFunc("GET /assets/{path...}", s.static("assets"))
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /metrics", s.handleMetrics)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w, r) })
+	return s
+}
+
+// Metrics returns the request counters /metrics reports.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// ServeHTTP refuses odd requests, routes the rest, and logs and counts
+// every one.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	route := "refused"
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		rec.Header().Set("Allow", "GET, HEAD")
+		rec.err = "method not allowed"
+		plain(rec, r, http.StatusMethodNotAllowed, "method not allowed\n")
+	case len(r.RequestURI) > MaxURILength || len(r.URL.Path) > MaxURILength:
+		rec.err = "request URI too long"
+		plain(rec, r, http.StatusRequestURITooLong, "request URI too long\n")
+	case !cleanPath(r.URL.Path):
+		rec.err = "path is not clean"
+		plain(rec, r, http.StatusBadRequest, "bad request\n")
+	default:
+		s.mux.ServeHTTP(rec, r)
+		route = strings.TrimPrefix(r.Pattern, "GET ")
+		if route == "" {
+			route = "/"
+		}
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	dur := time.Since(start)
+	s.metrics.observe(route, rec.status, rec.bytes, dur)
+	s.logRequest(r, rec, route, dur)
+}
+
+func (s *Server) logRequest(r *http.Request, rec *recorder, route string, dur time.Duration) {
+	level := slog.LevelInfo
+	switch {
+	case rec.status >= 500:
+		level = slog.LevelError
+	case rec.status == http.StatusBadRequest || rec.status == http.StatusMethodNotAllowed ||
+		rec.status == http.StatusRequestURITooLong || rec.warn:
+		level = slog.LevelWarn
+	case route == "/healthz" || route == "/metrics":
+		level = slog.LevelDebug
+	}
+	ctx := r.Context()
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("ip", s.clientAddr(r).String()),
+		slog.String("proto", "http"),
+		slog.String("method", r.Method),
+		slog.String("file", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("dur", dur),
+	}
+	if rec.host != "" {
+		attrs = append(attrs, slog.String("host", rec.host))
+	}
+	if rec.err != "" {
+		attrs = append(attrs, slog.String("err", rec.err))
+	}
+	s.log.LogAttrs(ctx, level, "http request", attrs...)
+}
+
+// cleanPath reports whether p is a request path the server considers at
+// all: absolute, with no empty, "." or ".." segments, no backslash and no
+// control characters. A trailing slash is allowed. Paths that are not clean
+// are refused with 400 before routing, rather than redirected as
+// http.ServeMux would do.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' || len(p) > MaxURILength {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, seg := range segs {
+		switch {
+		case seg == "" && i == len(segs)-1:
+		case seg == "", seg == ".", seg == "..":
+			return false
+		}
+	}
+	return true
+}
+
+// clientAddr is the address the policy identifies: the TCP peer, or the
+// last X-Forwarded-For address when the peer is a trusted proxy.
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	peer := ap.Addr().Unmap().WithZone("")
+	for _, p := range s.cfg.TrustedProxies {
+		if !p.Contains(peer) {
+			continue
+		}
+		xff := r.Header.Values("X-Forwarded-For")
+		if len(xff) == 0 {
+			break
+		}
+		list := strings.Split(xff[len(xff)-1], ",")
+		if a, err := netip.ParseAddr(strings.TrimSpace(list[len(list)-1])); err == nil {
+			return a.Unmap().WithZone("")
+		}
+		break
+	}
+	return peer
+}
+
+// bootURL is the base URL a client at addr reaches the service at:
+// boot.url_v6 for IPv6 clients when set, else boot.url.
+func (s *Server) bootURL(addr netip.Addr) string {
+	if addr.Is6() && s.cfg.Boot.URLv6 != "" {
+		return s.cfg.Boot.URLv6
+	}
+	return s.cfg.Boot.URL
+}
+
+// mirrorURL is boot.assets, following the client's family when it is the
+// default {boot.url}/assets.
+func (s *Server) mirrorURL(addr netip.Addr) string {
+	a := s.cfg.Boot.Assets
+	if a == "" || a == s.cfg.Boot.URL+"/assets" {
+		return s.bootURL(addr) + "/assets"
+	}
+	return a
+}
+
+// decide asks the policy about the requester. ok false means the answer is
+// written already: 404 for unknown clients, 503 when DNS failed.
+func (s *Server) decide(w http.ResponseWriter, r *http.Request) (netip.Addr, netboot.Decision, bool) {
+	addr := s.clientAddr(r)
+	rec := note(w)
+	if !addr.IsValid() {
+		rec.err = "no client address"
+		notFound(w, r)
+		return addr, netboot.Decision{}, false
+	}
+	d, err := s.cfg.Policy.Decide(r.Context(), netboot.Client{Addr: addr})
+	switch {
+	case errors.Is(err, netboot.ErrUnknown):
+		rec.err = err.Error()
+		notFound(w, r)
+		return addr, d, false
+	case err != nil:
+		rec.err = err.Error()
+		plain(w, r, http.StatusServiceUnavailable, "service unavailable\n")
+		return addr, d, false
+	}
+	rec.host = strings.TrimSuffix(d.Host.FQDN, ".")
+	return addr, d, true
+}
+
+func (s *Server) handlePXEDust(w http.ResponseWriter, r *http.Request) {
+	addr, d, ok := s.decide(w, r)
+	if !ok {
+		return
+	}
+	if len(d.Host.Intent) == 0 {
+		note(w).err = "host has no boot intent (TXT)"
+		notFound(w, r)
+		return
+	}
+	body, err := templates.PXEDust(templates.PXEDustInput{
+		BootURL:  s.bootURL(addr),
+		Site:     s.cfg.Boot.Site,
+		Filename: d.Host.Intent.Filename(),
+		Vars:     vars(d.Host.Intent),
+	})
+	if err != nil {
+		invalid(w, r, err)
+		return
+	}
+	script(w, r, body)
+}
+
+func (s *Server) handleBootScript(w http.ResponseWriter, r *http.Request) {
+	if s.bootErr != nil {
+		note(w).err = s.bootErr.Error()
+		plain(w, r, http.StatusInternalServerError, "internal server error\n")
+		return
+	}
+	script(w, r, s.bootScript)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	plain(w, r, http.StatusOK, "ok\n")
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	s.metrics.WriteMetrics(&b)
+	for _, c := range s.cfg.Collectors {
+		c.WriteMetrics(&b)
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	write(w, r, http.StatusOK, []byte(b.String()))
+}
+
+// Serve answers HTTP on l until ctx ends, then shuts down gracefully within
+// shutdownTimeout (open downloads are cut after it) and returns nil.
+func (s *Server) Serve(ctx context.Context, l net.Listener, shutdownTimeout time.Duration) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
