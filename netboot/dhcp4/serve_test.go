@@ -37,7 +37,7 @@ func newLogRecorder(t testing.TB) *logRecorder {
 }
 
 func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *logRecorder) WithGroup(string) slog.Handler           { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
 func (r *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
 	return &attrHandler{r: r, attrs: as}
 }
@@ -97,7 +97,7 @@ type attrHandler struct {
 }
 
 func (h *attrHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *attrHandler) WithGroup(string) slog.Handler           { return h }
+func (h *attrHandler) WithGroup(string) slog.Handler            { return h }
 func (h *attrHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &attrHandler{r: h.r, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
 }
