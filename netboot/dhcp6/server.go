@@ -1,0 +1,372 @@
+// Package dhcp6 is vmprov's DHCPv6 server (RFC 8415) for IPv6 netboot
+// (seeds 003 and 004): it answers only clients that DNS identifies (through
+// a netboot.Policy), gives each its AAAA address in an IA_NA, DNS servers
+// and the domain search list, and points booting clients at a boot file URL
+// (option 59) chosen by user class and client architecture.
+//
+// # Identifying clients
+//
+// DNS knows hosts by MAC, so the server needs the client's MAC. It takes
+// the link-layer address of a DUID-LL or DUID-LLT, else the Client
+// Link-Layer Address option (79, RFC 6939) of a relay next to the client,
+// else the modified EUI-64 identifier of the client's link-local address.
+// The last one is what identifies iPXE and Mellanox FlexBoot, which send a
+// DUID-UUID (seed 004) but form their link-local address from their MAC.
+//
+// A client whose MAC is known but not in DNS gets no answer: DHCPv6 on a
+// shared VLAN must not disturb other servers' clients (ARCHITECTURE.md). A
+// client that gives no MAC at all (a DUID-UUID or DUID-EN with a
+// stable-privacy link-local address, not relayed with option 79) gets no
+// answer either by default, for the same reason: nothing shows it belongs
+// to vmprov, and an Information-request answer would hand it our DNS
+// servers. Config.AnswerUnidentified opts in, on provisioning VLANs that
+// vmprov serves alone, to giving such clients the stateless boot answer
+// (DNS servers, domain search list, boot file URL) to an
+// Information-request and an Advertise or Reply whose IA_NA holds no
+// address (status NoAddrsAvail) to a Solicit or Request. That answer names
+// no host: the HTTP boot service then identifies the client by
+// forward-confirmed reverse DNS of its SLAAC address.
+//
+// # Statelessness and the server DUID
+//
+// The server keeps no lease state and reads no clock: an address is the
+// host's AAAA record, lifetimes come from serve.lease_time, and any number
+// of instances on a VLAN give the same answers apart from their Server
+// Identifier. A server DUID must identify one server (RFC 8415 section 11),
+// so each instance has its own: Config.ServerDUID when set, else a DUID-LL
+// built from the MAC of the first listed interface that has one. It is
+// read once, in New, so it is stable for the life of the process; it
+// differs between machines. A client that renews with an instance that is
+// gone gets no answer from the others (they discard a Renew naming another
+// server) and rebinds at T2, which any instance answers.
+//
+// Handle is the decision without sockets; Serve reads messages from the
+// configured interfaces and sends Handle's replies.
+package dhcp6
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/dhcpv6/server6"
+	"github.com/insomniacslk/dhcp/iana"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/netboot"
+)
+
+// RequestTimeout bounds the handling of one message, DNS included. DHCPv6
+// clients retransmit after 1 s (SOL_TIMEOUT, REQ_TIMEOUT, INF_TIMEOUT of
+// RFC 8415 section 7.6) with the same transaction ID, so an answer to the
+// first transmission is still taken a little later.
+const RequestTimeout = 2 * time.Second
+
+// maxInFlight bounds the messages handled concurrently; further packets
+// wait in the socket buffer.
+const maxInFlight = 64
+
+// Config configures a Server.
+type Config struct {
+	// Policy identifies clients from DNS. Required.
+	Policy netboot.Policy
+	// Cfg supplies the VLANs (IPv6 prefix, dns_servers), boot.url_v6 (else
+	// boot.url), serve.loaders, serve.lease_time and dns.zone (the domain
+	// search list). Required and already validated.
+	Cfg *config.Config
+	// Interfaces are where Serve listens; empty means Cfg.Serve.Interfaces.
+	Interfaces []string
+	// Log receives one Info line per answer and Debug lines for ignored
+	// traffic; nil discards.
+	Log *slog.Logger
+	// ServerDUID identifies this server. Nil derives a DUID-LL from the MAC
+	// of the first interface in Interfaces that has one (see the package
+	// documentation).
+	ServerDUID dhcpv6.DUID
+	// AnswerUnidentified gives clients whose MAC cannot be learnt the
+	// stateless boot answer instead of silence (see the package
+	// documentation). Only for VLANs no other DHCPv6 server serves.
+	AnswerUnidentified bool
+}
+
+// Server answers DHCPv6 messages. It is safe for concurrent use.
+type Server struct {
+	policy             netboot.Policy
+	cfg                *config.Config
+	interfaces         []string
+	log                *slog.Logger
+	duid               dhcpv6.DUID
+	answerUnidentified bool
+	domain             string // dns.zone without the root dot
+	base               string // base URL of HTTP boot files for IPv6 clients
+	lease, t1, t2      time.Duration
+}
+
+// New checks cfg and returns a Server. Without cfg.ServerDUID it reads the
+// MACs of the interfaces, so call it in the network namespace Serve will
+// run in.
+func New(cfg Config) (*Server, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("dhcp6: new server: no policy")
+	}
+	if cfg.Cfg == nil {
+		return nil, errors.New("dhcp6: new server: no configuration")
+	}
+	s := &Server{
+		policy:             cfg.Policy,
+		cfg:                cfg.Cfg,
+		interfaces:         cfg.Interfaces,
+		log:                cfg.Log,
+		duid:               cfg.ServerDUID,
+		answerUnidentified: cfg.AnswerUnidentified,
+		domain:             strings.TrimSuffix(cfg.Cfg.DNS.Zone, "."),
+		base:               bootBaseV6(cfg.Cfg.Boot),
+		lease:              time.Duration(cfg.Cfg.Serve.LeaseTime) * time.Second,
+	}
+	if len(s.interfaces) == 0 {
+		s.interfaces = cfg.Cfg.Serve.Interfaces
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("proto", "dhcp6")
+	if s.lease <= 0 {
+		return nil, errors.New("dhcp6: new server: serve.lease_time is 0: set it, or apply config defaults")
+	}
+	s.t1, s.t2 = s.lease/2, s.lease*4/5
+	if s.duid == nil {
+		d, err := duidFromInterfaces(s.interfaces)
+		if err != nil {
+			return nil, err
+		}
+		s.duid = d
+	}
+	if len(s.duid.ToBytes()) < 3 || len(s.duid.ToBytes()) > 130 {
+		return nil, fmt.Errorf("dhcp6: new server: server DUID %x is not 1 to 128 bytes after its type (RFC 8415 section 11.1)", s.duid.ToBytes())
+	}
+	return s, nil
+}
+
+// ServerDUID returns the DUID the server identifies itself with.
+func (s *Server) ServerDUID() dhcpv6.DUID { return s.duid }
+
+// duidFromInterfaces builds a DUID-LL (RFC 8415 section 11.4) from the MAC
+// of the first interface that has one.
+func duidFromInterfaces(names []string) (dhcpv6.DUID, error) {
+	for _, name := range names {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("dhcp6: new server: interface %s: %w", name, err)
+		}
+		if len(ifi.HardwareAddr) == 6 {
+			return &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: slices.Clone(ifi.HardwareAddr)}, nil
+		}
+	}
+	return nil, fmt.Errorf("dhcp6: new server: none of the interfaces %v has a MAC to build the server DUID from: list an Ethernet interface or set a server DUID", names)
+}
+
+// listener is one interface's socket and what messages on it share.
+type listener struct {
+	conn *net.UDPConn
+	in   Ingress
+}
+
+// Serve listens on UDP port 547 of every interface, joined to
+// All_DHCP_Relay_Agents_and_Servers (ff02::1:2) and All_DHCP_Servers
+// (ff05::1:3), and answers until ctx ends; then it returns nil once
+// in-flight messages are done. Each socket is bound to its interface, so
+// relays must send to an address that arrives on a listed interface.
+//
+// The sockets are opened, and the interfaces' addresses read, in the calling
+// goroutine before Serve starts any other, so a caller that runs Serve on a
+// thread inside a network namespace serves that namespace.
+//
+// An interface's VLAN is the configured VLAN whose IPv6 prefix holds one of
+// its addresses, else the VLAN whose bridge has its name; that address is
+// the host of tftp:// boot file URLs. An interface on no VLAN serves only
+// relayed messages, whose VLAN is the one holding the relay's link-address.
+func (s *Server) Serve(ctx context.Context) error {
+	if len(s.interfaces) == 0 {
+		return errors.New("dhcp6: serve: no interfaces: set serve.interfaces")
+	}
+	var ls []listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.conn.Close()
+		}
+	}
+	for _, name := range s.interfaces {
+		l, err := s.listen(name)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, l)
+		s.log.Info("dhcp6 listening", "iface", name, "ip", l.in.ServerIP, "vlan", l.in.VLAN, "duid", fmt.Sprintf("%x", s.duid.ToBytes()))
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	var handlers errgroup.Group
+	handlers.SetLimit(maxInFlight)
+	g.Go(func() error {
+		<-gctx.Done()
+		closeAll()
+		return nil
+	})
+	for _, l := range ls {
+		g.Go(func() error { return s.read(gctx, l, &handlers) })
+	}
+	err := g.Wait()
+	_ = handlers.Wait() // handlers return no errors; they log
+	return err
+}
+
+// listen opens the server socket of one interface.
+func (s *Server) listen(name string) (listener, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return listener{}, fmt.Errorf("dhcp6: interface %s: %w", name, err)
+	}
+	in, err := s.ingress(ifi)
+	if err != nil {
+		return listener{}, err
+	}
+	conn, err := server6.NewIPv6UDPConn(name, &net.UDPAddr{IP: net.IPv6unspecified, Port: dhcpv6.DefaultServerPort})
+	if err != nil {
+		return listener{}, fmt.Errorf("dhcp6: listen on %s port %d: %w", name, dhcpv6.DefaultServerPort, err)
+	}
+	for _, group := range []net.IP{dhcpv6.AllDHCPRelayAgentsAndServers, dhcpv6.AllDHCPServers} {
+		if err := joinGroup(conn, ifi.Index, group); err != nil {
+			conn.Close()
+			return listener{}, fmt.Errorf("dhcp6: join %s on %s: %w", group, name, err)
+		}
+	}
+	return listener{conn: conn, in: in}, nil
+}
+
+// joinGroup joins the multicast group on the interface with that index.
+func joinGroup(conn *net.UDPConn, ifindex int, group net.IP) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	mreq := &unix.IPv6Mreq{Interface: uint32(ifindex)}
+	copy(mreq.Multiaddr[:], group.To16())
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptIPv6Mreq(int(fd), unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// ingress reads the VLAN and server address of an interface.
+func (s *Server) ingress(ifi *net.Interface) (Ingress, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return Ingress{}, fmt.Errorf("dhcp6: interface %s: %w", ifi.Name, err)
+	}
+	in := Ingress{Interface: ifi.Name}
+	var first netip.Addr
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok || !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() {
+			continue
+		}
+		if !first.IsValid() {
+			first = ip
+		}
+		if v, ok := s.cfg.VLANOf(ip); ok && v.IPv6.Contains(ip) && in.VLAN == 0 {
+			in.VLAN, in.ServerIP = v.ID, ip
+		}
+	}
+	if !in.ServerIP.IsValid() {
+		in.ServerIP = first
+	}
+	if in.VLAN == 0 {
+		for _, v := range s.cfg.VLANs {
+			if v.Bridge == ifi.Name && v.IPv6.IsValid() {
+				in.VLAN = v.ID
+				break
+			}
+		}
+	}
+	return in, nil
+}
+
+// read receives packets on l until its socket is closed.
+func (s *Server) read(ctx context.Context, l listener, handlers *errgroup.Group) error {
+	buf := make([]byte, 65535)
+	for {
+		n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("dhcp6: read on %s: %w", l.in.Interface, err)
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		handlers.Go(func() error {
+			s.serveOne(ctx, l, peer, pkt)
+			return nil
+		})
+	}
+}
+
+// serveOne decodes, handles and answers one packet.
+func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, pkt []byte) {
+	msg, err := dhcpv6.FromBytes(pkt)
+	if err != nil {
+		s.log.Warn("malformed DHCPv6 packet dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
+		return
+	}
+	in := l.in
+	in.Source = peer.Addr()
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	resp, err := s.Handle(ctx, msg, in)
+	switch {
+	case errors.Is(err, ErrMalformed):
+		s.log.Warn("malformed DHCPv6 message dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
+		return
+	case err != nil:
+		s.log.Error("DHCPv6 message not answered", "iface", l.in.Interface, "ip", peer.Addr(), "err", err)
+		return
+	case resp == nil:
+		return
+	}
+	dst := ReplyAddr(peer, msg)
+	if _, err := l.conn.WriteToUDPAddrPort(resp.ToBytes(), dst); err != nil {
+		s.log.Error("DHCPv6 reply not sent", "iface", l.in.Interface, "ip", dst.Addr(), "err", err)
+	}
+}
+
+// ReplyAddr is where the reply to msg, received from peer, goes: back to
+// the client's address and port for a direct message (RFC 8415 section
+// 18.3); for a Relay-forward to the relay's address on port 547 (section
+// 19.3), or on the port it sent from when it included a Relay Source Port
+// option (RFC 8357 section 5.2).
+func ReplyAddr(peer netip.AddrPort, msg dhcpv6.DHCPv6) netip.AddrPort {
+	r, ok := msg.(*dhcpv6.RelayMessage)
+	if !ok {
+		return peer
+	}
+	if r.Options.RelayPort() != nil {
+		return peer
+	}
+	return netip.AddrPortFrom(peer.Addr(), dhcpv6.DefaultServerPort)
+}
