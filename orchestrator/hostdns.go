@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/miekg/dns"
 
@@ -121,7 +120,11 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 	}
 	if err := h.dns.Apply(ctx, fwd); err != nil {
 		if errors.Is(err, dnsupdate.ErrPrerequisite) {
-			return nil, fmt.Errorf("%w: %s is already in zone %s: pick another --name or remove it with `vmprov destroy %s`", ErrNameExists, host.FQDN, h.zone, strings.TrimSuffix(host.Name, "."))
+			taken := host.FQDN
+			if len(fwd.NameNotInUse) > 1 && !h.nameInUse(ctx, host.FQDN) {
+				taken = fwd.NameNotInUse[1] + " (the MAC is registered to another host)"
+			}
+			return nil, fmt.Errorf("%w: %s is already in zone %s: pick another name or remove the existing host first (vmprov destroy / vmprov host remove)", ErrNameExists, taken, h.zone)
 		}
 		return nil, fmt.Errorf("dns update of %s in zone %s: %w", host.FQDN, h.zone, err)
 	}
@@ -230,4 +233,16 @@ func firstValid(as ...netip.Addr) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// nameInUse reports whether name has any of the records vmprov writes; on
+// a lookup error it says yes, the cautious answer for an error message.
+func (h hostDNS) nameInUse(ctx context.Context, name string) bool {
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeCNAME} {
+		ans, err := h.dns.Lookup(ctx, name, t)
+		if err != nil || len(ans.Records) > 0 {
+			return true
+		}
+	}
+	return false
 }

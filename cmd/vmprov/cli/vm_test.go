@@ -159,3 +159,45 @@ func TestCLIBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestCLIHosts(t *testing.T) {
+	cfg := labConfig(t)
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errs := vmprov(t, append([]string{"--config", cfg}, args...)...)
+		if code != 0 {
+			t.Fatalf("vmprov %v: exit %d: %s", args, code, errs)
+		}
+		return out
+	}
+	run("host", "add", "--name", "sm1", "--mac", "00:25:90:96:C4:9A", "--ip", "192.0.2.55", "--ipv6", "2001:db8:135::55", "--distro", "core", "--script", "test.ipxe")
+	out := run("host", "show", "sm1", "-o", "json")
+	if !strings.Contains(out, `"192.0.2.55"`) || !strings.Contains(out, "distribution=core") {
+		t.Errorf("host show: %s", out)
+	}
+	// The same MAC cannot be registered twice, under any name.
+	if code, _, errs := vmprov(t, "--config", cfg, "host", "add", "--name", "sm2", "--mac", "00:25:90:96:c4:9a", "--distro", "core"); code == 0 || !strings.Contains(errs, "00-25-90-96-c4-9a._mac") {
+		t.Errorf("second add of the MAC: exit %d, %s", code, errs)
+	}
+	var hosts []map[string]any
+	if err := json.Unmarshal([]byte(run("host", "list", "-o", "json")), &hosts); err != nil {
+		t.Fatal(err)
+	}
+	if len(hosts) != 1 || hosts[0]["name"] != "sm1" || hosts[0]["mac"] != "00:25:90:96:c4:9a" {
+		t.Errorf("host list = %v", hosts)
+	}
+	out = run("reinstall", "sm1", "--distro", "rocky9", "--txt", "puppet_environment=prod", "-o", "json")
+	if !strings.Contains(out, "distribution=rocky9") || !strings.Contains(out, "filename=test.ipxe") || !strings.Contains(out, "puppet_environment=prod") {
+		t.Errorf("reinstall: %s", out)
+	}
+	if code, _, errs := vmprov(t, "--config", cfg, "reinstall", "sm1", "--distro", "plan9"); code == 0 || !strings.Contains(errs, "plan9") {
+		t.Errorf("reinstall with a bad distro: exit %d, %s", code, errs)
+	}
+	run("host", "remove", "sm1")
+	if out := run("host", "list", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("host list after remove = %s", out)
+	}
+	if code, _, _ := vmprov(t, "--config", cfg, "host", "show", "sm1"); code == 0 {
+		t.Error("host show after remove succeeded")
+	}
+}
