@@ -15,7 +15,8 @@
 //	GET /assets/{path...}           DIR/assets, with Range
 //	GET /healthz, GET /metrics      liveness, Prometheus text format
 //
-// Only GET and HEAD are answered. Every answer that depends on the client
+// The site name "install" is taken by the install routes. Only GET and
+// HEAD are answered. Every answer that depends on the client
 // rests on netboot.Policy: an unknown client, one whose reverse DNS is not
 // forward-confirmed, or one without a boot intent gets the same 404 with a
 // body that names no host, and a DNS failure gets 503, never a guess. The
