@@ -32,7 +32,7 @@ fuzz:
 	while read pkg fn; do $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime 20s $$pkg || exit 1; done
 
 lab: deps build
-	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) --vmprov $(CURDIR)/$(BIN)
+	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) -v
 
 lab-down:
 	$(GO) run ./test/lab/cmd/vmprov-lab down --dir $(LABDIR)

@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/tftp"
+)
+
+// tftpServer returns the TFTP service rooted at serve.dir/tftp, or nil when
+// serve.tftp is empty.
+func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Logger) (func(context.Context) error, error) {
+	if c.Serve.TFTP == "" {
+		return nil, nil
+	}
+	root := filepath.Join(c.Serve.Dir, "tftp")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	s, err := tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(c), Log: log.With("proto", "tftp")})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer s.Close()
+		return s.Serve(ctx, c.Serve.TFTP)
+	}, nil
+}
