@@ -202,19 +202,19 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, error) {
 	mac := c.MAC
 	if len(mac) != 6 {
-		return Decision{}, p.unknown("not a 48-bit MAC", "mac", mac)
+		return Decision{}, p.unknown("not a 48-bit MAC", "mac", mac.String())
 	}
 	if id, low12, ok := p.scheme.DecodeStrict(mac); ok {
 		if c.VLAN != 0 && c.VLAN != id {
-			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d seen on VLAN %d", id, c.VLAN), "mac", mac, "vlan", c.VLAN)
+			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d seen on VLAN %d", id, c.VLAN), "mac", mac.String(), "vlan", c.VLAN)
 		}
 		v, ok := p.cfg.VLAN(id)
 		if !ok || !v.IPv4.IsValid() {
-			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d, which has no IPv4 subnet here", id), "mac", mac, "vlan", id)
+			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d, which has no IPv4 subnet here", id), "mac", mac.String(), "vlan", id)
 		}
 		ip, err := inventory.IPv4InSubnet(v.IPv4, low12)
 		if err != nil {
-			return Decision{}, p.unknown(err.Error(), "mac", mac, "vlan", id)
+			return Decision{}, p.unknown(err.Error(), "mac", mac.String(), "vlan", id)
 		}
 		d, err := p.byAddr(ctx, t, ip)
 		if err != nil {
@@ -250,7 +250,7 @@ func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, erro
 			d.Host.MAC = slices.Clone(mac)
 			return d, nil
 		}
-		return Decision{}, p.unknown("no confirmed EUI-64 address", "mac", mac, "vlan", c.VLAN)
+		return Decision{}, p.unknown("no confirmed EUI-64 address", "mac", mac.String(), "vlan", c.VLAN)
 	}
 	owner := inventory.MACOwner(mac, p.zone)
 	cn, err := p.lookup(ctx, t, owner, dns.TypeCNAME)
@@ -266,7 +266,7 @@ func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, erro
 		}
 	}
 	if len(targets) != 1 { // a CNAME owner has exactly one (RFC 1034 3.6.2)
-		return Decision{}, p.unknown("no _mac CNAME to a host in the zone", "mac", mac, "zone", p.zone)
+		return Decision{}, p.unknown("no _mac CNAME to a host in the zone", "mac", mac.String(), "zone", p.zone)
 	}
 	return p.complete(ctx, t, targets[0], netip.Addr{}, mac, c.VLAN)
 }
@@ -332,7 +332,7 @@ func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed
 	if !ok && !h.IPv4.IsValid() && !h.IPv6.IsValid() {
 		d.VLAN = want // a _mac host without addresses: where it asked from
 	}
-	p.log.Debug("client identified", "host", fqdn, "ip", confirmed, "mac", h.MAC, "vlan", d.VLAN.ID)
+	p.log.Debug("client identified", "host", fqdn, "ip", confirmed, "mac", h.MAC.String(), "vlan", d.VLAN.ID)
 	return d, nil
 }
 

@@ -95,7 +95,7 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 		return fmt.Errorf("serve.http %s: %w", c.Serve.HTTP, err)
 	}
 	defer httpLn.Close()
-	web := httpboot.New(httpboot.Config{Policy: policy, Boot: c.Boot, Dir: c.Serve.Dir, Log: log.With("proto", "http")})
+	web := httpboot.New(httpboot.Config{Policy: policy, Boot: c.Boot, Dir: c.Serve.Dir, Log: log})
 
 	var v4 *dhcp4.Server
 	var v6 *dhcp6.Server
