@@ -1,0 +1,449 @@
+// Package tftp is vmprov's read-only TFTP server (RFC 1350 with the blksize
+// and tsize options of RFC 2348 and RFC 2349), built on pin/tftp.
+//
+// It serves the files under one root directory (serve.dir/tftp: loaders
+// such as undionly.kpxe and ipxe.efi, GRUB and PXELINUX images) and
+// generates two per-host files for hosts DNS knows:
+//
+//	grub.cfg-01-<mac>        GRUB's per-MAC configuration (seed 001), in any directory
+//	pxelinux.cfg/01-<mac>    PXELINUX's per-MAC configuration, chainloading iPXE (seed 002)
+//
+// A per-host file is given only to the host it names: the requester's source
+// address must be forward-confirmed in DNS (through the netboot.Policy) and
+// the host's MAC must be the one in the file name. A file of that name in the
+// root wins over the generated one, so an operator can pin a host's
+// configuration.
+//
+// Write requests are refused. File names are confined to the root: ".."
+// is refused, a leading "/" means the root (as tftpd-hpa --secure does, and
+// as GRUB asks for "(tftp)/boot/grub/..." in seed 001), and os.Root refuses
+// symbolic links that lead out of it.
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	pintftp "github.com/pin/tftp/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/netboot"
+)
+
+// DecideTimeout bounds the policy's DNS lookups for one per-host file.
+const DecideTimeout = 2 * time.Second
+
+// maxNameLen is the longest file name accepted. RFC 1350 sets no limit, but
+// boot loaders ask for short paths, and the request must fit one datagram.
+const maxNameLen = 255
+
+// File is a kind of per-host file the server generates.
+type File int
+
+// Per-host files.
+const (
+	// GrubConfig is grub.cfg-01-<mac>: GRUB's per-MAC configuration
+	// (seed 001), looked up in whatever directory GRUB asks.
+	GrubConfig File = iota + 1
+	// PXELinuxConfig is pxelinux.cfg/01-<mac> (seed 002).
+	PXELinuxConfig
+)
+
+func (f File) String() string {
+	switch f {
+	case GrubConfig:
+		return "grub.cfg"
+	case PXELinuxConfig:
+		return "pxelinux.cfg"
+	}
+	return fmt.Sprintf("File(%d)", int(f))
+}
+
+// RenderFunc renders the per-host file f for a host the policy confirmed.
+// It is called concurrently.
+type RenderFunc func(f File, d netboot.Decision) ([]byte, error)
+
+// Config configures a Server.
+type Config struct {
+	// Root is the directory served, serve.dir/tftp. Required.
+	Root string
+	// Policy identifies the requester of a per-host file by its source
+	// address; nil serves no per-host files.
+	Policy netboot.Policy
+	// Render renders per-host files (Templates(cfg) in vmprov serve); nil
+	// serves none.
+	Render RenderFunc
+	// Log receives one Info line per transfer (ip, file, bytes, dur), Warn
+	// for refused requests and Error for DNS failures; nil discards.
+	Log *slog.Logger
+	// Timeout is how long one packet waits for its acknowledgement before
+	// it is sent again; zero means 5 s. Retries is how often; zero means 5.
+	Timeout time.Duration
+	Retries int
+}
+
+// Stats are the server's counters since New, for the metrics endpoint.
+type Stats struct {
+	Transfers uint64 // files sent completely
+	Bytes     uint64 // bytes of completed transfers
+	Failed    uint64 // transfers that started and did not complete
+	NotFound  uint64 // read requests for files that do not exist (or are not the requester's)
+	Refused   uint64 // write requests and names outside the root
+	Generated uint64 // per-host files rendered and sent
+	Errors    uint64 // requests not served because DNS or rendering failed
+}
+
+// Server is a read-only TFTP server. It is safe for concurrent use.
+type Server struct {
+	root    *os.Root
+	policy  netboot.Policy
+	render  RenderFunc
+	log     *slog.Logger
+	timeout time.Duration
+	retries int
+
+	transfers, bytes, failed, notFound, refused, generated, errs atomic.Uint64
+}
+
+// New opens cfg.Root and returns a Server. Close releases the root.
+func New(cfg Config) (*Server, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("tftp: no root directory: set serve.dir")
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("tftp: root %s: %w", cfg.Root, err)
+	}
+	s := &Server{root: root, policy: cfg.Policy, render: cfg.Render, log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("proto", "tftp")
+	return s, nil
+}
+
+// Close releases the root directory.
+func (s *Server) Close() error { return s.root.Close() }
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Transfers: s.transfers.Load(),
+		Bytes:     s.bytes.Load(),
+		Failed:    s.failed.Load(),
+		NotFound:  s.notFound.Load(),
+		Refused:   s.refused.Load(),
+		Generated: s.generated.Load(),
+		Errors:    s.errs.Load(),
+	}
+}
+
+// WriteMetrics writes the counters in the Prometheus text format, so the
+// server is an httpboot.Collector.
+func (s *Server) WriteMetrics(w io.Writer) {
+	st := s.Stats()
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"vmprov_tftp_transfers_total", "TFTP files sent completely.", st.Transfers},
+		{"vmprov_tftp_bytes_total", "Bytes of completed TFTP transfers.", st.Bytes},
+		{"vmprov_tftp_failed_total", "TFTP transfers that did not complete.", st.Failed},
+		{"vmprov_tftp_not_found_total", "TFTP read requests for files not found.", st.NotFound},
+		{"vmprov_tftp_refused_total", "TFTP write requests and names outside the root.", st.Refused},
+		{"vmprov_tftp_generated_total", "Per-host TFTP files rendered and sent.", st.Generated},
+		{"vmprov_tftp_errors_total", "TFTP requests not served because DNS or rendering failed.", st.Errors},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	}
+}
+
+// Serve listens on addr (host:port, e.g. ":69") and serves until ctx ends.
+func (s *Server) Serve(ctx context.Context, addr string) error {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return fmt.Errorf("tftp: listen %s: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return fmt.Errorf("tftp: listen %s: %w", addr, err)
+	}
+	return s.ServeConn(ctx, conn)
+}
+
+// ServeConn serves requests arriving on conn until ctx ends, then closes
+// conn, waits for running transfers (each ends by itself within its
+// retries) and returns nil. Each transfer runs from a new port (its TID,
+// RFC 1350 section 4) on the address the request was sent to.
+func (s *Server) ServeConn(ctx context.Context, conn *net.UDPConn) error {
+	srv := pintftp.NewServer(
+		func(name string, rf io.ReaderFrom) error { return s.read(ctx, name, rf) },
+		s.write,
+	)
+	if s.timeout > 0 {
+		srv.SetTimeout(s.timeout)
+	}
+	if s.retries > 0 {
+		srv.SetRetries(s.retries)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	served := make(chan struct{})
+	g.Go(func() error {
+		defer close(served)
+		if err := srv.Serve(conn); err != nil {
+			return fmt.Errorf("tftp: serve %s: %w", conn.LocalAddr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+		case <-served:
+		}
+		srv.Shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+// Errors sent to clients. pin/tftp sends every error with code 1; the
+// message says what happened.
+var (
+	errNotFound    = errors.New("file not found")
+	errAccess      = errors.New("access violation")
+	errReadOnly    = errors.New("access violation: this server is read-only")
+	errUnavailable = errors.New("not available, try again")
+	errNotAFile    = errors.New("file not found: not a regular file")
+	errNameTooLong = fmt.Errorf("%w: name longer than %d bytes", errAccess, maxNameLen)
+	errNameEmpty   = fmt.Errorf("%w: empty name", errAccess)
+	errNameControl = fmt.Errorf("%w: control character in name", errAccess)
+	errNameParent  = fmt.Errorf("%w: \"..\" in name", errAccess)
+	errNameNoFile  = fmt.Errorf("%w: name names no file", errAccess)
+	errNameByte    = fmt.Errorf("%w: invalid byte in name", errAccess)
+)
+
+// write refuses every write request.
+func (s *Server) write(name string, wt io.WriterTo) error {
+	s.refused.Add(1)
+	var ip netip.Addr
+	if it, ok := wt.(pintftp.IncomingTransfer); ok {
+		ip = addrOf(it.RemoteAddr())
+	}
+	s.log.Warn("write request refused", "ip", ip, "file", printable(name))
+	return errReadOnly
+}
+
+// read serves one read request.
+func (s *Server) read(ctx context.Context, name string, rf io.ReaderFrom) error {
+	start := time.Now()
+	var ip netip.Addr
+	ot, _ := rf.(pintftp.OutgoingTransfer)
+	if ot != nil {
+		ip = addrOf(ot.RemoteAddr())
+	}
+	log := s.log.With("ip", ip, "file", printable(name))
+	clean, err := CleanName(name)
+	if err != nil {
+		s.refused.Add(1)
+		log.Warn("read request refused", "err", err)
+		return err
+	}
+	r, size, generated, err := s.open(ctx, log, clean, ip)
+	if err != nil {
+		return err
+	}
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
+	}
+	if ot != nil {
+		ot.SetSize(size) // RFC 2349 tsize; pin/tftp sends it when asked
+	}
+	n, err := rf.ReadFrom(r)
+	dur := time.Since(start)
+	if err != nil {
+		s.failed.Add(1)
+		log.Info("tftp transfer failed", "bytes", n, "dur", dur, "err", err)
+		return nil // pin/tftp has ended the transfer already
+	}
+	s.transfers.Add(1)
+	s.bytes.Add(uint64(n))
+	if generated {
+		s.generated.Add(1)
+	}
+	log.Info("tftp transfer", "bytes", n, "dur", dur)
+	return nil
+}
+
+// open finds what clean names: a regular file under the root, else a
+// per-host file for the requester.
+func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr) (io.Reader, int64, bool, error) {
+	f, err := s.root.Open(clean)
+	if err == nil {
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			s.notFound.Add(1)
+			log.Info("read request for something that is not a file")
+			return nil, 0, false, errNotAFile
+		}
+		return f, fi.Size(), false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		// os.Root refuses names that leave the root (symbolic links).
+		s.refused.Add(1)
+		log.Warn("read request refused", "err", err)
+		return nil, 0, false, errAccess
+	}
+	kind, mac, ok := perHostName(clean)
+	if !ok || s.policy == nil || s.render == nil {
+		s.notFound.Add(1)
+		log.Info("file not found")
+		return nil, 0, false, errNotFound
+	}
+	b, err := s.perHost(ctx, log, kind, mac, ip)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return strings.NewReader(string(b)), int64(len(b)), true, nil
+}
+
+// perHost renders a per-host file for the requester at ip, which must be
+// the host with that MAC.
+func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, DecideTimeout)
+	defer cancel()
+	d, err := s.policy.Decide(ctx, netboot.Client{Addr: ip})
+	switch {
+	case errors.Is(err, netboot.ErrUnknown):
+		s.notFound.Add(1)
+		log.Info("per-host file for a requester DNS does not know: not found", "err", err)
+		return nil, errNotFound
+	case err != nil:
+		s.errs.Add(1)
+		log.Error("per-host file not served: DNS failed", "err", err)
+		return nil, errUnavailable
+	}
+	log = log.With("host", d.Host.FQDN)
+	if !macEqual(d.Host.MAC, mac) {
+		s.notFound.Add(1)
+		log.Warn("per-host file of another MAC refused: not found", "mac", d.Host.MAC)
+		return nil, errNotFound
+	}
+	b, err := s.render(kind, d)
+	if err != nil {
+		s.errs.Add(1)
+		log.Error("per-host file not rendered", "err", err)
+		return nil, errNotFound
+	}
+	return b, nil
+}
+
+// CleanName turns a requested file name into a path relative to the root,
+// or refuses it: empty names, names longer than 255 bytes, control
+// characters (NUL included) and ".." elements are refused; a leading "/",
+// repeated slashes and "." elements are dropped, as tftpd-hpa --secure
+// resolves names against its root.
+func CleanName(name string) (string, error) {
+	switch {
+	case name == "":
+		return "", errNameEmpty
+	case len(name) > maxNameLen:
+		return "", errNameTooLong
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c < 0x20 || c == 0x7f {
+			return "", errNameControl
+		}
+		if c >= 0x80 {
+			return "", errNameByte
+		}
+	}
+	var parts []string
+	for _, p := range strings.Split(name, "/") {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return "", errNameParent
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "", errNameNoFile
+	}
+	return strings.Join(parts, "/"), nil
+}
+
+// perHostName recognises the generated names in a cleaned path:
+// .../grub.cfg-01-<mac> and .../pxelinux.cfg/01-<mac>, the MAC in hex
+// separated by hyphens (colons too for GRUB: seed 001 asks for
+// grub.cfg-01-$net_efinet0_mac, which GRUB writes with colons).
+func perHostName(clean string) (File, net.HardwareAddr, bool) {
+	dir, base := path.Split(clean)
+	if rest, ok := strings.CutPrefix(base, "grub.cfg-01-"); ok {
+		if mac, ok := parseMAC(rest, true); ok {
+			return GrubConfig, mac, true
+		}
+	}
+	if rest, ok := strings.CutPrefix(base, "01-"); ok && path.Base(strings.TrimSuffix(dir, "/")) == "pxelinux.cfg" {
+		if mac, ok := parseMAC(rest, false); ok {
+			return PXELinuxConfig, mac, true
+		}
+	}
+	return 0, nil, false
+}
+
+// parseMAC parses six hex octets separated by hyphens (or colons).
+func parseMAC(s string, colons bool) (net.HardwareAddr, bool) {
+	if len(s) != 17 {
+		return nil, false
+	}
+	for i := 2; i < 17; i += 3 {
+		if s[i] != '-' && !(colons && s[i] == ':') {
+			return nil, false
+		}
+	}
+	mac, err := inventory.ParseHexHyp(strings.ReplaceAll(s, ":", "-"))
+	if err != nil {
+		return nil, false
+	}
+	return mac, true
+}
+
+func macEqual(a, b net.HardwareAddr) bool {
+	return len(a) == 6 && len(b) == 6 && string(a) == string(b)
+}
+
+func addrOf(a net.UDPAddr) netip.Addr {
+	ip, _ := netip.AddrFromSlice(a.IP)
+	return ip.Unmap()
+}
+
+// printable escapes a client-supplied name for logs.
+func printable(s string) string {
+	if len(s) > maxNameLen {
+		s = s[:maxNameLen]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
