@@ -5,7 +5,7 @@ export GOFLAGS
 BIN       := bin/vmprov
 LABDIR    ?= $(CURDIR)/.lab
 
-.PHONY: all build test lint bench fuzz lab lab-down deps clean
+.PHONY: all build test lint bench fuzz lab lab-up lab-down deps clean
 
 all: build
 
@@ -31,7 +31,15 @@ fuzz:
 	$(GO) test -list 'Fuzz.*' ./... | awk '/^ok/ {pkg=$$2} /^Fuzz/ {print pkg, $$1}' | \
 	while read pkg fn; do $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime 20s $$pkg || exit 1; done
 
+# The seed 000 workflow for real: an isolated lab (network namespace, bridge
+# br135, BIND, libvirtd, radvd), `vmprov serve` on the bridge, `vmprov create`
+# of a VM that netboots with Debian's iPXE ROM; prints the boot timeline, then
+# tears everything down.
 lab: deps build
+	$(GO) test -count=1 -v -run 'TestNetbootIPv4' ./test/e2e/
+
+# A lab that stays up (namespace, BIND, libvirtd, radvd) for manual work.
+lab-up: deps build
 	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) -v
 
 lab-down:
