@@ -244,7 +244,9 @@ func (s *Server) validate(req *request) error {
 
 // vlanOf returns the VLAN the client is on: the one whose IPv6 prefix holds
 // the link-address of the relay next to the client (RFC 8415 section
-// 19.1.1), else the ingress interface's.
+// 19.1.1), else the ingress interface's. A relay that leaves link-address
+// unspecified (identifying the link by Interface-ID alone) is not served:
+// the Interface-ID is the relay's private name for its port.
 func (s *Server) vlanOf(req *request, in Ingress) (config.VLAN, bool) {
 	if r := req.inner(); r != nil {
 		la := linkAddr(req)

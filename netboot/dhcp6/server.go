@@ -52,6 +52,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,8 +177,9 @@ func duidFromInterfaces(names []string) (dhcpv6.DUID, error) {
 
 // listener is one interface's socket and what messages on it share.
 type listener struct {
-	conn *net.UDPConn
-	in   Ingress
+	conn    *net.UDPConn
+	ifindex int
+	in      Ingress
 }
 
 // Serve listens on UDP port 547 of every interface, joined to
@@ -250,7 +252,7 @@ func (s *Server) listen(name string) (listener, error) {
 			return listener{}, fmt.Errorf("dhcp6: join %s on %s: %w", group, name, err)
 		}
 	}
-	return listener{conn: conn, in: in}, nil
+	return listener{conn: conn, ifindex: ifi.Index, in: in}, nil
 }
 
 // joinGroup joins the multicast group on the interface with that index.
@@ -334,6 +336,11 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 		s.log.Warn("malformed DHCPv6 packet dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
 		return
 	}
+	if a := peer.Addr(); a.IsLinkLocalUnicast() {
+		// A numeric zone: Go maps zone names to indexes through a
+		// process-wide cache that knows only one network namespace.
+		peer = netip.AddrPortFrom(a.WithZone(strconv.Itoa(l.ifindex)), peer.Port())
+	}
 	in := l.in
 	in.Source = peer.Addr()
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
@@ -359,7 +366,7 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 // the client's address and port for a direct message (RFC 8415 section
 // 18.3); for a Relay-forward to the relay's address on port 547 (section
 // 19.3), or on the port it sent from when it included a Relay Source Port
-// option (RFC 8357 section 5.2).
+// option (RFC 8357).
 func ReplyAddr(peer netip.AddrPort, msg dhcpv6.DHCPv6) netip.AddrPort {
 	r, ok := msg.(*dhcpv6.RelayMessage)
 	if !ok {
