@@ -146,15 +146,7 @@ func TestServe(t *testing.T) {
 		}
 		checkLease(t, rep, dhcpv6.MessageTypeReply, v6onlyAddr, srv.ServerDUID())
 
-		info, err := dhcpv6.NewMessage(cid, dhcpv6.WithRequestedOptions(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList, dhcpv6.OptionBootfileURL), withUserClass("iPXE"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		info.MessageType = dhcpv6.MessageTypeInformationRequest
-		rep, err = c.SendAndRead(t.Context(), c.RemoteAddr(), info, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
-		if err != nil {
-			t.Fatalf("Information-request: %v", err)
-		}
+		rep = infoRequest(t, c, duidLL(v6onlyMAC))
 		if got, want := rep.Options.BootFileURL(), "http://[2001:db8:135::1]/boot.ipxe"; got != want {
 			t.Errorf("boot file URL %q, want %q", got, want)
 		}
@@ -176,6 +168,10 @@ func TestServe(t *testing.T) {
 		if rep.GetOneOption(dhcpv6.OptionRapidCommit) == nil {
 			t.Error("Reply without Rapid Commit")
 		}
+		rep = infoRequest(t, c, duidLLT(sm1MAC))
+		if got, want := rep.Options.BootFileURL(), "http://[2001:db8:135::1]/boot.ipxe"; got != want {
+			t.Errorf("boot file URL %q, want %q", got, want)
+		}
 	})
 
 	t.Run("DUID-UUID identified by EUI-64 link-local", func(t *testing.T) {
@@ -193,6 +189,10 @@ func TestServe(t *testing.T) {
 			t.Fatalf("Request: %v", err)
 		}
 		checkLease(t, rep, dhcpv6.MessageTypeReply, fcAddr, srv.ServerDUID())
+		rep = infoRequest(t, c, duidUUID)
+		if got, want := rep.Options.BootFileURL(), "http://[2001:db8:135::1]/boot.ipxe"; got != want {
+			t.Errorf("boot file URL %q, want %q", got, want)
+		}
 	})
 
 	t.Run("DUID-UUID without a MAC anywhere: silence", func(t *testing.T) {
@@ -268,6 +268,24 @@ func newClient(t *testing.T, seg *lab.Segment, mac net.HardwareAddr, ll netip.Ad
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// infoRequest sends an Information-request as iPXE does after SLAAC (user
+// class iPXE, asking for DNS, domain list and boot file URL) and returns
+// the Reply.
+func infoRequest(t *testing.T, c *nclient6.Client, duid dhcpv6.DUID) *dhcpv6.Message {
+	t.Helper()
+	m, err := dhcpv6.NewMessage(dhcpv6.WithClientID(duid), withUserClass("iPXE"),
+		dhcpv6.WithRequestedOptions(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList, dhcpv6.OptionBootfileURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.MessageType = dhcpv6.MessageTypeInformationRequest
+	rep, err := c.SendAndRead(t.Context(), c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+	if err != nil {
+		t.Fatalf("Information-request: %v", err)
+	}
+	return rep
 }
 
 // linkLocalOf returns the link-local address of ifi, nil when it has none.
