@@ -190,17 +190,17 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 	resp, err := s.Handle(ctx, req, l.in)
 	switch {
 	case errors.Is(err, ErrMalformed):
-		s.log.Warn("malformed DHCPv4 request dropped", "iface", l.in.Interface, "ip", peer.Addr(), "mac", req.ClientHWAddr, "xid", req.TransactionID.String(), "err", err)
+		s.log.Warn("malformed DHCPv4 request dropped", "iface", l.in.Interface, "ip", peer.Addr(), "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "err", err)
 		return
 	case err != nil:
-		s.log.Error("DHCPv4 request not answered", "iface", l.in.Interface, "mac", req.ClientHWAddr, "xid", req.TransactionID.String(), "err", err)
+		s.log.Error("DHCPv4 request not answered", "iface", l.in.Interface, "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "err", err)
 		return
 	case resp == nil:
 		return
 	}
 	dst := ReplyAddr(req, resp)
 	if _, err := l.conn.WriteToUDPAddrPort(resp.ToBytes(), dst); err != nil {
-		s.log.Error("DHCPv4 reply not sent", "iface", l.in.Interface, "mac", req.ClientHWAddr, "xid", req.TransactionID.String(), "ip", dst.Addr(), "err", err)
+		s.log.Error("DHCPv4 reply not sent", "iface", l.in.Interface, "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "ip", dst.Addr(), "err", err)
 	}
 }
 

@@ -189,6 +189,10 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 // conn, waits for running transfers (each ends by itself within its
 // retries) and returns nil. Each transfer runs from a new port (its TID,
 // RFC 1350 section 4) on the address the request was sent to.
+//
+// The receive loop runs on the calling goroutine, and the transfers'
+// sockets are opened there, so a caller that runs ServeConn on a thread
+// inside a network namespace serves that namespace.
 func (s *Server) ServeConn(ctx context.Context, conn *net.UDPConn) error {
 	srv := pintftp.NewServer(
 		func(name string, rf io.ReaderFrom) error { return s.read(ctx, name, rf) },
@@ -200,24 +204,23 @@ func (s *Server) ServeConn(ctx context.Context, conn *net.UDPConn) error {
 	if s.retries > 0 {
 		srv.SetRetries(s.retries)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	served := make(chan struct{})
 	g.Go(func() error {
-		defer close(served)
-		if err := srv.Serve(conn); err != nil {
-			return fmt.Errorf("tftp: serve %s: %w", conn.LocalAddr(), err)
-		}
-		return nil
-	})
-	g.Go(func() error {
 		select {
-		case <-gctx.Done():
+		case <-ctx.Done():
 		case <-served:
 		}
 		srv.Shutdown()
 		return nil
 	})
-	return g.Wait()
+	err := srv.Serve(conn)
+	close(served)
+	_ = g.Wait()
+	if err != nil {
+		return fmt.Errorf("tftp: serve %s: %w", conn.LocalAddr(), err)
+	}
+	return nil
 }
 
 // Errors sent to clients. pin/tftp sends every error with code 1; the
@@ -340,7 +343,7 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 	log = log.With("host", d.Host.FQDN)
 	if !macEqual(d.Host.MAC, mac) {
 		s.notFound.Add(1)
-		log.Warn("per-host file of another MAC refused: not found", "mac", d.Host.MAC)
+		log.Warn("per-host file of another MAC refused: not found", "mac", d.Host.MAC.String())
 		return nil, errNotFound
 	}
 	b, err := s.render(kind, d)

@@ -1,0 +1,162 @@
+package tftp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/test/lab"
+)
+
+// TestRealDNS serves TFTP in a network namespace with a bridge that two
+// client namespaces join, and identifies the requesters through vmprov's
+// DNS policy reading real BIND: each host gets its own grub.cfg and
+// pxelinux.cfg, rendered by package templates, and not the other's.
+func TestRealDNS(t *testing.T) {
+	lab.RequireRoot(t, "ip", "named")
+	ctx := t.Context()
+	bind := lab.BINDForTest(t)
+	name, alg, secret := bind.TSIG()
+	dnsc, err := dnsupdate.New(dnsupdate.Config{Server: bind.Addr().String(), KeyName: name, Algorithm: alg, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	var add []dns.RR
+	for _, s := range []string{
+		"web10.example.com. 300 IN A 192.0.2.10",
+		`web10.example.com. 300 IN TXT "filename=test.ipxe" "distribution=core"`,
+		"web11.example.com. 300 IN A 192.0.2.11",
+		`web11.example.com. 300 IN TXT "distribution=bookworm"`,
+	} {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add = append(add, rr)
+	}
+	if err := dnsc.Apply(ctx, dnsupdate.ChangeSet{Zone: lab.TestZone, Add: add}); err != nil {
+		t.Fatal(err)
+	}
+	var ptrs []dns.RR
+	for _, s := range []string{"10.2.0.192.in-addr.arpa. 300 IN PTR web10.example.com.", "11.2.0.192.in-addr.arpa. 300 IN PTR web11.example.com."} {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ptrs = append(ptrs, rr)
+	}
+	if err := dnsc.Apply(ctx, dnsupdate.ChangeSet{Zone: lab.TestReverseZones()[0], Add: ptrs}); err != nil {
+		t.Fatal(err)
+	}
+
+	srvNS := lab.NamespaceForTest(t)
+	if err := srvNS.AddBridge(ctx, lab.Bridge{Name: "br135", IPv4: netip.MustParsePrefix("192.0.2.1/24")}); err != nil {
+		t.Fatal(err)
+	}
+	clients := map[string]*lab.Namespace{}
+	for i, ip := range []string{"192.0.2.10", "192.0.2.11"} {
+		ns := lab.NamespaceForTest(t)
+		if err := lab.AddVeth(ctx,
+			lab.VethEnd{Netns: srvNS.Name, Name: fmt.Sprintf("p%d", i), Master: "br135"},
+			lab.VethEnd{Netns: ns.Name, Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix(ip + "/24")}}); err != nil {
+			t.Fatal(err)
+		}
+		clients[ip] = ns
+	}
+
+	root, _ := testRoot(t)
+	s, err := New(Config{Root: root, Policy: netboot.NewDNSPolicy(cfg, dnsc, nil), Render: Templates(cfg), Timeout: time.Second, Retries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- srvNS.Do(func() error {
+			conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 69})
+			if err != nil {
+				return err
+			}
+			close(ready)
+			return s.ServeConn(sctx, conn)
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ServeConn: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("ServeConn did not return within 30 s of its context ending")
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("ServeConn: %v", err)
+	}
+
+	// fetch downloads name from inside the client namespace of ip.
+	fetch := func(t *testing.T, ip, name string) ([]byte, error) {
+		var body []byte
+		var ferr error
+		if err := clients[ip].Do(func() error {
+			body, _, ferr = get(t, "192.0.2.1:69", name, 1428)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return body, ferr
+	}
+	strict := func(ip string) string {
+		mac, err := inventory.DefaultScheme().StrictMAC(135, netip.MustParseAddr(ip))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inventory.HexHyp(mac)
+	}
+	mac10, mac11 := strict("192.0.2.10"), strict("192.0.2.11") // 02-04-06-08-72-0a, -0b
+	tests := []struct {
+		from, name, want, err string
+	}{
+		{"192.0.2.10", "/boot/grub/x86_64-efi/grub.cfg-01-" + mac10, "menuentry 'vmprov: install core on web10.example.com'", ""},
+		{"192.0.2.10", "pxelinux.cfg/01-" + mac10, "# vmprov pxelinux.cfg for web10.example.com (02:04:06:08:72:0a)", ""},
+		{"192.0.2.11", "grub.cfg-01-" + mac11, "menuentry 'vmprov: install bookworm on web11.example.com'", ""},
+		{"192.0.2.11", "grub.cfg-01-" + mac10, "", "file not found"},
+		{"192.0.2.10", "boot/grub/i386-pc/grub.cfg-01-" + mac11, "", "file not found"},
+		{"192.0.2.10", "undionly.kpxe", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.from+" "+tt.name, func(t *testing.T) {
+			body, err := fetch(t, tt.from, tt.name)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %d bytes, %v; want error %q", len(body), err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(body, []byte(tt.want)) {
+				t.Errorf("body does not contain %q:\n%s", tt.want, body)
+			}
+		})
+	}
+	waitStats(t, s, "3 generated files, 2 refused per-host files", func(st Stats) bool { return st.Generated == 3 && st.NotFound == 2 })
+}
