@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,34 +154,33 @@ func pcapDHCP(b []byte) [][]byte {
 }
 
 // TestCaptureNclient4 records the DHCPDISCOVER of insomniacslk's nclient4
-// as it leaves a veth in a namespace.
+// as it reaches the bridge of a lab segment.
 func TestCaptureNclient4(t *testing.T) {
 	if !*capture {
 		t.Skip("run with -capture to re-record the nclient4 packet in testdata")
 	}
-	ns := lab.NamespaceForTest(t)
-	ctx := t.Context()
-	mac := net.HardwareAddr{0x02, 0x04, 0x06, 0x08, 0x72, 0x0e}
-	if err := lab.AddVeth(ctx, lab.VethEnd{Netns: ns.Name, Name: "cap0", MAC: mac},
-		lab.VethEnd{Netns: ns.Name, Name: "cap1", Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}); err != nil {
-		t.Fatal(err)
-	}
+	seg := lab.SegmentForTest(t)
+	cli := seg.ClientForTest(t, net.HardwareAddr{0x02, 0x04, 0x06, 0x08, 0x72, 0x0e})
 	var conn *net.UDPConn
 	var client *nclient4.Client
-	err := ns.Do(func() error {
+	err := seg.Router.Do(func() error {
 		var err error
-		if conn, err = server4.NewIPv4UDPConn("cap1", &net.UDPAddr{Port: dhcpv4.ServerPort}); err != nil {
-			return err
-		}
-		client, err = nclient4.New("cap0", nclient4.WithTimeout(time.Second), nclient4.WithRetry(1))
+		conn, err = server4.NewIPv4UDPConn(seg.Bridge.Name, &net.UDPAddr{Port: dhcpv4.ServerPort})
 		return err
 	})
+	if err == nil {
+		err = cli.Do(func() error {
+			var err error
+			client, err = nclient4.New("eth0", nclient4.WithTimeout(time.Second), nclient4.WithRetry(1))
+			return err
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	defer client.Close()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	go func() { _, _ = client.DiscoverOffer(cctx) }()
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))

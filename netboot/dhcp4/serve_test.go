@@ -105,8 +105,8 @@ func (h *attrHandler) Handle(_ context.Context, rec slog.Record) error {
 	return h.r.handle(rec, h.attrs)
 }
 
-// TestServeRealClient runs Serve in one network namespace and nclient4 in
-// another, joined by a veth pair, with vmprov's DNS policy reading real
+// TestServeRealClient runs Serve on the bridge of a lab segment and nclient4
+// in a client namespace plugged into it, with vmprov's DNS policy reading real
 // BIND: the DORA, a renewal unicast to the leased address, an iPXE client's
 // boot URL, and silence towards a MAC DNS does not know.
 func TestServeRealClient(t *testing.T) {
@@ -123,7 +123,7 @@ dns: {zone: ` + lab.TestZone + `}
 boot: {url: "http://192.0.2.1:8080"}
 vlans:
   - {id: 135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, dns_servers: [192.0.2.53]}
-serve: {interfaces: [v135s], lease_time: 600}
+serve: {interfaces: [br135], lease_time: 600}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -144,13 +144,9 @@ serve: {interfaces: [v135s], lease_time: 600}
 		mustRR(t, `web10.example.com. 300 IN TXT "filename=test.ipxe" "distribution=core"`),
 	})
 
-	srvNS := lab.NamespaceForTest(t)
-	cliNS := lab.NamespaceForTest(t)
-	if err := lab.AddVeth(ctx,
-		lab.VethEnd{Netns: srvNS.Name, Name: "v135s", Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
-		lab.VethEnd{Netns: cliNS.Name, Name: "v135c", MAC: hwaddr}); err != nil {
-		t.Fatal(err)
-	}
+	seg := lab.SegmentForTest(t) // br135, 192.0.2.1/24, in seg.Router
+	srvNS := seg.Router
+	cliNS := seg.ClientForTest(t, hwaddr)
 
 	logs := newLogRecorder(t)
 	log := slog.New(logs)
@@ -172,14 +168,14 @@ serve: {interfaces: [v135s], lease_time: 600}
 			t.Error("Serve did not return within 10 s of its context ending")
 		}
 	})
-	logs.wait(t, "dhcp4 listening", "iface=v135s")
+	logs.wait(t, "dhcp4 listening", "iface=br135")
 
 	newClient := func(t *testing.T, opts ...nclient4.ClientOpt) *nclient4.Client {
 		t.Helper()
 		var c *nclient4.Client
 		if err := cliNS.Do(func() error {
 			var err error
-			c, err = nclient4.New("v135c", append([]nclient4.ClientOpt{nclient4.WithTimeout(2 * time.Second), nclient4.WithRetry(3)}, opts...)...)
+			c, err = nclient4.New("eth0", append([]nclient4.ClientOpt{nclient4.WithTimeout(2 * time.Second), nclient4.WithRetry(3)}, opts...)...)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -220,7 +216,7 @@ serve: {interfaces: [v135s], lease_time: 600}
 		}
 		// A client that took the lease configures its address; the ACK to
 		// its renewal is unicast there (RFC 2131 section 4.1).
-		if _, err := cliNS.IP(ctx, "addr", "add", "192.0.2.10/24", "dev", "v135c"); err != nil {
+		if _, err := cliNS.IP(ctx, "addr", "add", "192.0.2.10/24", "dev", "eth0"); err != nil {
 			t.Fatal(err)
 		}
 		c := newClient(t)

@@ -3,7 +3,6 @@ package tftp
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -18,8 +17,8 @@ import (
 	"github.com/vmprov/vmprov/test/lab"
 )
 
-// TestRealDNS serves TFTP in a network namespace with a bridge that two
-// client namespaces join, and identifies the requesters through vmprov's
+// TestRealDNS serves TFTP on the bridge of a lab segment that two client
+// namespaces join, and identifies the requesters through vmprov's
 // DNS policy reading real BIND: each host gets its own grub.cfg and
 // pxelinux.cfg, rendered by package templates, and not the other's.
 func TestRealDNS(t *testing.T) {
@@ -60,19 +59,11 @@ func TestRealDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srvNS := lab.NamespaceForTest(t)
-	if err := srvNS.AddBridge(ctx, lab.Bridge{Name: "br135", IPv4: netip.MustParsePrefix("192.0.2.1/24")}); err != nil {
-		t.Fatal(err)
-	}
+	seg := lab.SegmentForTest(t) // br135, 192.0.2.1/24, in seg.Router
+	srvNS := seg.Router
 	clients := map[string]*lab.Namespace{}
-	for i, ip := range []string{"192.0.2.10", "192.0.2.11"} {
-		ns := lab.NamespaceForTest(t)
-		if err := lab.AddVeth(ctx,
-			lab.VethEnd{Netns: srvNS.Name, Name: fmt.Sprintf("p%d", i), Master: "br135"},
-			lab.VethEnd{Netns: ns.Name, Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix(ip + "/24")}}); err != nil {
-			t.Fatal(err)
-		}
-		clients[ip] = ns
+	for _, ip := range []string{"192.0.2.10", "192.0.2.11"} {
+		clients[ip] = seg.ClientForTest(t, nil, netip.MustParsePrefix(ip+"/24"))
 	}
 
 	root, _ := testRoot(t)
