@@ -67,7 +67,13 @@ func (r *logRecorder) handle(rec slog.Record, attrs []slog.Attr) error {
 // wait returns the first line holding every part, waiting up to 10 s.
 func (r *logRecorder) wait(t testing.TB, parts ...string) string {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	return r.waitFor(t, 10*time.Second, parts...)
+}
+
+// waitFor returns the first line holding every part, waiting up to d.
+func (r *logRecorder) waitFor(t testing.TB, d time.Duration, parts ...string) string {
+	t.Helper()
+	timeout := time.After(d)
 	for {
 		r.mu.Lock()
 		for _, l := range r.lines {
@@ -85,7 +91,7 @@ func (r *logRecorder) wait(t testing.TB, parts ...string) string {
 		select {
 		case <-ch:
 		case <-timeout:
-			t.Fatalf("no log line with %q within 10 s", parts)
+			t.Fatalf("no log line with %q within %v", parts, d)
 			return ""
 		}
 	}

@@ -277,6 +277,13 @@ func (s *Server) read(ctx context.Context, name string, rf io.ReaderFrom) error 
 	}
 	n, err := rf.ReadFrom(r)
 	dur := time.Since(start)
+	if err != nil && n == 0 && strings.Contains(err.Error(), "code=8") {
+		// RFC 2347 error 8: the client ends the transfer after the option
+		// acknowledgement. EDK2 does so to learn tsize before it
+		// downloads. pin/tftp reports the client's code only in its text.
+		log.Debug("tftp size probe", "dur", dur)
+		return nil
+	}
 	if err != nil {
 		s.failed.Add(1)
 		log.Info("tftp transfer failed", "bytes", n, "dur", dur, "err", err)

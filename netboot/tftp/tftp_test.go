@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -287,6 +288,58 @@ func waitStats(t testing.TB, s *Server, want string, ok func(Stats) bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestSizeProbe is what EDK2 does before a download: it asks for tsize
+// and ends the transfer with error 8 (RFC 2347) after the OACK. That is not
+// a failed transfer.
+func TestSizeProbe(t *testing.T) {
+	root, _ := testRoot(t)
+	msgs := make(chan string, 16)
+	s, addr := startServer(t, Config{Root: root, Log: slog.New(msgHandler(msgs))})
+	before := s.Stats()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ua, _ := net.ResolveUDPAddr("udp", addr)
+	if _, err := c.WriteToUDP([]byte("\x00\x01undionly.kpxe\x00octet\x00tsize\x000\x00"), ua); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, from, err := c.ReadFromUDP(buf)
+	if err != nil || !bytes.Equal(buf[:n], []byte("\x00\x06tsize\x0070000\x00")) {
+		t.Fatalf("OACK %q, %v", buf[:n], err)
+	}
+	if _, err := c.WriteToUDP([]byte("\x00\x05\x00\x08tsize only\x00"), from); err != nil {
+		t.Fatal(err)
+	}
+	for msg := ""; msg != "tftp size probe"; {
+		select {
+		case msg = <-msgs:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no size probe logged within 5 s")
+		}
+	}
+	if after := s.Stats(); after.Failed != before.Failed || after.Transfers != before.Transfers {
+		t.Errorf("a size probe changed the stats: %+v -> %+v", before, after)
+	}
+}
+
+// msgHandler is a slog.Handler that sends each message to ch.
+type msgHandler chan<- string
+
+func (h msgHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h msgHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h msgHandler) WithGroup(string) slog.Handler            { return h }
+func (h msgHandler) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h <- r.Message:
+	default:
+	}
+	return nil
 }
 
 func TestRefused(t *testing.T) {
