@@ -50,6 +50,12 @@ const maxFileField = 127
 // Handle reads no clock and keeps no state, so equal requests get
 // byte-identical replies from any Server with the same configuration.
 func (s *Server) Handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*dhcpv4.DHCPv4, error) {
+	resp, err := s.handle(ctx, req, in)
+	s.count(resp, err)
+	return resp, err
+}
+
+func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*dhcpv4.DHCPv4, error) {
 	if err := validate(req); err != nil {
 		return nil, err
 	}

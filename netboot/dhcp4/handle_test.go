@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -827,4 +828,37 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("reply does not answer the request: %s", resp.Summary())
 		}
 	})
+}
+
+func TestMetrics(t *testing.T) {
+	s, p := newTestServer(t)
+	for _, req := range []*dhcpv4.DHCPv4{
+		fromTestdata(t, "ipxe-bios-discover.bin"),
+		fromTestdata(t, "ovmf-pxe-discover.bin"),
+		request(t, dhcpv4.MessageTypeRequest, macOf(14), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(192, 0, 2, 14)))),
+		request(t, dhcpv4.MessageTypeRequest, macOf(14), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(192, 0, 2, 99)))),
+		request(t, dhcpv4.MessageTypeDiscover, macOf(99)),
+		request(t, dhcpv4.MessageTypeRequest, macOf(14)),
+	} {
+		_, _ = s.Handle(t.Context(), req, ingress)
+	}
+	p.err = errors.New("dns down")
+	_, _ = s.Handle(t.Context(), request(t, dhcpv4.MessageTypeDiscover, macOf(14)), ingress)
+	if diff := cmp.Diff(Stats{Offers: 2, Acks: 1, Naks: 1, Silent: 1, Malformed: 1, Errors: 1}, s.Stats()); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+	var b strings.Builder
+	s.WriteMetrics(&b)
+	for _, want := range []string{
+		`vmprov_dhcp4_replies_total{type="offer"} 2`,
+		`vmprov_dhcp4_replies_total{type="ack"} 1`,
+		`vmprov_dhcp4_replies_total{type="nak"} 1`,
+		"vmprov_dhcp4_silent_total 1",
+		"vmprov_dhcp4_malformed_total 1",
+		"vmprov_dhcp4_errors_total 1",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
 }

@@ -272,6 +272,9 @@ serve: {interfaces: [br135], lease_time: 600}
 		}
 		logs.wait(t, "client unknown to DNS", "mac="+stranger.String())
 	})
+	if st := s.Stats(); st.Offers < 3 || st.Acks < 4 || st.Silent < 1 || st.Malformed != 0 || st.Errors != 0 {
+		t.Errorf("stats %+v", st)
+	}
 }
 
 func mustRR(t testing.TB, s string) dns.RR {

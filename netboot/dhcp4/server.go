@@ -15,9 +15,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -62,6 +64,67 @@ type Server struct {
 	domain     string
 	bootURL    string
 	bsdpImages []bsdp.Image
+
+	offers, acks, naks, silent, malformed, errs atomic.Uint64
+}
+
+// Stats are the server's counters since New, for the metrics endpoint.
+type Stats struct {
+	Offers    uint64 // DHCPOFFERs
+	Acks      uint64 // DHCPACKs, to REQUESTs and INFORMs
+	Naks      uint64 // DHCPNAKs
+	Silent    uint64 // requests not answered: unknown clients, another server's, RELEASE, DECLINE
+	Malformed uint64 // packets dropped as malformed
+	Errors    uint64 // requests not answered because DNS failed, and replies not sent
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Offers:    s.offers.Load(),
+		Acks:      s.acks.Load(),
+		Naks:      s.naks.Load(),
+		Silent:    s.silent.Load(),
+		Malformed: s.malformed.Load(),
+		Errors:    s.errs.Load(),
+	}
+}
+
+// WriteMetrics writes the counters in the Prometheus text format, so the
+// server is an httpboot.Collector.
+func (s *Server) WriteMetrics(w io.Writer) {
+	st := s.Stats()
+	const name = "vmprov_dhcp4_replies_total"
+	fmt.Fprintf(w, "# HELP %s DHCPv4 replies sent, by message type.\n# TYPE %s counter\n", name, name)
+	fmt.Fprintf(w, "%s{type=\"offer\"} %d\n%s{type=\"ack\"} %d\n%s{type=\"nak\"} %d\n", name, st.Offers, name, st.Acks, name, st.Naks)
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"vmprov_dhcp4_silent_total", "DHCPv4 requests not answered: unknown clients, another server's, RELEASE, DECLINE.", st.Silent},
+		{"vmprov_dhcp4_malformed_total", "DHCPv4 packets dropped as malformed.", st.Malformed},
+		{"vmprov_dhcp4_errors_total", "DHCPv4 requests not answered because DNS failed, and replies not sent.", st.Errors},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	}
+}
+
+// count records the outcome of one request.
+func (s *Server) count(resp *dhcpv4.DHCPv4, err error) {
+	switch {
+	case errors.Is(err, ErrMalformed):
+		s.malformed.Add(1)
+	case err != nil:
+		s.errs.Add(1)
+	case resp == nil:
+		s.silent.Add(1)
+	case resp.MessageType() == dhcpv4.MessageTypeOffer:
+		s.offers.Add(1)
+	case resp.MessageType() == dhcpv4.MessageTypeAck:
+		s.acks.Add(1)
+	case resp.MessageType() == dhcpv4.MessageTypeNak:
+		s.naks.Add(1)
+	}
 }
 
 // New checks cfg and returns a Server.
@@ -182,6 +245,7 @@ func (s *Server) read(ctx context.Context, l listener, handlers *errgroup.Group)
 func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, pkt []byte) {
 	req, err := dhcpv4.FromBytes(pkt)
 	if err != nil {
+		s.malformed.Add(1)
 		s.log.Warn("malformed DHCPv4 packet dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
 		return
 	}
@@ -200,6 +264,7 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 	}
 	dst := ReplyAddr(req, resp)
 	if _, err := l.conn.WriteToUDPAddrPort(resp.ToBytes(), dst); err != nil {
+		s.errs.Add(1)
 		s.log.Error("DHCPv4 reply not sent", "iface", l.in.Interface, "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "ip", dst.Addr(), "err", err)
 	}
 }

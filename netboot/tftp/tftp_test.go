@@ -726,3 +726,78 @@ func BenchmarkTFTP(b *testing.B) {
 		}
 	}
 }
+
+func TestNew(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Error("New accepted an empty root")
+	}
+	if _, err := New(Config{Root: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("New accepted a missing root")
+	}
+}
+
+// TestServe runs Serve on an address and stops it with its context.
+func TestServe(t *testing.T) {
+	root, files := testRoot(t)
+	s, err := New(Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A free port: taken and given back; nothing else binds on 127.0.0.2.
+	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.LocalAddr().String()
+	l.Close()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, addr) }()
+	var body []byte
+	for range 50 { // until the server is listening
+		if body, _, err = get(t, addr, "undionly.kpxe", 0); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || !bytes.Equal(body, files["undionly.kpxe"]) {
+		t.Fatalf("download: %d bytes, %v", len(body), err)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return within 30 s of its context ending")
+	}
+	if err := s.Serve(t.Context(), "not-an-address"); err == nil {
+		t.Error("Serve accepted a bad address")
+	}
+}
+
+func TestWriteMetrics(t *testing.T) {
+	root, _ := testRoot(t)
+	s, addr := startServer(t, Config{Root: root})
+	if _, _, err := get(t, addr, "undionly.kpxe", 0); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = get(t, addr, "missing", 0)
+	_, _, _ = get(t, addr, "../x", 0)
+	waitStats(t, s, "1 transfer", func(st Stats) bool { return st.Transfers == 1 })
+	var b strings.Builder
+	s.WriteMetrics(&b)
+	for _, want := range []string{
+		"vmprov_tftp_transfers_total 1",
+		"vmprov_tftp_bytes_total 70000",
+		"vmprov_tftp_not_found_total 1",
+		"vmprov_tftp_refused_total 1",
+		"vmprov_tftp_failed_total 0",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+}
