@@ -249,9 +249,9 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 		s.log.Warn("malformed DHCPv4 packet dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	hctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	resp, err := s.Handle(ctx, req, l.in)
+	resp, err := s.Handle(hctx, req, l.in)
 	switch {
 	case errors.Is(err, ErrMalformed):
 		s.log.Warn("malformed DHCPv4 request dropped", "iface", l.in.Interface, "ip", peer.Addr(), "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "err", err)
@@ -264,6 +264,9 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 	}
 	dst := ReplyAddr(req, resp)
 	if _, err := l.conn.WriteToUDPAddrPort(resp.ToBytes(), dst); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the socket is closed
+		}
 		s.errs.Add(1)
 		s.log.Error("DHCPv4 reply not sent", "iface", l.in.Interface, "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "ip", dst.Addr(), "err", err)
 	}

@@ -364,7 +364,8 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 
 // CleanName turns a requested file name into a path relative to the root,
 // or refuses it: empty names, names longer than 255 bytes, control
-// characters (NUL included) and ".." elements are refused; a leading "/",
+// characters (NUL included), bytes outside ASCII and ".." elements are
+// refused; a leading "/",
 // repeated slashes and "." elements are dropped, as tftpd-hpa --secure
 // resolves names against its root.
 func CleanName(name string) (string, error) {
