@@ -124,8 +124,9 @@ func (in inputs) key() string {
 }
 
 // Build builds opts.Targets and writes them, manifest.json and build.log to opts.OutDir.
-// log may be nil. The returned manifest has Cached set when the cache answered. On error,
-// nothing in OutDir but build.log has changed.
+// log may be nil. The returned manifest has Cached set when the cache answered (then no
+// toolchain is needed). The toolchain is checked before anything is copied or compiled.
+// On error, nothing in OutDir but build.log has changed.
 func Build(ctx context.Context, opts BuildOptions, log *slog.Logger) (*Manifest, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -140,9 +141,6 @@ func Build(ctx context.Context, opts BuildOptions, log *slog.Logger) (*Manifest,
 	}
 	if (opts.SrcDir == "") == (opts.GitURL == "") {
 		return nil, errors.New("ipxe build: give exactly one of --src DIR and --git URL")
-	}
-	if err := CheckToolchain(opts.Toolchain, targets); err != nil {
-		return nil, fmt.Errorf("ipxe build: %w", err)
 	}
 	script := opts.Script
 	if script == nil {
@@ -207,6 +205,10 @@ func Build(ctx context.Context, opts BuildOptions, log *slog.Logger) (*Manifest,
 		}
 	}
 
+	// Only a build needs the toolchain; check all of it before copying anything.
+	if err := CheckToolchain(opts.Toolchain, targets); err != nil {
+		return nil, fmt.Errorf("ipxe build: %w", err)
+	}
 	scratch, err := os.MkdirTemp(opts.WorkDir, "vmprov-ipxe-")
 	if err != nil {
 		return nil, fmt.Errorf("ipxe build: scratch directory: %w", err)
@@ -335,7 +337,11 @@ func runMake(ctx context.Context, env []string, tree string, args []string, logP
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	cmd := exec.CommandContext(ctx, "make", args...)
+	bin, err := command(env, "make", "make")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = tree
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = pw, pw

@@ -249,6 +249,7 @@ func TestBuildCache(t *testing.T) {
 	again := opts
 	again.OutDir = filepath.Join(t.TempDir(), "out2")
 	again.Options = []string{"DOWNLOAD_PROTO_HTTPS", "PING_CMD", "PING_CMD"}
+	again.Toolchain = Toolchain{Path: t.TempDir(), Root: t.TempDir()} // a hit needs no compiler
 	second, err := Build(t.Context(), again, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -438,6 +439,16 @@ func TestBuildErrors(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("no git", func(t *testing.T) {
+		o := fakeOptions(t, "")
+		o.GitURL, o.Ref = "file://"+top, "main"
+		o.Toolchain.Path = filepath.SplitList(o.Toolchain.Path)[0] // the stubs only
+		_, err := Build(t.Context(), o, nil)
+		if !errors.Is(err, ErrMissingTools) || !strings.Contains(err.Error(), "apt-get install -y --no-install-recommends git") {
+			t.Errorf("err = %v, want missing git", err)
+		}
+	})
 
 	t.Run("make fails", func(t *testing.T) {
 		t.Setenv("FAKE_IPXE_FAIL", "something broke")

@@ -47,7 +47,11 @@ func isCommit(ref string) bool {
 
 // git runs git with args and returns its trimmed standard output.
 func git(ctx context.Context, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	bin, err := command(env, "git", "git")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -102,17 +102,36 @@ func (tc Toolchain) path() string {
 }
 
 // lookPath reports whether an executable file named name is on tc's PATH.
-func (tc Toolchain) lookPath(name string) bool {
-	for _, dir := range filepath.SplitList(tc.path()) {
+func (tc Toolchain) lookPath(name string) bool { return findIn(tc.path(), name) != "" }
+
+// findIn returns the first executable file called name in the PATH-style list path, or "".
+func findIn(path, name string) string {
+	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(dir, name))
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
 		if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return true
+			return p
 		}
 	}
-	return false
+	return ""
+}
+
+// command resolves name on the PATH of env (the build environment, whose PATH is the
+// toolchain's), so that the tools run are the ones CheckToolchain found.
+func command(env []string, name, pkg string) (string, error) {
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	if p := findIn(path, name); p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: %s: install it with: apt-get install -y --no-install-recommends %s", ErrMissingTools, name, pkg)
 }
 
 // CheckToolchain reports every missing piece needed to build targets, naming the Debian
