@@ -21,7 +21,7 @@ func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Lo
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	s, err := tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(c), Log: log.With("proto", "tftp")})
+	s, err := tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(c), Log: log})
 	if err != nil {
 		return nil, err
 	}
