@@ -201,3 +201,13 @@ func TestCLIHosts(t *testing.T) {
 		t.Error("host show after remove succeeded")
 	}
 }
+
+func TestCLIIPXE(t *testing.T) {
+	code, _, errs := vmprov(t, "ipxe", "build", "--src", t.TempDir(), "--boot-url", "http://192.0.2.1")
+	if code == 0 || !strings.Contains(errs, "not an iPXE source tree") {
+		t.Errorf("ipxe build of an empty dir: exit %d, %s", code, errs)
+	}
+	if code, _, errs := vmprov(t, "ipxe", "install"); code == 0 || !strings.Contains(errs, "ROM") {
+		t.Errorf("ipxe install without ROM: exit %d, %s", code, errs)
+	}
+}
