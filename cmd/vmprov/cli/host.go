@@ -162,33 +162,7 @@ func (app *App) hostListCommand() *cobra.Command {
 }
 
 func (app *App) hostShowCommand() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a host's DNS records",
-		Args:  exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			o, closeFn, err := app.orchestrator(false)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			p, err := o.Show(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(app.Stdout, p)
-			}
-			writePlan(app.Stdout, p)
-			return nil
-		},
-	}
-	outputFlag(cmd, &output)
-	return cmd
+	return app.showCommandFor(false, "Show a host's DNS records")
 }
 
 func (app *App) reinstallCommand() *cobra.Command {

@@ -151,16 +151,21 @@ func (app *App) listCommand() *cobra.Command {
 }
 
 func (app *App) showCommand() *cobra.Command {
+	return app.showCommandFor(true, "Show a host's DNS records and domain")
+}
+
+// showCommandFor shows a host; withHV joins its libvirt domain.
+func (app *App) showCommandFor(withHV bool, short string) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "show NAME",
-		Short: "Show a host's DNS records and domain",
+		Short: short,
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(true)
+			o, closeFn, err := app.orchestrator(withHV)
 			if err != nil {
 				return err
 			}
