@@ -14,8 +14,14 @@ packages=(
 	iproute2 radvd procps
 	# protocol peers and clients
 	curl atftp tftp-hpa
-	# iPXE build toolchain (vmprov ipxe build)
-	perl liblzma-dev mtools
+	# benchmark peers (make bench): perfdhcp, Kea, dnsmasq, tftpd-hpa, nginx, wrk
+	kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa nginx-light wrk
+	# iPXE build toolchain (vmprov ipxe build), ISO targets included
+	perl liblzma-dev mtools isolinux syslinux-common genisoimage
+	# GRUB netboot image (vmprov grub build)
+	grub-efi-amd64-bin
+	# Vagrantfile check (vagrant validate)
+	vagrant
 )
 
 missing=()
@@ -28,5 +34,14 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# The lab and the tests start BIND, libvirtd, Kea, nginx and tftpd-hpa
+# themselves, inside network namespaces; the packages' own services must not
+# start on the host's interfaces. policy-rc.d keeps them down while
+# installing (a policy already in place is left as it is).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
