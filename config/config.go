@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +105,35 @@ type Serve struct {
 	// Loaders maps a client architecture (DHCP option 93/61) to the loader
 	// file served over TFTP to PXE clients.
 	Loaders map[uint16]string `yaml:"loaders" json:"loaders"`
+	// DHCPv6 tunes the DHCPv6 server.
+	DHCPv6 DHCPv6 `yaml:"dhcp6" json:"dhcp6"`
+}
+
+// DHCPv6 tunes `vmprov serve`'s DHCPv6 server.
+type DHCPv6 struct {
+	// ServerDUID is the DUID the server identifies itself with, as hex bytes
+	// (00:03:00:01:02:00:5e:00:53:01 or 00030001...). Empty: a DUID-LL from
+	// the MAC of the first DHCP interface. Instances serving one VLAN must
+	// differ, as RFC 8415 §11 requires of servers.
+	ServerDUID string `yaml:"server_duid" json:"server_duid"`
+	// AnswerUnidentified gives clients whose MAC cannot be learnt (DUID-UUID
+	// or DUID-EN, no EUI-64 link-local, no RFC 6939 relay option) the
+	// stateless boot answer. Off by default: on a shared VLAN such clients
+	// may belong to another service.
+	AnswerUnidentified bool `yaml:"answer_unidentified" json:"answer_unidentified"`
+}
+
+// DUID returns ServerDUID as bytes; nil when it is empty.
+func (d DHCPv6) DUID() ([]byte, error) {
+	if d.ServerDUID == "" {
+		return nil, nil
+	}
+	h := strings.NewReplacer(":", "", "-", "").Replace(d.ServerDUID)
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) < 4 || len(b) > 130 {
+		return nil, fmt.Errorf("serve.dhcp6.server_duid %q is not a DUID: give 4 to 130 hex bytes, e.g. 00:03:00:01:02:00:5e:00:53:01 (DUID-LL)", d.ServerDUID)
+	}
+	return b, nil
 }
 
 // BSDP configures Apple NetBoot for Intel Macs.
@@ -367,6 +397,9 @@ func (c *Config) Validate() error {
 				bad("%s: ipv6 %s overlaps vlans[%d] %s", where, v.IPv6, j, o.IPv6)
 			}
 		}
+	}
+	if _, err := c.Serve.DHCPv6.DUID(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, im := range c.BSDP.Images {
 		if im.Name == "" || len(im.Name) > 246 || im.BootFile == "" {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestParseArchitectureExample(t *testing.T) {
@@ -72,6 +74,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad domain type", base + "libvirt: {domain_type: xen}\n", []string{"xen"}},
 		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},
 		{"bad mac prefix", base + "addressing: {strict_mac_prefix: '01:02:03'}\n", []string{"multicast"}},
+		{"bad server duid", base + "serve: {dhcp6: {server_duid: 'zz:01'}}\n", []string{"serve.dhcp6.server_duid", "zz:01", "00:03:00:01"}},
+		{"short server duid", base + "serve: {dhcp6: {server_duid: '00:03'}}\n", []string{"4 to 130 hex bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,5 +151,25 @@ func TestLoadSecret(t *testing.T) {
 				t.Errorf("warning = %q, want one: %v", s.Warning, tt.wantWarn)
 			}
 		})
+	}
+}
+
+func TestServerDUID(t *testing.T) {
+	c, err := Parse([]byte("dns: {zone: example.com.}\nserve: {dhcp6: {server_duid: '00:03:00:01:02:00:5E:00:53:01', answer_unidentified: true}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Serve.DHCPv6.DUID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]byte{0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 1}, got); diff != "" {
+		t.Errorf("DUID (-want +got):\n%s", diff)
+	}
+	if !c.Serve.DHCPv6.AnswerUnidentified {
+		t.Error("answer_unidentified not read")
+	}
+	if d, err := (DHCPv6{}).DUID(); d != nil || err != nil {
+		t.Errorf("empty server_duid = %x, %v; want nil, nil", d, err)
 	}
 }

@@ -217,6 +217,27 @@ func TestServe(t *testing.T) {
 		}
 		logs.wait(t, "client unknown to DNS", map[string]string{"mac": strangerMAC.String()})
 	})
+
+	// The exchanges above, as /metrics shows them. Clients may retransmit
+	// on a loaded machine, so the counts are lower bounds.
+	t.Run("metrics", func(t *testing.T) {
+		st := srv.Stats()
+		if st.Advertises < 2 || st.Replies < 6 || st.Silent < 2 || st.Malformed != 0 || st.Errors != 0 {
+			t.Errorf("stats %+v, want at least 2 advertises, 6 replies, 2 silent and no malformed or errors", st)
+		}
+		var b strings.Builder
+		srv.WriteMetrics(&b)
+		for _, want := range []string{
+			fmt.Sprintf("vmprov_dhcp6_replies_total{type=\"advertise\"} %d\n", st.Advertises),
+			fmt.Sprintf("vmprov_dhcp6_replies_total{type=\"reply\"} %d\n", st.Replies),
+			fmt.Sprintf("vmprov_dhcp6_silent_total %d\n", st.Silent),
+			"# TYPE vmprov_dhcp6_malformed_total counter\n",
+		} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("metrics lack %q:\n%s", want, b.String())
+			}
+		}
+	})
 }
 
 // newClient plugs a client namespace with MAC mac into the segment and

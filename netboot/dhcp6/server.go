@@ -48,12 +48,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -110,6 +112,63 @@ type Server struct {
 	domain             string // dns.zone without the root dot
 	base               string // base URL of HTTP boot files for IPv6 clients
 	lease, t1, t2      time.Duration
+
+	advertises, replies, silent, malformed, errs atomic.Uint64
+}
+
+// Stats are the server's counters since New, for the metrics endpoint.
+type Stats struct {
+	Advertises uint64 // Advertise messages
+	Replies    uint64 // Reply messages, to Request, Renew, Rebind, Confirm, Release, Information-Request and Rapid Commit Solicit
+	Silent     uint64 // messages not answered: unidentified clients, another server's
+	Malformed  uint64 // packets dropped as malformed
+	Errors     uint64 // messages not answered because DNS failed, and replies not sent
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Advertises: s.advertises.Load(),
+		Replies:    s.replies.Load(),
+		Silent:     s.silent.Load(),
+		Malformed:  s.malformed.Load(),
+		Errors:     s.errs.Load(),
+	}
+}
+
+// WriteMetrics writes the counters in the Prometheus text format, so the
+// server is an httpboot.Collector.
+func (s *Server) WriteMetrics(w io.Writer) {
+	st := s.Stats()
+	const name = "vmprov_dhcp6_replies_total"
+	fmt.Fprintf(w, "# HELP %s DHCPv6 answers sent, by message type.\n# TYPE %s counter\n", name, name)
+	fmt.Fprintf(w, "%s{type=\"advertise\"} %d\n%s{type=\"reply\"} %d\n", name, st.Advertises, name, st.Replies)
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"vmprov_dhcp6_silent_total", "DHCPv6 messages not answered: unidentified clients, another server's.", st.Silent},
+		{"vmprov_dhcp6_malformed_total", "DHCPv6 packets dropped as malformed.", st.Malformed},
+		{"vmprov_dhcp6_errors_total", "DHCPv6 messages not answered because DNS failed, and replies not sent.", st.Errors},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	}
+}
+
+// count records the answer to one message.
+func (s *Server) count(resp dhcpv6.DHCPv6) {
+	if r, ok := resp.(*dhcpv6.RelayMessage); ok {
+		inner, err := r.GetInnerMessage()
+		if err != nil {
+			return
+		}
+		resp = inner
+	}
+	if m, ok := resp.(*dhcpv6.Message); ok && m.MessageType == dhcpv6.MessageTypeAdvertise {
+		s.advertises.Add(1)
+	} else {
+		s.replies.Add(1)
+	}
 }
 
 // New checks cfg and returns a Server. Without cfg.ServerDUID it reads the
@@ -333,6 +392,7 @@ func (s *Server) read(ctx context.Context, l listener, handlers *errgroup.Group)
 func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, pkt []byte) {
 	msg, err := dhcpv6.FromBytes(pkt)
 	if err != nil {
+		s.malformed.Add(1)
 		s.log.Warn("malformed DHCPv6 packet dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
 		return
 	}
@@ -348,18 +408,24 @@ func (s *Server) serveOne(ctx context.Context, l listener, peer netip.AddrPort, 
 	resp, err := s.Handle(ctx, msg, in)
 	switch {
 	case errors.Is(err, ErrMalformed):
+		s.malformed.Add(1)
 		s.log.Warn("malformed DHCPv6 message dropped", "iface", l.in.Interface, "ip", peer.Addr(), "bytes", len(pkt), "err", err)
 		return
 	case err != nil:
+		s.errs.Add(1)
 		s.log.Error("DHCPv6 message not answered", "iface", l.in.Interface, "ip", peer.Addr(), "err", err)
 		return
 	case resp == nil:
+		s.silent.Add(1)
 		return
 	}
 	dst := ReplyAddr(peer, msg)
 	if _, err := l.conn.WriteToUDPAddrPort(resp.ToBytes(), dst); err != nil {
+		s.errs.Add(1)
 		s.log.Error("DHCPv6 reply not sent", "iface", l.in.Interface, "ip", dst.Addr(), "err", err)
+		return
 	}
+	s.count(resp)
 }
 
 // ReplyAddr is where the reply to msg, received from peer, goes: back to

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -95,24 +96,37 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 		return fmt.Errorf("serve.http %s: %w", c.Serve.HTTP, err)
 	}
 	defer httpLn.Close()
-	web := httpboot.New(httpboot.Config{Policy: policy, Boot: c.Boot, Dir: c.Serve.Dir, Log: log})
 
+	collectors := []httpboot.Collector{policy}
 	var v4 *dhcp4.Server
 	var v6 *dhcp6.Server
 	if len(c.Serve.Interfaces) > 0 {
 		if v4, err = dhcp4.New(dhcp4.Config{Policy: policy, Cfg: c, Log: log}); err != nil {
 			return err
 		}
+		collectors = append(collectors, v4)
 		if hasIPv6(c) {
-			if v6, err = dhcp6.New(dhcp6.Config{Policy: policy, Cfg: c, Log: log}); err != nil {
+			duid, err := serverDUID(c)
+			if err != nil {
 				return err
 			}
+			v6, err = dhcp6.New(dhcp6.Config{Policy: policy, Cfg: c, Log: log, ServerDUID: duid,
+				AnswerUnidentified: c.Serve.DHCPv6.AnswerUnidentified})
+			if err != nil {
+				return err
+			}
+			collectors = append(collectors, v6)
 		}
 	}
 	tftpSrv, err := app.tftpServer(c, policy, log)
 	if err != nil {
 		return err
 	}
+	if tftpSrv != nil {
+		defer tftpSrv.Close()
+		collectors = append(collectors, tftpSrv)
+	}
+	web := httpboot.New(httpboot.Config{Policy: policy, Boot: c.Boot, Dir: c.Serve.Dir, Log: log, Collectors: collectors})
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return web.Serve(ctx, httpLn, shutdownTimeout) })
@@ -123,13 +137,27 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 		g.Go(func() error { return v6.Serve(ctx) })
 	}
 	if tftpSrv != nil {
-		g.Go(func() error { return tftpSrv(ctx) })
+		g.Go(func() error { return tftpSrv.Serve(ctx, c.Serve.TFTP) })
 	}
 	log.Info("vmprov serve started", "http", httpLn.Addr().String(), "tftp", c.Serve.TFTP,
 		"iface", strings.Join(c.Serve.Interfaces, ","), "zone", c.DNS.Zone)
 	err = g.Wait()
 	log.Info("vmprov serve stopped")
 	return err
+}
+
+// serverDUID is serve.dhcp6.server_duid decoded; nil lets the DHCPv6
+// server derive a DUID-LL from its first interface.
+func serverDUID(c *config.Config) (dhcpv6.DUID, error) {
+	b, err := c.Serve.DHCPv6.DUID()
+	if err != nil || b == nil {
+		return nil, err
+	}
+	d, err := dhcpv6.DUIDFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("serve.dhcp6.server_duid %q: %w: give a DUID-LLT, DUID-EN, DUID-LL or DUID-UUID", c.Serve.DHCPv6.ServerDUID, err)
+	}
+	return d, nil
 }
 
 func hasIPv6(c *config.Config) bool {

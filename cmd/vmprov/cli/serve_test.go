@@ -40,12 +40,18 @@ func TestServeHTTP(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tftpAddr := u.LocalAddr().String()
+	u.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"--config", cfg, "serve", "--no-dhcp", "--tftp", "", "--http", addr}, strings.NewReader(""), io.Discard, &stderr)
+		done <- Run(ctx, []string{"--config", cfg, "serve", "--no-dhcp", "--tftp", tftpAddr, "--http", addr}, strings.NewReader(""), io.Discard, &stderr)
 	}()
 	base := "http://" + addr
 	get := func(path string) (int, string) {
@@ -81,8 +87,16 @@ func TestServeHTTP(t *testing.T) {
 	if code, body := get("/pxedust"); (code != http.StatusNotFound && code != http.StatusServiceUnavailable) || strings.Contains(body, "example.com") {
 		t.Errorf("/pxedust for an unknown client = %d %q", code, body)
 	}
-	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "pxedust") {
+	// /metrics carries the HTTP routes and every server's counters: the
+	// policy's DNS cache (the /pxedust above queried DNS) and TFTP.
+	code, body := get("/metrics")
+	if code != http.StatusOK {
 		t.Errorf("/metrics = %d\n%s", code, body)
+	}
+	for _, want := range []string{"pxedust", "vmprov_dns_queries_total", "vmprov_tftp_transfers_total 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 	cancel()
 	select {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,9 +10,9 @@ import (
 	"github.com/vmprov/vmprov/netboot/tftp"
 )
 
-// tftpServer returns the TFTP service rooted at serve.dir/tftp, or nil when
+// tftpServer returns the TFTP server rooted at serve.dir/tftp, or nil when
 // serve.tftp is empty.
-func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Logger) (func(context.Context) error, error) {
+func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Logger) (*tftp.Server, error) {
 	if c.Serve.TFTP == "" {
 		return nil, nil
 	}
@@ -21,12 +20,5 @@ func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Lo
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	s, err := tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(c), Log: log})
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error {
-		defer s.Close()
-		return s.Serve(ctx, c.Serve.TFTP)
-	}, nil
+	return tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(c), Log: log})
 }
