@@ -32,23 +32,38 @@ const (
 	OpList       Op = "List"
 )
 
-// Call is one method call the Fake received: the domain or disk name ("" for
-// List; the <name> of the XML for Define, if it has one).
+// The virt.VolumeStore methods.
+const (
+	OpUploadVolume   Op = "UploadVolume"
+	OpDownloadVolume Op = "DownloadVolume"
+	OpListVolumes    Op = "ListVolumes"
+	OpDeleteVolume   Op = "DeleteVolume"
+)
+
+// Call is one method call the Fake received: the domain, disk or volume name
+// ("" for List; the pool for ListVolumes; the <name> of the XML for Define,
+// if it has one).
 type Call struct {
 	Op   Op
 	Name string
 }
 
-// Fake is an in-memory virt.Hypervisor, safe for concurrent use. It keeps
-// volumes per pool and domains by name with libvirt's semantics (see
-// virt.Hypervisor), and accepts any domain XML that names a domain and a
-// domain type; it does not validate against libvirt's schema.
+// Fake is an in-memory virt.Hypervisor and virt.VolumeStore, safe for
+// concurrent use. It keeps volumes per pool and domains by name with
+// libvirt's semantics (see virt.Hypervisor and virt.VolumeStore), and accepts
+// any domain XML that names a domain and a domain type; it does not validate
+// against libvirt's schema.
 type Fake struct {
 	mu      sync.Mutex
-	pools   map[string]map[string]uint64 // pool → volume name → capacity
+	pools   map[string]map[string]*fakeVolume // pool → volume name → volume
 	domains map[string]*fakeDomain
 	fail    []failure
 	calls   []Call
+}
+
+type fakeVolume struct {
+	size uint64
+	data []byte // nil for a disk made by CreateDisk
 }
 
 type fakeDomain struct {
@@ -63,18 +78,21 @@ type failure struct {
 	err  error
 }
 
-var _ virt.Hypervisor = (*Fake)(nil)
+var (
+	_ virt.Hypervisor  = (*Fake)(nil)
+	_ virt.VolumeStore = (*Fake)(nil)
+)
 
 // NewFake returns a Fake with the given storage pools, or with one pool named
-// "default" (vmprov's default libvirt.pool) when none are given. A volume's
-// path is /POOL/NAME.qcow2.
+// "default" (vmprov's default libvirt.pool) when none are given. A disk's
+// path is /POOL/NAME.qcow2, an uploaded volume's /POOL/NAME.
 func NewFake(pools ...string) *Fake {
 	if len(pools) == 0 {
 		pools = []string{"default"}
 	}
-	f := &Fake{pools: map[string]map[string]uint64{}, domains: map[string]*fakeDomain{}}
+	f := &Fake{pools: map[string]map[string]*fakeVolume{}, domains: map[string]*fakeDomain{}}
 	for _, p := range pools {
-		f.pools[p] = map[string]uint64{}
+		f.pools[p] = map[string]*fakeVolume{}
 	}
 	return f
 }
@@ -102,7 +120,8 @@ func (f *Fake) Calls() []Call {
 	return slices.Clone(f.calls)
 }
 
-// Volumes returns the names of a pool's volumes (NAME.qcow2), sorted; nil for
+// Volumes returns the names of a pool's volumes (disks NAME.qcow2 and uploaded
+// volumes), sorted; nil for
 // an unknown pool.
 func (f *Fake) Volumes(pool string) []string {
 	f.mu.Lock()
@@ -130,7 +149,7 @@ func (f *Fake) begin(ctx context.Context, op Op, name string) error {
 	return nil
 }
 
-func (f *Fake) pool(op, pool string) (map[string]uint64, error) {
+func (f *Fake) pool(op, pool string) (map[string]*fakeVolume, error) {
 	p, ok := f.pools[pool]
 	if !ok {
 		return nil, fmt.Errorf("%s: pool %q: %w", op, pool, virt.ErrPoolNotFound)
@@ -160,7 +179,7 @@ func (f *Fake) CreateDisk(ctx context.Context, pool, name string, sizeBytes uint
 	if _, ok := p[vol]; ok {
 		return "", fmt.Errorf("%s: volume %s in pool %q: %w", op, vol, pool, virt.ErrExists)
 	}
-	p[vol] = sizeBytes
+	p[vol] = &fakeVolume{size: sizeBytes}
 	return "/" + pool + "/" + vol, nil
 }
 
@@ -294,4 +313,96 @@ func (d *fakeDomain) current() virt.Domain {
 		dom.State = virt.StateRunning
 	}
 	return dom
+}
+
+// UploadVolume implements virt.VolumeStore.
+func (f *Fake) UploadVolume(ctx context.Context, pool, name string, data []byte) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpUploadVolume, name); err != nil {
+		return "", err
+	}
+	op := "upload volume " + name
+	if err := virt.CheckVolumeName(name); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if len(data) == 0 {
+		return "", fmt.Errorf("%s: no data: want at least one byte", op)
+	}
+	p, err := f.pool(op, pool)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := p[name]; ok {
+		return "", fmt.Errorf("%s: volume %s in pool %q: %w", op, name, pool, virt.ErrExists)
+	}
+	p[name] = &fakeVolume{size: uint64(len(data)), data: slices.Clone(data)}
+	return "/" + pool + "/" + name, nil
+}
+
+// DownloadVolume implements virt.VolumeStore. A disk made by CreateDisk reads
+// as zeros.
+func (f *Fake) DownloadVolume(ctx context.Context, pool, name string, limit int64) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpDownloadVolume, name); err != nil {
+		return nil, err
+	}
+	op := "download volume " + name
+	if err := virt.CheckVolumeName(name); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	p, err := f.pool(op, pool)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := p[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: volume %s in pool %q: %w", op, name, pool, virt.ErrNotFound)
+	}
+	if int64(v.size) > limit {
+		return nil, fmt.Errorf("%s: %d bytes, over %d: %w", op, v.size, limit, virt.ErrTooLarge)
+	}
+	if v.data == nil {
+		return make([]byte, v.size), nil
+	}
+	return slices.Clone(v.data), nil
+}
+
+// ListVolumes implements virt.VolumeStore.
+func (f *Fake) ListVolumes(ctx context.Context, pool string) ([]virt.Volume, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpListVolumes, pool); err != nil {
+		return nil, err
+	}
+	p, err := f.pool("list volumes", pool)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]virt.Volume, 0, len(p))
+	for name, v := range p {
+		out = append(out, virt.Volume{Name: name, Path: "/" + pool + "/" + name, Size: v.size})
+	}
+	slices.SortFunc(out, func(a, b virt.Volume) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// DeleteVolume implements virt.VolumeStore.
+func (f *Fake) DeleteVolume(ctx context.Context, pool, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpDeleteVolume, name); err != nil {
+		return err
+	}
+	op := "delete volume " + name
+	if err := virt.CheckVolumeName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	p, err := f.pool(op, pool)
+	if err != nil {
+		return err
+	}
+	delete(p, name)
+	return nil
 }

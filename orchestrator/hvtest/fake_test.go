@@ -22,6 +22,11 @@ func TestFakeConformanceShared(t *testing.T) {
 	hvtest.Conformance(t, "images", func(t *testing.T) virt.Hypervisor { return f })
 }
 
+func TestFakeVolumeConformance(t *testing.T) {
+	f := hvtest.NewFake("images")
+	hvtest.VolumeConformance(t, "images", func(t *testing.T) virt.VolumeStore { return f })
+}
+
 func TestFakeFailOn(t *testing.T) {
 	ctx := t.Context()
 	errBoom := errors.New("boom")

@@ -142,3 +142,38 @@ func TestOpenBadURI(t *testing.T) {
 		t.Errorf("Open error = %v, want one naming the URI", err)
 	}
 }
+
+// TestVolumesOnTestDriver: the test driver lists and deletes volumes but has
+// no streams, so an upload must fail with libvirt's reason and leave no
+// volume behind. The full VolumeConformance runs against a real libvirtd
+// (TestRealLibvirtd) and the fake.
+func TestVolumesOnTestDriver(t *testing.T) {
+	l := openTest(t)
+	ctx := t.Context()
+	name := "upload-" + filepath.Base(t.TempDir()) + ".rom"
+	_, err := l.UploadVolume(ctx, testPool, name, []byte{0x55, 0xaa, 1})
+	if err == nil {
+		_ = l.DeleteVolume(context.Background(), testPool, name)
+		t.Fatal("UploadVolume on the test driver succeeded; run VolumeConformance against it instead")
+	}
+	for _, want := range []string{"upload volume " + name, testPool, "not supported"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	all, err := l.ListVolumes(ctx, testPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range all {
+		if v.Name == name {
+			t.Errorf("a failed upload left %+v", v)
+		}
+	}
+	if _, err := l.ListVolumes(ctx, "nosuchpool"); !errors.Is(err, virt.ErrPoolNotFound) || !strings.Contains(err.Error(), "pool-define-as nosuchpool") {
+		t.Errorf("ListVolumes of a missing pool: error = %v, want ErrPoolNotFound with the fix", err)
+	}
+	if err := l.DeleteVolume(ctx, testPool, name); err != nil {
+		t.Errorf("DeleteVolume of an absent volume = %v, want nil", err)
+	}
+}

@@ -42,6 +42,26 @@ func TestRealLibvirtd(t *testing.T) {
 	t.Run("conformance", func(t *testing.T) {
 		hvtest.Conformance(t, lab.PoolName, func(t *testing.T) virt.Hypervisor { return hv })
 	})
+	t.Run("volume conformance", func(t *testing.T) {
+		hvtest.VolumeConformance(t, lab.PoolName, func(t *testing.T) virt.VolumeStore { return hv })
+	})
+
+	t.Run("uploaded volume is a file of the pool", func(t *testing.T) {
+		ctx := t.Context()
+		const name = "vmprov-real.rom"
+		data := []byte("\x55\xaa uploaded through a libvirt stream")
+		path, err := hv.UploadVolume(ctx, lab.PoolName, name, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = hv.DeleteVolume(context.Background(), lab.PoolName, name) })
+		if want := filepath.Join(lv.PoolDir(), name); path != want {
+			t.Errorf("volume path = %q, want %q", path, want)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != string(data) {
+			t.Errorf("file %s = %q, %v; want the uploaded bytes", path, b, err)
+		}
+	})
 
 	t.Run("VM on br135", func(t *testing.T) {
 		ctx := t.Context()
