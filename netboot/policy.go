@@ -52,7 +52,8 @@ type Resolver interface {
 //
 // Every other case is ErrUnknown, and so is a name outside dns.zone. A DNS
 // failure is an error that is not ErrUnknown, so callers answer nothing
-// rather than guess. A host without TXT gets a Decision with an empty
+// rather than guess; the exception is a PTR query the server REFUSES for an
+// address on no configured VLAN, which is an unknown client, not an outage. A host without TXT gets a Decision with an empty
 // Intent (it keeps its DHCP address; HTTP answers 404). A TXT record that is
 // not a valid intent is treated the same way, and logged at Warn with the
 // reason, so that a typo in DNS neither boots a wrong OS nor takes the
@@ -168,6 +169,16 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 	rev := inventory.ReverseName(addr)
 	ptr, err := p.lookup(ctx, t, rev, dns.TypePTR)
 	if err != nil {
+		// A server that refuses the PTR query serves no reverse zone for
+		// addr. Outside every VLAN that is a client vmprov cannot know
+		// (a laptop reaching /pxedust through a router); inside one it is
+		// a DNS setup the operator must fix, so it stays an error.
+		var re *dnsupdate.RcodeError
+		if errors.As(err, &re) && re.Rcode == dns.RcodeRefused {
+			if _, ours := p.cfg.VLANOf(addr); !ours {
+				return Decision{}, p.unknown("the DNS server serves no reverse zone for an address on no VLAN", "ip", addr)
+			}
+		}
 		return Decision{}, err
 	}
 	var names []string
