@@ -149,6 +149,7 @@ dns: {zone: example.com., server: "127.0.0.1:53"}
 boot: {url: "http://boot.example.com", url_v6: "http://[2001:db8:135::1]", site: example}
 vlans:
   - {id: 135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, ipv6: "2001:db8:135::/64"}
+  - {id: 136, ipv4: 198.51.100.0/24}
 `
 
 // seedTestIPXE is seed 000's site script test.ipxe.
@@ -289,7 +290,8 @@ func TestRoutes(t *testing.T) {
 		{name: "pxedust forward address of the liar", target: "/pxedust", from: "192.0.2.67", status: 404, body: nf},
 		{name: "pxedust no TXT", target: "/pxedust", from: notxtIP, status: 404, body: nf},
 		{name: "pxedust TXT iPXE cannot carry", target: "/pxedust", from: badIP, status: 404, body: nf},
-		{name: "pxedust from outside the zones", target: "/pxedust", from: "203.0.113.9", status: 503, body: "service unavailable\n"},
+		{name: "pxedust from no VLAN and no zone", target: "/pxedust", from: "203.0.113.9", status: 404, body: nf},
+		{name: "pxedust from a VLAN whose reverse zone DNS lacks", target: "/pxedust", from: "198.51.100.9", status: 503, body: "service unavailable\n"},
 		{name: "pxedust X-Forwarded-For not trusted", target: "/pxedust", from: strayIP, hdr: map[string]string{"X-Forwarded-For": centosIP}, status: 404, body: nf},
 
 		// /mac/{hexhyp}/ipxe
@@ -445,7 +447,7 @@ func TestTrustedProxy(t *testing.T) {
 		status    int
 	}{
 		{"198.51.100.7", "203.0.113.1, " + centosIP, 200},
-		{"198.51.100.7", "garbage", 503}, // the proxy itself is no host and has no reverse zone here
+		{"198.51.100.7", "garbage", 503}, // the proxy itself is on VLAN 136, whose reverse zone DNS lacks
 		{strayIP, centosIP, 404},
 	} {
 		r := httptest.NewRequest("GET", "/pxedust", nil)
