@@ -37,6 +37,26 @@ const (
 	ArchHTTPARM64 Arch = 19
 )
 
+// PXE maps the UEFI HTTP boot architectures of the IANA registry (RFC 4578
+// section 2.1 as extended) to the UEFI PXE architecture whose loader they
+// run: 15 x86 → 6, 16 x64 → 7, 17 EBC → 9, 18 ARM32 → 10, 19 ARM64 → 11.
+// Other architectures are returned unchanged.
+func (a Arch) PXE() Arch {
+	switch a {
+	case 15:
+		return ArchUEFIx86
+	case ArchHTTPx64:
+		return ArchUEFIx64
+	case 17:
+		return ArchUEFIBC
+	case 18:
+		return 10
+	case ArchHTTPARM64:
+		return ArchUEFIARM64
+	}
+	return a
+}
+
 // Client is what a protocol knows about a requester. Zero fields are unknown.
 type Client struct {
 	MAC net.HardwareAddr

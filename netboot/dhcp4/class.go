@@ -123,23 +123,3 @@ func clientArch(opt93 []byte, vendor string) (netboot.Arch, bool) {
 	}
 	return 0, false
 }
-
-// httpToEFI maps the UEFI HTTP boot architectures of the IANA registry
-// (RFC 4578 section 2.1 as extended) to the UEFI PXE architecture whose
-// loader they run: 15 x86 → 6, 16 x64 → 7, 17 EBC → 9, 18 ARM32 → 10,
-// 19 ARM64 → 11.
-func httpToEFI(a netboot.Arch) netboot.Arch {
-	switch a {
-	case 15:
-		return netboot.ArchUEFIx86
-	case netboot.ArchHTTPx64:
-		return netboot.ArchUEFIx64
-	case 17:
-		return netboot.ArchUEFIBC
-	case 18:
-		return 10
-	case netboot.ArchHTTPARM64:
-		return netboot.ArchUEFIARM64
-	}
-	return a
-}

@@ -315,7 +315,7 @@ func (s *Server) boot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, c 
 	case httpFW:
 		loader, ok := s.loader(c.arch)
 		if !ok {
-			loader, ok = s.loader(httpToEFI(c.arch))
+			loader, ok = s.loader(c.arch.PXE())
 		}
 		if ok && c.hasArch && s.bootURL != "" {
 			file = s.bootURL + "/ipxe/" + loader

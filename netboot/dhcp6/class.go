@@ -136,24 +136,6 @@ func vendorData(b []byte) [][]byte {
 // 18 ARM32, 19 ARM64.
 func isHTTPArch(a netboot.Arch) bool { return a >= 15 && a <= 19 }
 
-// httpToEFI maps a UEFI HTTP boot architecture to the UEFI PXE architecture
-// whose loader it runs: 15 → 6, 16 → 7, 17 → 9, 18 → 10, 19 → 11.
-func httpToEFI(a netboot.Arch) netboot.Arch {
-	switch a {
-	case 15:
-		return netboot.ArchUEFIx86
-	case netboot.ArchHTTPx64:
-		return netboot.ArchUEFIx64
-	case 17:
-		return netboot.ArchUEFIBC
-	case 18:
-		return 10
-	case netboot.ArchHTTPARM64:
-		return netboot.ArchUEFIARM64
-	}
-	return a
-}
-
 // bootBaseV6 is the base URL IPv6 clients fetch HTTP boot files from:
 // boot.url_v6, else boot.url unless its host is an IPv4 literal (a name
 // with AAAA records serves IPv6 clients too). Empty means none.
@@ -199,7 +181,7 @@ func (s *Server) bootFile(c class, in Ingress) (file string, httpClient bool) {
 		}
 		loader, ok := s.loader(c.arch)
 		if !ok {
-			loader, ok = s.loader(httpToEFI(c.arch))
+			loader, ok = s.loader(c.arch.PXE())
 		}
 		if ok {
 			return s.base + "/ipxe/" + loader, true
