@@ -26,10 +26,10 @@ var ErrNotOptionROM = errors.New("not a PCI option ROM")
 // Specification 3.0, section 5.1: 0x55 0xAA, size in 512-byte units at 2, pointer to the
 // "PCIR" data structure at 0x18).
 type OptionROM struct {
-	Size     int    // image length from the header, in bytes
-	VendorID uint16 // from the PCI data structure
-	DeviceID uint16
-	CodeType uint8 // 0 x86 BIOS, 3 EFI
+	Size     int    `json:"size"`      // image length from the header, in bytes
+	VendorID uint16 `json:"vendor_id"` // from the PCI data structure
+	DeviceID uint16 `json:"device_id"`
+	CodeType uint8  `json:"code_type"` // 0 x86 BIOS, 3 EFI
 }
 
 // ParseOptionROM decodes the header of the first image in b.
