@@ -15,11 +15,13 @@ import (
 // Contract, shared by every implementation (hvtest.VolumeConformance checks
 // it):
 //   - UploadVolume creates the raw volume name of exactly len(data) (> 0)
-//     bytes in pool, writes data into it and returns its path. A volume of
-//     that name that already exists is ErrExists and is left alone; when the
-//     write fails the new volume is deleted, so no partial volume remains.
+//     bytes in pool, readable by every user of the host (QEMU may run as a
+//     user of its own), writes data into it and returns its path. A volume
+//     of that name that already exists is ErrExists and is left alone; when
+//     the write fails the new volume is deleted, so no partial volume
+//     remains.
 //   - DownloadVolume returns a volume's whole content; an absent volume is
-//     ErrNotFound, one larger than limit bytes an error (nothing is read).
+//     ErrNotFound, one larger than limit bytes ErrTooLarge.
 //   - ListVolumes returns every volume of pool, sorted by name.
 //   - DeleteVolume deletes a volume; an absent one is nil.
 //   - A pool that does not exist is ErrPoolNotFound, naming the pool. Names

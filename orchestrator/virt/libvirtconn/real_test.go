@@ -61,6 +61,12 @@ func TestRealLibvirtd(t *testing.T) {
 		if b, err := os.ReadFile(path); err != nil || string(b) != string(data) {
 			t.Errorf("file %s = %q, %v; want the uploaded bytes", path, b, err)
 		}
+		// QEMU, running as another user on a distribution's libvirtd, must read it.
+		if fi, err := os.Stat(path); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o644 {
+			t.Errorf("file %s has mode %v, want 0644", path, fi.Mode())
+		}
 	})
 
 	t.Run("VM on br135", func(t *testing.T) {

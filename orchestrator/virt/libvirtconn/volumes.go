@@ -69,7 +69,13 @@ func (l *Libvirt) UploadVolume(ctx context.Context, pool, name string, data []by
 		Name:       name,
 		Capacity:   &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(len(data))},
 		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(len(data))},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}},
+		Target: &libvirtxml.StorageVolumeTarget{
+			Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"},
+			// World-readable: QEMU may run as another user (libvirt-qemu,
+			// qemu) and reads a <rom file=.../> itself. Uploaded
+			// volumes hold boot files, not secrets.
+			Permissions: &libvirtxml.StorageVolumeTargetPermissions{Mode: "0644"},
+		},
 	}).Marshal()
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
