@@ -17,7 +17,9 @@ type block struct {
 	text    string // the lines between the fences, each ending in "\n"
 }
 
-func (b block) String() string { return fmt.Sprintf("README.md:%d (%s block under %q)", b.line, b.lang, b.heading) }
+func (b block) String() string {
+	return fmt.Sprintf("README.md:%d (%s block under %q)", b.line, b.lang, b.heading)
+}
 
 // repoRoot is the top of the vmprov tree: two levels above this file.
 func repoRoot(t testing.TB) string {
