@@ -24,7 +24,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
@@ -206,39 +205,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("dhcp4 listening", "iface", name, "ip", in.ServerIP, "vlan", in.VLAN)
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	var handlers errgroup.Group
-	handlers.SetLimit(maxInFlight)
-	g.Go(func() error {
-		<-gctx.Done()
-		closeAll()
-		return nil
+	uls := make([]netboot.UDPListener, len(ls))
+	for i, l := range ls {
+		uls[i] = netboot.UDPListener{Conn: l.conn, Name: l.in.Interface}
+	}
+	return netboot.ServeUDP(ctx, "dhcp4", uls, maxInFlight, func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte) {
+		s.serveOne(ctx, ls[i], peer, pkt)
 	})
-	for _, l := range ls {
-		g.Go(func() error { return s.read(gctx, l, &handlers) })
-	}
-	err := g.Wait()
-	_ = handlers.Wait() // handlers return no errors; they log
-	return err
-}
-
-// read receives packets on l until its socket is closed.
-func (s *Server) read(ctx context.Context, l listener, handlers *errgroup.Group) error {
-	buf := make([]byte, 65535)
-	for {
-		n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("dhcp4: read on %s: %w", l.in.Interface, err)
-		}
-		pkt := append([]byte(nil), buf[:n]...)
-		handlers.Go(func() error {
-			s.serveOne(ctx, l, peer, pkt)
-			return nil
-		})
-	}
 }
 
 // serveOne decodes, handles and answers one packet.

@@ -61,7 +61,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/dhcpv6/server6"
 	"github.com/insomniacslk/dhcp/iana"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmprov/vmprov/config"
@@ -275,20 +274,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("dhcp6 listening", "iface", name, "ip", l.in.ServerIP, "vlan", l.in.VLAN, "duid", fmt.Sprintf("%x", s.duid.ToBytes()))
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	var handlers errgroup.Group
-	handlers.SetLimit(maxInFlight)
-	g.Go(func() error {
-		<-gctx.Done()
-		closeAll()
-		return nil
-	})
-	for _, l := range ls {
-		g.Go(func() error { return s.read(gctx, l, &handlers) })
+	uls := make([]netboot.UDPListener, len(ls))
+	for i, l := range ls {
+		uls[i] = netboot.UDPListener{Conn: l.conn, Name: l.in.Interface}
 	}
-	err := g.Wait()
-	_ = handlers.Wait() // handlers return no errors; they log
-	return err
+	return netboot.ServeUDP(ctx, "dhcp6", uls, maxInFlight, func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte) {
+		s.serveOne(ctx, ls[i], peer, pkt)
+	})
 }
 
 // listen opens the server socket of one interface.
@@ -367,25 +359,6 @@ func (s *Server) ingress(ifi *net.Interface) (Ingress, error) {
 		}
 	}
 	return in, nil
-}
-
-// read receives packets on l until its socket is closed.
-func (s *Server) read(ctx context.Context, l listener, handlers *errgroup.Group) error {
-	buf := make([]byte, 65535)
-	for {
-		n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("dhcp6: read on %s: %w", l.in.Interface, err)
-		}
-		pkt := append([]byte(nil), buf[:n]...)
-		handlers.Go(func() error {
-			s.serveOne(ctx, l, peer, pkt)
-			return nil
-		})
-	}
 }
 
 // serveOne decodes, handles and answers one packet.
