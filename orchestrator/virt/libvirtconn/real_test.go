@@ -42,33 +42,6 @@ func TestRealLibvirtd(t *testing.T) {
 	t.Run("conformance", func(t *testing.T) {
 		hvtest.Conformance(t, lab.PoolName, func(t *testing.T) virt.Hypervisor { return hv })
 	})
-	t.Run("volume conformance", func(t *testing.T) {
-		hvtest.VolumeConformance(t, lab.PoolName, func(t *testing.T) virt.VolumeStore { return hv })
-	})
-
-	t.Run("uploaded volume is a file of the pool", func(t *testing.T) {
-		ctx := t.Context()
-		const name = "vmprov-real.rom"
-		data := []byte("\x55\xaa uploaded through a libvirt stream")
-		path, err := hv.UploadVolume(ctx, lab.PoolName, name, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = hv.DeleteVolume(context.Background(), lab.PoolName, name) })
-		if want := filepath.Join(lv.PoolDir(), name); path != want {
-			t.Errorf("volume path = %q, want %q", path, want)
-		}
-		if b, err := os.ReadFile(path); err != nil || string(b) != string(data) {
-			t.Errorf("file %s = %q, %v; want the uploaded bytes", path, b, err)
-		}
-		// QEMU, running as another user on a distribution's libvirtd, must read it.
-		if fi, err := os.Stat(path); err != nil {
-			t.Error(err)
-		} else if fi.Mode().Perm() != 0o644 {
-			t.Errorf("file %s has mode %v, want 0644", path, fi.Mode())
-		}
-	})
-
 	t.Run("VM on br135", func(t *testing.T) {
 		ctx := t.Context()
 		const name, mac = "vmprov-real", "02:04:06:08:70:0c"
@@ -134,6 +107,45 @@ func TestRealLibvirtd(t *testing.T) {
 	})
 
 	t.Run("UEFI VM", func(t *testing.T) { realUEFI(t, hv, lv) })
+}
+
+// TestRealLibvirtdUploadConformance runs VolumeConformance against a real
+// libvirtd (the test driver has no streams) and checks that an uploaded
+// volume is a plain file of the dir pool.
+func TestRealLibvirtdUploadConformance(t *testing.T) {
+	lab.RequireRoot(t, "ip", "mount", "libvirtd", "virtlogd", "virsh")
+	lv := lab.LibvirtForTest(t, lab.NamespaceForTest(t).Name)
+	hv, err := libvirtconn.Open(lv.URI(), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := hv.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	hvtest.VolumeConformance(t, lab.PoolName, func(t *testing.T) virt.VolumeStore { return hv })
+
+	ctx := t.Context()
+	const name = "vmprov-real.rom"
+	data := []byte("\x55\xaa uploaded through a libvirt stream")
+	path, err := hv.UploadVolume(ctx, lab.PoolName, name, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hv.DeleteVolume(context.Background(), lab.PoolName, name) })
+	if want := filepath.Join(lv.PoolDir(), name); path != want {
+		t.Errorf("volume path = %q, want %q", path, want)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != string(data) {
+		t.Errorf("file %s = %q, %v; want the uploaded bytes", path, b, err)
+	}
+	// QEMU, running as another user on a distribution's libvirtd, must read it.
+	if fi, err := os.Stat(path); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o644 {
+		t.Errorf("file %s has mode %v, want 0644", path, fi.Mode())
+	}
 }
 
 // realUEFI defines and starts an OVMF VM and checks that Undefine removes
