@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Exchange is perfdhcp's statistics of one half of a DHCPv4 exchange:
+// DISCOVER-OFFER or REQUEST-ACK.
+type Exchange struct {
+	Sent, Received, Drops, Orphans, Rejected uint64
+	AvgDelay                                 time.Duration
+}
+
+// PerfdhcpReport is the final report of a `perfdhcp -4` run.
+type PerfdhcpReport struct {
+	// Rate is the completed 4-way exchanges per second perfdhcp measured.
+	Rate float64
+	// Expected is the rate asked for with -r; 0 when none was.
+	Expected float64
+	// Malformed counts malformed packets received.
+	Malformed uint64
+	// DO and RA are the DISCOVER-OFFER and REQUEST-ACK halves.
+	DO, RA Exchange
+}
+
+// ParsePerfdhcp reads the final report perfdhcp prints. It fails when the
+// report lacks the rate or either half's sent and received counts, so a
+// run that printed only an error is not taken for an idle server.
+func ParsePerfdhcp(out string) (PerfdhcpReport, error) {
+	var r PerfdhcpReport
+	var cur *Exchange
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "***Statistics for: DISCOVER-OFFER"):
+			cur = &r.DO
+			continue
+		case strings.HasPrefix(line, "***Statistics for: REQUEST-ACK"):
+			cur = &r.RA
+			continue
+		case strings.HasPrefix(line, "***"):
+			cur = nil
+			continue
+		}
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		if key == "Rate" {
+			// "7.9742 4-way exchanges/second, expected rate: 10"
+			f := strings.Fields(val)
+			if len(f) == 0 {
+				return r, fmt.Errorf("perfdhcp: rate line %q", line)
+			}
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				return r, fmt.Errorf("perfdhcp: rate line %q: %w", line, err)
+			}
+			r.Rate = v
+			seen["rate"] = true
+			if _, exp, ok := strings.Cut(val, "expected rate:"); ok {
+				if v, err := strconv.ParseFloat(strings.TrimSpace(exp), 64); err == nil {
+					r.Expected = v
+				}
+			}
+			continue
+		}
+		if key == "Malformed packets" {
+			r.Malformed, _ = strconv.ParseUint(val, 10, 64)
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		var dst *uint64
+		switch key {
+		case "sent packets":
+			dst = &cur.Sent
+		case "received packets":
+			dst = &cur.Received
+		case "drops":
+			dst = &cur.Drops
+		case "orphans":
+			dst = &cur.Orphans
+		case "rejected leases":
+			dst = &cur.Rejected
+		case "avg delay":
+			ms, err := strconv.ParseFloat(strings.TrimSuffix(val, " ms"), 64)
+			if err != nil {
+				return r, fmt.Errorf("perfdhcp: delay line %q: %w", line, err)
+			}
+			cur.AvgDelay = time.Duration(ms * float64(time.Millisecond))
+			continue
+		default:
+			continue
+		}
+		v, err := strconv.ParseUint(val, 10, 64)
+		if err != nil {
+			return r, fmt.Errorf("perfdhcp: line %q: %w", line, err)
+		}
+		*dst = v
+		name := "do"
+		if cur == &r.RA {
+			name = "ra"
+		}
+		seen[name+" "+key] = true
+	}
+	for _, k := range []string{"rate", "do sent packets", "do received packets", "ra sent packets", "ra received packets"} {
+		if !seen[k] {
+			return r, fmt.Errorf("perfdhcp: no %q in the report", k)
+		}
+	}
+	return r, nil
+}
+
+// Drops is the number of exchanges that did not complete: DISCOVERs
+// without OFFER plus REQUESTs without ACK.
+func (r PerfdhcpReport) Drops() uint64 { return r.DO.Drops + r.RA.Drops }
