@@ -9,6 +9,12 @@
 // templates.BootScript (the one /boot.ipxe serves), runs make in src/, and writes the
 // outputs and a manifest. Results are cached under a key hashing every input, so a second
 // identical build returns at once.
+//
+// Installing the ROM: InstallLocal replaces QEMU's ROM file on this machine atomically;
+// InstallVolume uploads it into a storage pool of any hypervisor through libvirt (a
+// virt.VolumeStore) under a content-addressed name, which domains then reference with
+// <rom file=.../> (libvirt.rom); CheckVolumes reads the pool's ROM volumes back and
+// compares them by SHA-256.
 package ipxebuild
 
 import (

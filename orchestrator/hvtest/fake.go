@@ -1,7 +1,8 @@
-// Package hvtest checks that a virt.Hypervisor keeps its contract
-// (Conformance) and provides Fake, an in-memory Hypervisor that passes the
-// same suite, for tests of the VM workflow that need to make a hypervisor
-// step fail on purpose.
+// Package hvtest checks that a virt.Hypervisor and a virt.VolumeStore keep
+// their contracts (Conformance, VolumeConformance) and provides Fake, an
+// in-memory Hypervisor and VolumeStore that passes the same suites, for tests
+// of the VM workflow and of ROM uploads that need to make a hypervisor step
+// fail on purpose.
 package hvtest
 
 import (
