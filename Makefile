@@ -31,16 +31,19 @@ fuzz:
 	$(GO) test -list 'Fuzz.*' ./... | awk '/^ok/ {pkg=$$2} /^Fuzz/ {print pkg, $$1}' | \
 	while read pkg fn; do $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime 20s $$pkg || exit 1; done
 
-# The seed 000 workflow for real: an isolated lab (network namespace, bridge
-# br135, BIND, libvirtd, radvd), `vmprov serve` on the bridge, `vmprov create`
-# of a VM that netboots with Debian's iPXE ROM; prints the boot timeline, then
-# tears everything down.
+# The seed 000 workflow for real, left running: an isolated lab (network
+# namespace vmprov-lab, bridges br135 and br136 (IPv6-only), BIND, libvirtd,
+# radvd), `vmprov serve` with a generated config, then `vmprov create` of
+# demo1 (VLAN 135, 192.0.2.10) and demo6 (IPv6-only, SLAAC) with the real
+# CLI; prints each boot timeline, the kernel command line, the DNS records
+# and `vmprov list`. Fails when a boot misses an expected request. An earlier
+# lab in LABDIR is torn down first. `make lab-down` removes everything.
 lab: deps build
-	$(GO) test -count=1 -v -run 'TestNetbootIPv4' ./test/e2e/
+	$(GO) run ./test/lab/cmd/vmprov-lab demo --dir $(LABDIR) --vmprov $(BIN)
 
-# A lab that stays up (namespace, BIND, libvirtd, radvd) for manual work.
+# The same lab with `vmprov serve` but no VMs, for manual work.
 lab-up: deps build
-	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) -v
+	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) --vmprov $(BIN) -v
 
 lab-down:
 	$(GO) run ./test/lab/cmd/vmprov-lab down --dir $(LABDIR)

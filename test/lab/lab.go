@@ -18,6 +18,7 @@ type Options struct {
 	Dir       string         // required: configs, logs, guest disks and state.json
 	Netns     string         // "vmprov-lab"
 	Bridge    Bridge         // br135 with 192.0.2.1/24 and 2001:db8:135::1/64
+	More      []Bridge       // further bridges, e.g. IPv6OnlyBridge(); see Up
 	DNS       netip.AddrPort // where BIND listens in the namespace: the bridge's IPv4 address, port 53
 	Zone      string         // TestZone; reverse zones follow from the bridge's prefixes
 	NoLibvirt bool           // do not start libvirtd
@@ -27,17 +28,31 @@ type Options struct {
 
 // State is what Up started, as recorded in DIR/state.json.
 type State struct {
-	Netns        string    `json:"netns"`
-	Bridge       string    `json:"bridge"`
-	IPv4         string    `json:"ipv4,omitempty"` // the bridge's address, e.g. 192.0.2.1/24
-	IPv6         string    `json:"ipv6,omitempty"` // e.g. 2001:db8:135::1/64
-	DNS          string    `json:"dns"`            // BIND's address:port inside the namespace
-	Zone         string    `json:"zone"`
-	ReverseZones []string  `json:"reverse_zones"`
-	KeyFile      string    `json:"key_file"` // tsig-keygen style key clause for dns.tsig.secret_file
-	LibvirtURI   string    `json:"libvirt_uri,omitempty"`
-	Pool         string    `json:"pool,omitempty"`
-	Processes    []Process `json:"processes"` // in start order
+	Netns        string        `json:"netns"`
+	Bridge       string        `json:"bridge"`
+	IPv4         string        `json:"ipv4,omitempty"` // the bridge's address, e.g. 192.0.2.1/24
+	IPv6         string        `json:"ipv6,omitempty"` // e.g. 2001:db8:135::1/64
+	More         []BridgeState `json:"more_bridges,omitempty"`
+	DNS          string        `json:"dns"` // BIND's address:port inside the namespace
+	Zone         string        `json:"zone"`
+	ReverseZones []string      `json:"reverse_zones"`
+	KeyFile      string        `json:"key_file"` // tsig-keygen style key clause for dns.tsig.secret_file
+	LibvirtURI   string        `json:"libvirt_uri,omitempty"`
+	Pool         string        `json:"pool,omitempty"`
+	Processes    []Process     `json:"processes"` // in start order
+}
+
+// BridgeState records one of Options.More.
+type BridgeState struct {
+	Name string `json:"name"`
+	IPv4 string `json:"ipv4,omitempty"`
+	IPv6 string `json:"ipv6,omitempty"`
+}
+
+// IPv6OnlyBridge is the lab's IPv6-only segment: br136 with
+// 2001:db8:136::1/64 and no IPv4 address, for Options.More.
+func IPv6OnlyBridge() Bridge {
+	return Bridge{Name: "br136", IPv6: netip.MustParsePrefix("2001:db8:136::1/64")}
 }
 
 // Lab is a running lab: a namespace with a bridge, BIND, and optionally
@@ -48,6 +63,8 @@ type Lab struct {
 	BIND    *BIND
 	Libvirt *Libvirt // nil with Options.NoLibvirt
 	Radvd   *Radvd   // nil with Options.NoRadvd or without an IPv6 prefix
+	More    []*Radvd // radvd of the Options.More bridges that have IPv6
+	Daemons []*Daemon
 	State   State
 	log     *slog.Logger
 }
@@ -119,7 +136,19 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if opts.Bridge.IPv6.IsValid() {
 		st.IPv6 = opts.Bridge.IPv6.String()
 	}
-	for _, p := range []netip.Prefix{opts.Bridge.IPv4, opts.Bridge.IPv6} {
+	prefixes := []netip.Prefix{opts.Bridge.IPv4, opts.Bridge.IPv6}
+	for _, b := range opts.More {
+		bs := BridgeState{Name: b.Name}
+		if b.IPv4.IsValid() {
+			bs.IPv4 = b.IPv4.String()
+		}
+		if b.IPv6.IsValid() {
+			bs.IPv6 = b.IPv6.String()
+		}
+		st.More = append(st.More, bs)
+		prefixes = append(prefixes, b.IPv4, b.IPv6)
+	}
+	for _, p := range prefixes {
 		if !p.IsValid() {
 			continue
 		}
@@ -141,8 +170,10 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 		return err
 	}
 	l.Netns = ns
-	if err := ns.AddBridge(ctx, opts.Bridge); err != nil {
-		return err
+	for _, b := range append([]Bridge{opts.Bridge}, opts.More...) {
+		if err := ns.AddBridge(ctx, b); err != nil {
+			return err
+		}
 	}
 
 	bindDir := filepath.Join(l.Dir, "bind")
@@ -194,6 +225,26 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	for _, b := range opts.More {
+		if opts.NoRadvd || !b.IPv6.IsValid() {
+			continue
+		}
+		rDir := filepath.Join(l.Dir, "radvd-"+b.Name)
+		if err := os.MkdirAll(rDir, 0o755); err != nil {
+			return err
+		}
+		r, err := StartRadvd(ctx, RadvdConfig{
+			Dir: rDir, Netns: ns.Name, Interface: b.Name, Prefix: b.IPv6.Masked(), Other: true,
+		}, opts.Log)
+		if err != nil {
+			return err
+		}
+		l.More = append(l.More, r)
+		st.Processes = append(st.Processes, r.Process())
+		if err := l.save(); err != nil {
+			return err
+		}
+	}
 	opts.Log.Info("lab up", "file", filepath.Join(l.Dir, StateFile))
 	return nil
 }
@@ -214,6 +265,12 @@ func (l *Lab) save() error {
 // started. Closing twice is harmless.
 func (l *Lab) Close() error {
 	var errs []error
+	for i := len(l.Daemons) - 1; i >= 0; i-- {
+		errs = append(errs, l.Daemons[i].Stop())
+	}
+	for _, r := range l.More {
+		errs = append(errs, r.Stop())
+	}
 	if l.Radvd != nil {
 		errs = append(errs, l.Radvd.Stop())
 	}

@@ -1,9 +1,13 @@
 // Command vmprov-lab brings the vmprov lab (TESTING.md) up and down: a
-// network namespace with bridge br135, BIND with the example.com. zone and
-// its reverse zones on 192.0.2.1:53, a private libvirtd with the vmprov
-// storage pool, and radvd for SLAAC.
+// network namespace with bridges br135 (192.0.2.1/24, 2001:db8:135::1/64)
+// and br136 (IPv6-only, 2001:db8:136::1/64), BIND with the example.com.
+// zone and its reverse zones on 192.0.2.1:53, a private libvirtd with the
+// vmprov storage pool, radvd for SLAAC and, given a vmprov binary, `vmprov
+// serve` with a generated configuration. `demo` then runs the seed 000
+// workflow in it (see the demo package) and leaves it up.
 //
-//	vmprov-lab up --dir DIR [--netns NAME] [--no-libvirt] [--no-radvd] [-v]
+//	vmprov-lab up --dir DIR [--netns NAME] [--vmprov BIN] [--no-libvirt] [--no-radvd] [-v]
+//	vmprov-lab demo --dir DIR --vmprov BIN [--netns NAME] [-v]
 //	vmprov-lab down --dir DIR
 //	vmprov-lab status --dir DIR
 package main
@@ -17,9 +21,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/vmprov/vmprov/test/lab"
+	"github.com/vmprov/vmprov/test/lab/demo"
 )
 
 func main() {
@@ -32,7 +38,7 @@ func main() {
 	}
 }
 
-const usage = "usage: vmprov-lab up|down|status --dir DIR [flags]"
+const usage = "usage: vmprov-lab up|demo|down|status --dir DIR [flags]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -44,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	netns := fs.String("netns", "vmprov-lab", "network namespace name (up)")
 	noLibvirt := fs.Bool("no-libvirt", false, "do not start libvirtd (up)")
 	noRadvd := fs.Bool("no-radvd", false, "do not start radvd (up)")
+	vmprov := fs.String("vmprov", "", "vmprov binary: start `vmprov serve` in the lab (up; required by demo)")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -51,18 +58,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *dir == "" || fs.NArg() != 0 {
 		return errors.New(usage)
 	}
+	log := slog.New(slog.DiscardHandler)
+	if *verbose {
+		log = slog.New(slog.NewTextHandler(stderr, nil))
+	}
 	switch args[0] {
 	case "up":
-		log := slog.New(slog.DiscardHandler)
-		if *verbose {
-			log = slog.New(slog.NewTextHandler(stderr, nil))
-		}
-		l, err := lab.Up(ctx, lab.Options{Dir: *dir, Netns: *netns, NoLibvirt: *noLibvirt, NoRadvd: *noRadvd, Log: log})
+		opts := lab.Options{Dir: *dir, Netns: *netns, NoLibvirt: *noLibvirt, NoRadvd: *noRadvd, Log: log,
+			More: []lab.Bridge{lab.IPv6OnlyBridge()}}
+		l, err := lab.Up(ctx, opts)
 		if err != nil {
 			return err
 		}
+		if *vmprov != "" {
+			e, err := demo.Setup(ctx, l, *vmprov, filepath.Join(l.Dir, "vmprov"), log)
+			if err != nil {
+				return errors.Join(err, l.Close())
+			}
+			fmt.Fprintf(stdout, "vmprov      serve pid %d, config %s, log %s\n", e.Serve.Process().PID, e.Config, e.ServeLog)
+		}
 		printState(stdout, l.Dir, l.State)
 		return nil
+	case "demo":
+		if *vmprov == "" {
+			return errors.New("demo needs --vmprov BIN: " + usage)
+		}
+		return runDemo(ctx, stdout, demoOptions{Dir: *dir, Netns: *netns, Vmprov: *vmprov, Log: log})
 	case "down":
 		return lab.Down(*dir)
 	case "status":
@@ -84,6 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func printState(w io.Writer, dir string, st lab.State) {
 	fmt.Fprintf(w, "namespace   %s (ip netns exec %s ...)\n", st.Netns, st.Netns)
 	fmt.Fprintf(w, "bridge      %s %s %s\n", st.Bridge, st.IPv4, st.IPv6)
+	for _, b := range st.More {
+		fmt.Fprintf(w, "bridge      %s %s %s\n", b.Name, b.IPv4, b.IPv6)
+	}
 	fmt.Fprintf(w, "dns         %s zone %s reverse %v\n", st.DNS, st.Zone, st.ReverseZones)
 	fmt.Fprintf(w, "tsig key    %s\n", st.KeyFile)
 	if st.LibvirtURI != "" {
