@@ -1,9 +1,11 @@
 package docs
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestParseBlocks(t *testing.T) {
@@ -96,4 +98,29 @@ func TestMissingLines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzSplitWords checks that splitWords never panics and that the words it
+// returns, quoted again, split back into the same words.
+func FuzzSplitWords(f *testing.F) {
+	for _, s := range []string{"vmprov list", `vmprov create --txt 'k=a b' --txt "x=\"y\"" z\ w # c`, "vmprov show ''", "a | b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		words, err := splitWords(s)
+		if err != nil {
+			return
+		}
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
+		}
+		again, err := splitWords(strings.Join(quoted, " "))
+		if err != nil {
+			t.Fatalf("splitWords(%q) = %q, which quoted again does not split: %v", s, words, err)
+		}
+		if diff := cmp.Diff(words, again, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("splitWords(%q) quoted again (-first +again):\n%s", s, diff)
+		}
+	})
 }
