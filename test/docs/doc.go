@@ -2,9 +2,11 @@
 // against the code: README.md's examples run for real (console blocks against
 // a real BIND and the libvirt test driver, YAML blocks through the strict
 // config loader), its configuration reference lists every key with its
-// default, deploy/vmprov-serve.service grants exactly the capabilities
+// default, its BIND snippet passes named-checkconf with the key tsig-keygen
+// writes, deploy/vmprov-serve.service grants exactly the capabilities
 // `vmprov serve` needs, the Vagrantfile passes `vagrant validate`, and
-// test/provision.sh provisions a working lab.
+// test/provision.sh provisions a lab whose installed `vmprov serve` answers
+// DHCP.
 //
 // README conventions the tests rely on:
 //   - A ```console block is executed: each "$ vmprov ..." line runs with
