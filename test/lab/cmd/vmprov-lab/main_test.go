@@ -19,6 +19,7 @@ func TestRunArgs(t *testing.T) {
 		{"extra args", []string{"down", "--dir", "/x", "y"}, "usage", ""},
 		{"status without lab", []string{"status", "--dir", "/nonexistent"}, "", "no lab in /nonexistent"},
 		{"down without lab", []string{"down", "--dir", "/nonexistent"}, "", ""},
+		{"demo without vmprov", []string{"demo", "--dir", "/nonexistent"}, "--vmprov", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
