@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vmprov/vmprov/orchestrator/virt"
 	"github.com/vmprov/vmprov/test/lab"
+	"github.com/vmprov/vmprov/test/lab/demo"
 )
 
 // UEFI parts (Debian packages ovmf and ipxe): the firmware libvirt picks
@@ -38,7 +40,7 @@ func TestUEFI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots OVMF under QEMU for minutes")
 	}
-	lab.RequireRoot(t, "go", "ip", "curl", "named", "radvd", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64")
+	requireDemoLab(t)
 	for _, f := range []string{ovmfCode, ipxeEFI, "/usr/share/qemu/firmware/60-edk2-x86_64.json"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Skipf("needs %s (Debian packages ovmf, ipxe)", f)
@@ -48,71 +50,92 @@ func TestUEFI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := buildVmprov(t, t.TempDir())
-	s := startServeLab(t, bin, serveLabOptions{Setup: func(t *testing.T, dir string) {
-		// serve.loaders maps architecture 7 to ipxe.efi by default;
-		// TFTP serves serve.dir/tftp.
-		if err := os.MkdirAll(filepath.Join(dir, "tftp"), 0o755); err != nil {
+	e := setupDemo(t, buildVmprov(t, t.TempDir()))
+	// serve.loaders maps architecture 7 to ipxe.efi by default; TFTP
+	// serves serve.dir/tftp. The kernel becomes one UEFI iPXE can load,
+	// which halts the VM when booted. Both are read at request time.
+	serveDir := filepath.Join(e.Dir, "serve")
+	for name, data := range map[string][]byte{
+		filepath.Join("tftp", "ipxe.efi"):                            loader,
+		filepath.FromSlash(strings.TrimPrefix(demo.KernelPath, "/")): haltEFI(),
+	} {
+		p := filepath.Join(serveDir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "tftp", "ipxe.efi"), loader, 0o644); err != nil {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		// A kernel UEFI iPXE can load, which halts the VM when booted.
-		if err := os.WriteFile(filepath.Join(dir, strings.TrimPrefix(kernelPath, "/")), haltEFI(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}})
+	}
 
 	// vmprov create makes the DNS records, the disk and a BIOS domain.
 	// Replace the domain by the same VM with UEFI firmware and its NIC's
 	// option ROM off; only what happens after that start counts.
-	vm := s.create(t, "uefi1", "--ip", "192.0.2.11")
-	start := redefineUEFI(t, s, vm)
-
-	evs := s.waitEvent(t, start, uefiDeadline, "request for "+initrdPath+" from 192.0.2.11", func(e event) bool {
-		return e.Msg == "http request" && e.IP == "192.0.2.11" && e.File == initrdPath
+	h, _, err := e.Create(t.Context(), "uefi1", "--vlan", "135", "--ip", "192.0.2.11", "--distro", "core",
+		"--memory", "256", "--vcpus", "1", "--disk-size", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- %s ---\n%s", e.Lab.Libvirt.DomainLog(h.Name), demo.Tail(e.Lab.Libvirt.DomainLog(h.Name), 20))
+		}
+		if err := e.Destroy(context.Background(), h.Name); err != nil {
+			t.Errorf("%v", err)
+		}
 	})
+	start := redefineUEFI(t, e.Lab.Libvirt, h)
+	tl, err := e.Follow(t.Context(), h, start, uefiDeadline, func(tl demo.Timeline) bool { return tl.Has(demo.InitrdPath) }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	// The client's DHCP, TFTP and HTTP steps as serve logged them.
+	// The client's DHCP, TFTP and HTTP steps as serve logged them, with
+	// the client architecture and the TFTP size, which demo.Timeline
+	// leaves out.
 	var steps []string
-	for _, e := range evs {
+	for _, ev := range readEvents(t, e.ServeLog, start) {
 		var step string
 		switch {
-		case strings.HasPrefix(e.Msg, "dhcp4 ") && e.MAC == vm.MAC:
-			step = fmt.Sprintf("%s class=%s arch=%s file=%s", e.Msg, e.Class, e.Arch, e.File)
-		case e.Msg == "tftp transfer" && e.IP == "192.0.2.11":
-			step = fmt.Sprintf("tftp %s bytes=%d", e.File, e.Bytes)
-		case e.Msg == "http request" && e.IP == "192.0.2.11":
-			step = fmt.Sprintf("http %s %d", e.File, e.Status)
+		case strings.HasPrefix(ev.Msg, "dhcp4 ") && ev.MAC == h.MAC:
+			step = fmt.Sprintf("%s class=%s arch=%s file=%s", ev.Msg, ev.Class, ev.Arch, ev.File)
+		case ev.Msg == "tftp transfer" && ev.IP == h.IPv4.String():
+			step = fmt.Sprintf("tftp %s bytes=%d", ev.File, ev.Bytes)
+		case ev.Msg == "http request" && ev.IP == h.IPv4.String():
+			step = fmt.Sprintf("http %s %d", ev.File, ev.Status)
 		default:
 			continue
 		}
-		t.Logf("%6.1fs %s", e.Time.Sub(start).Seconds(), step)
+		t.Logf("%6.1fs %s", ev.Time.Sub(start).Seconds(), step)
 		steps = append(steps, step)
+		if ev.File == demo.InitrdPath {
+			break
+		}
 	}
 	want := []string{
 		"dhcp4 OFFER class=pxe arch=7 file=ipxe.efi",
 		"dhcp4 ACK class=pxe arch=7 file=ipxe.efi",
 		fmt.Sprintf("tftp ipxe.efi bytes=%d", len(loader)),
-		"dhcp4 OFFER class=ipxe arch=7 file=" + labBootURL + "/boot.ipxe",
-		"dhcp4 ACK class=ipxe arch=7 file=" + labBootURL + "/boot.ipxe",
-		"http /boot.ipxe 200",
-		"http /mac/" + vm.hexhyp() + "/ipxe 404",
-		"http /pxedust 200",
+		"dhcp4 OFFER class=ipxe arch=7 file=" + e.BootURL + "/boot.ipxe",
+		"dhcp4 ACK class=ipxe arch=7 file=" + e.BootURL + "/boot.ipxe",
 	}
-	for _, r := range installChain {
+	for _, r := range demo.WantRequests(h) {
 		want = append(want, fmt.Sprintf("http %s %d", r.File, r.Status))
 	}
-	// Firmware may repeat a DHCP exchange; each wanted step must follow
-	// the one before it.
+	// Firmware and the served /boot.ipxe repeat DHCP exchanges; each
+	// wanted step must follow the one before it.
 	if n := subsequence(steps, want); n < len(want) {
-		t.Errorf("serve's log of %s lacks %q after %q; steps:\n%s", vm.MAC, want[n], want[max(n-1, 0)], strings.Join(steps, "\n"))
+		t.Errorf("serve's log of %s lacks %q after %q; steps:\n%s", h.MAC, want[n], want[max(n-1, 0)], strings.Join(steps, "\n"))
 	}
 	// The HTTP requests exactly: nothing fetched twice or out of order.
-	wantHTTP := append([]httpReq{{"/boot.ipxe", 200}, {"/mac/" + vm.hexhyp() + "/ipxe", 404}, {"/pxedust", 200}}, installChain...)
-	if diff := cmp.Diff(wantHTTP, requestsOf(t, evs, "192.0.2.11", start)); diff != "" {
-		t.Errorf("HTTP requests of 192.0.2.11 (-want +got):\n%s", diff)
+	var got []demo.Request
+	for _, r := range tl.Requests() {
+		if r.Kind == demo.HTTP {
+			got = append(got, r)
+		}
+	}
+	if diff := cmp.Diff(demo.WantRequests(h), got); diff != "" {
+		t.Errorf("HTTP requests of %s (-want +got):\n%s", h.IPv4, diff)
 	}
 }
 
@@ -120,10 +143,9 @@ func TestUEFI(t *testing.T) {
 // from virt.BuildDomainXML with FirmwareEFI (its MAC, disk and metadata
 // unchanged) and <rom enabled='no'/> on its interface, starts it and
 // returns when it was started.
-func redefineUEFI(t *testing.T, s *serveLab, vm createdVM) time.Time {
+func redefineUEFI(t *testing.T, lv *lab.Libvirt, vm demo.Host) time.Time {
 	t.Helper()
 	ctx := t.Context()
-	lv := s.lab.Libvirt
 	if _, err := lv.Virsh(ctx, "destroy", vm.Name); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +170,7 @@ func redefineUEFI(t *testing.T, s *serveLab, vm createdVM) time.Time {
 		MAC:       vm.MAC,
 		Bridge:    d.Devices.Interfaces[0].Source.Bridge.Bridge,
 		DiskPath:  d.Devices.Disks[0].Source.File.File,
-		Meta:      virt.Metadata{VLAN: 135, Distro: "core", FQDN: vm.FQDN},
+		Meta:      virt.Metadata{VLAN: vm.VLAN, Distro: "core", FQDN: vm.FQDN},
 		Firmware:  virt.FirmwareEFI,
 	}
 	x, err := virt.BuildDomainXML(spec)
