@@ -78,10 +78,37 @@ ipv6=$(field ipv6)
 libvirt_uri=$(field libvirt_uri)
 pool=$(field pool)
 [ -n "$key_file" ] && [ -n "$dns" ] && [ -n "$ipv4" ] || { echo "provision: $state lacks key_file, dns or ipv4" >&2; exit 1; }
+# The lab's bridges have X.Y.Z.1/24 and PREFIX::1/64 (test/lab).
+[ "${ipv4#*/}" = 24 ] || { echo "provision: the lab bridge has $ipv4; a /24 is expected" >&2; exit 1; }
 addr4=${ipv4%/*}
-net4=$(echo "$addr4" | awk -F. '{print $1"."$2"."$3".0"}')/${ipv4#*/}
+net4=${addr4%.*}.0/24
 addr6=${ipv6%/*}
-net6=${addr6%::*}::/64
+url_v6="http://[$addr6]"
+vlans="  - {id: ${bridge#br}, bridge: $bridge, ipv4: $net4, gateway: $addr4, ipv6: \"${addr6%::*}::/64\", dns_servers: [$addr4]}"
+interfaces=$bridge
+# Further lab bridges without IPv4 are IPv6-only VLANs (brNNN: VLAN NNN)
+# for `vmprov create --vlan NNN`. They are not in serve.interfaces: vmprov
+# serve's DHCPv4 refuses an interface without an IPv4 address.
+more=$(awk '
+	/"more_bridges": \[/ { m = 1; next }
+	m && /^  \]/ { m = 0 }
+	m && /"name":/ { gsub(/[",]/, "", $2); name = $2 }
+	m && /"ipv4":/ { gsub(/[",]/, "", $2); v4 = $2 }
+	m && /"ipv6":/ { gsub(/[",]/, "", $2); v6 = $2 }
+	m && /^    }/ { print name, (v4 == "" ? "-" : v4), (v6 == "" ? "-" : v6); name = v4 = v6 = "" }
+' "$state")
+while read -r name v4 v6; do
+	[ -n "$name" ] || continue
+	id=${name#br}
+	case $id in '' | *[!0-9]*) id= ;; esac
+	if [ "$v4" != - ] || [ "$v6" = - ] || [ -z "$id" ]; then
+		say "lab bridge $name ($v4 $v6) is not an IPv6-only brNNN: not served"
+		continue
+	fi
+	a6=${v6%/*}
+	vlans="$vlans
+  - {id: $id, bridge: $name, ipv6: \"${a6%::*}::/64\", gateway6: \"$a6\"}"
+done <<<"$more"
 
 say "install into ${root:-/}"
 install -d -m 0755 "$root/usr/local/bin" "$root/etc/vmprov" "$root/etc/systemd/system/vmprov-serve.service.d"
@@ -106,11 +133,11 @@ dns:
 $libvirt_line
 boot:
   url: "http://$addr4"
-  url_v6: "http://[$addr6]"
+  url_v6: "$url_v6"
 vlans:
-  - {id: 135, bridge: $bridge, ipv4: $net4, gateway: $addr4, ipv6: "$net6", dns_servers: [$addr4]}
+$vlans
 serve:
-  interfaces: [$bridge]
+  interfaces: [$interfaces]
   dir: $root/var/lib/vmprov
 EOF
 install -m 0640 "$key_file" "$root/etc/vmprov/tsig.secret"

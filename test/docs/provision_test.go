@@ -81,6 +81,9 @@ func TestProvision(t *testing.T) {
 	if err != nil {
 		t.Fatalf("installed configuration: %v", err)
 	}
+	if b, err := os.ReadFile(cfgPath); err == nil {
+		t.Logf("%s:\n%s", cfgPath, b)
+	}
 	if fi, err := os.Stat(cfg.DNS.TSIG.SecretFile); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("TSIG secret %s: %v, want mode 0640", cfg.DNS.TSIG.SecretFile, err)
 	}
