@@ -147,8 +147,10 @@ if [ -z "$root" ]; then
 		adduser --system --group --home /var/lib/vmprov --no-create-home --quiet vmprov
 	chgrp vmprov /etc/vmprov/tsig.secret
 	if [ -d /run/systemd/system ]; then
+		# Started, not enabled: the lab's namespace exists only once this
+		# script has run, so at boot the unit would fail until it runs again.
 		systemctl daemon-reload
-		systemctl enable vmprov-serve.service
+		systemctl reset-failed vmprov-serve.service 2>/dev/null || true
 		systemctl restart vmprov-serve.service
 		say "vmprov-serve.service started: journalctl -u vmprov-serve"
 	else
