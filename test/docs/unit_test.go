@@ -179,6 +179,33 @@ func TestServeUnitFile(t *testing.T) {
 	}
 }
 
+// TestREADMECapabilities checks that README's capability table under
+// "## Deploying vmprov serve" lists exactly the unit's capabilities.
+func TestREADMECapabilities(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Deploying vmprov serve\n")
+	if !ok {
+		t.Fatal("README.md has no section ## Deploying vmprov serve")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var listed []string
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "| `CAP_") {
+			c, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), "`")
+			listed = append(listed, c)
+		}
+	}
+	unit := readUnit(t).words("Service", "AmbientCapabilities")
+	slices.Sort(listed)
+	slices.Sort(unit)
+	if diff := cmp.Diff(unit, listed); diff != "" {
+		t.Errorf("README's capability table (-unit +README):\n%s", diff)
+	}
+}
+
 func TestParseUnit(t *testing.T) {
 	u, err := parseUnit("# c\n[Service]\nA=1\n; c\nL=x y\nL=z\nL=\nL=w\n[Install]\nWantedBy=multi-user.target\n")
 	if err != nil {
