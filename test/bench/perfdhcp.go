@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -60,14 +61,14 @@ func ParsePerfdhcp(out string) (PerfdhcpReport, error) {
 			if len(f) == 0 {
 				return r, fmt.Errorf("perfdhcp: rate line %q", line)
 			}
-			v, err := strconv.ParseFloat(f[0], 64)
+			v, err := parseNumber(f[0])
 			if err != nil {
 				return r, fmt.Errorf("perfdhcp: rate line %q: %w", line, err)
 			}
 			r.Rate = v
 			seen["rate"] = true
 			if _, exp, ok := strings.Cut(val, "expected rate:"); ok {
-				if v, err := strconv.ParseFloat(strings.TrimSpace(exp), 64); err == nil {
+				if v, err := parseNumber(strings.TrimSpace(exp)); err == nil {
 					r.Expected = v
 				}
 			}
@@ -93,11 +94,15 @@ func ParsePerfdhcp(out string) (PerfdhcpReport, error) {
 		case "rejected leases":
 			dst = &cur.Rejected
 		case "avg delay":
-			ms, err := strconv.ParseFloat(strings.TrimSuffix(val, " ms"), 64)
+			ms, err := parseNumber(strings.TrimSuffix(val, " ms"))
 			if err != nil {
 				return r, fmt.Errorf("perfdhcp: delay line %q: %w", line, err)
 			}
-			cur.AvgDelay = time.Duration(ms * float64(time.Millisecond))
+			ns := math.Round(ms * float64(time.Millisecond))
+			if ns >= math.MaxInt64 {
+				return r, fmt.Errorf("perfdhcp: delay line %q: out of range", line)
+			}
+			cur.AvgDelay = time.Duration(ns)
 			continue
 		default:
 			continue

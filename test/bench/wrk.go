@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,7 @@ func ParseWrk(out string) (WrkReport, error) {
 			r.Requests, r.Duration, r.Bytes = n, d, b
 			seen["requests"] = true
 		case strings.HasPrefix(line, "Requests/sec:"):
-			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "Requests/sec:")), 64)
+			v, err := parseNumber(strings.TrimSpace(strings.TrimPrefix(line, "Requests/sec:")))
 			if err != nil {
 				return r, fmt.Errorf("wrk: %q: %w", line, err)
 			}
@@ -99,7 +100,7 @@ func parseWrkBytes(s string) (float64, error) {
 	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}}
 	for _, u := range units {
 		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			v, err := strconv.ParseFloat(num, 64)
+			v, err := parseNumber(num)
 			if err != nil {
 				return 0, fmt.Errorf("bytes %q: %w", s, err)
 			}
@@ -118,12 +119,28 @@ func parseWrkDuration(s string) (time.Duration, error) {
 	}{{"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}}
 	for _, u := range units {
 		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			v, err := strconv.ParseFloat(num, 64)
+			v, err := parseNumber(num)
 			if err != nil {
 				continue // "ms" ends in "s" too: try the next unit
 			}
-			return time.Duration(v * u.mult), nil
+			ns := math.Round(v * u.mult)
+			if ns >= math.MaxInt64 {
+				return 0, fmt.Errorf("duration %q: out of range", s)
+			}
+			return time.Duration(ns), nil
 		}
 	}
 	return 0, fmt.Errorf("duration %q: no unit", s)
+}
+
+// parseNumber reads a finite, non-negative decimal number.
+func parseNumber(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0, fmt.Errorf("%q is not a finite non-negative number", s)
+	}
+	return v, nil
 }
