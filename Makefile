@@ -4,6 +4,7 @@ GOFLAGS   ?= -mod=mod
 export GOFLAGS
 BIN       := bin/vmprov
 LABDIR    ?= $(CURDIR)/.lab
+LABNETNS  ?= vmprov-lab
 
 .PHONY: all build test lint bench fuzz lab lab-up lab-down deps clean
 
@@ -39,11 +40,11 @@ fuzz:
 # and `vmprov list`. Fails when a boot misses an expected request. An earlier
 # lab in LABDIR is torn down first. `make lab-down` removes everything.
 lab: deps build
-	$(GO) run ./test/lab/cmd/vmprov-lab demo --dir $(LABDIR) --vmprov $(BIN)
+	$(GO) run ./test/lab/cmd/vmprov-lab demo --dir $(LABDIR) --netns $(LABNETNS) --vmprov $(BIN)
 
 # The same lab with `vmprov serve` but no VMs, for manual work.
 lab-up: deps build
-	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) --vmprov $(BIN) -v
+	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) --netns $(LABNETNS) --vmprov $(BIN) -v
 
 lab-down:
 	$(GO) run ./test/lab/cmd/vmprov-lab down --dir $(LABDIR)

@@ -161,6 +161,20 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return err
 	}
+	// A new lab starts from nothing: no zone journals, domain definitions
+	// or volumes of an earlier lab in the same directory.
+	for _, sub := range []string{"bind", "libvirt", "radvd"} {
+		if err := os.RemoveAll(filepath.Join(l.Dir, sub)); err != nil {
+			return err
+		}
+	}
+	if old, err := filepath.Glob(filepath.Join(l.Dir, "radvd-*")); err == nil {
+		for _, d := range old {
+			if err := os.RemoveAll(d); err != nil {
+				return err
+			}
+		}
+	}
 	// Record the namespace before creating it, so that Down finds it.
 	if err := l.save(); err != nil {
 		return err

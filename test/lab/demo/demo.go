@@ -141,6 +141,9 @@ serve:
 	if err := os.MkdirAll(e.Dir, 0o755); err != nil {
 		return err
 	}
+	if err := os.Remove(e.ServeLog); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	if err := os.WriteFile(e.Config, []byte(yaml), 0o644); err != nil {
 		return err
 	}

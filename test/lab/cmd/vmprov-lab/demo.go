@@ -193,7 +193,11 @@ func runDemo(ctx context.Context, w io.Writer, o demoOptions) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "    $ dig %-52s %s\n", strings.Join(args, " "), strings.Join(strings.Fields(out), " "))
+			ans := strings.Join(strings.Fields(out), " ")
+			if ans == "" {
+				ans = "(no record)"
+			}
+			fmt.Fprintf(w, "    $ dig %-52s %s\n", strings.Join(args, " "), ans)
 			return nil
 		}
 		for _, b := range []*demo.Boot{b4, b6} {
