@@ -379,10 +379,16 @@ type NetConfigInput struct {
 }
 
 // NetConfig renders the configuration embedded in the image (seed 001's
-// grub.cfg-net): optionally DHCP and a fixed TFTP server, then configfile
-// of the per-host grub.cfg-01-<mac>. If that fails GRUB goes on to normal
-// mode, which reads PREFIX/grub.cfg: an operator may put a fallback menu
-// there.
+// grub.cfg-net): optionally DHCP and a fixed TFTP server, a greeting on the
+// console, then configfile of the per-host grub.cfg-01-<mac>.
+//
+// GRUB runs it before normal mode with its rescue parser, which knows no
+// comments and no conditionals and stops at the first line it cannot run:
+// the template has neither. The modules are in the image, so nothing is
+// insmod-ed from the prefix. If configfile fails GRUB goes on to normal
+// mode, which (GRUB ≥ 2.04, prefix on the network) asks for
+// PREFIX/grub.cfg-01-<mac with hyphens>, PREFIX/grub.cfg-<IP in hex>... and
+// PREFIX/grub.cfg: netboot/tftp generates the first of those too.
 func NetConfig(in NetConfigInput) ([]byte, error) {
 	t, err := template.New("grub.cfg-net").Option("missingkey=error").ParseFS(files, "files/grub.cfg-net")
 	if err != nil {
