@@ -3,8 +3,9 @@
 // radvd — and tears them down again.
 //
 // One implementation serves Go integration tests (BINDForTest,
-// NamespaceForTest, ...), `make lab` (Up / Down through cmd/vmprov-lab) and
-// provisioning of development machines. Every daemon is a child process
+// NamespaceForTest, ...), `make lab` (Up / Down through cmd/vmprov-lab, and
+// the lab scenario of subpackage demo, which the end-to-end tests run too)
+// and provisioning of development machines. Every daemon is a child process
 // started by PID; nothing is ever stopped by name. Up records what it started
 // in DIR/state.json so that Down can undo it from another process.
 //

@@ -137,3 +137,52 @@ func FuzzParseLog(f *testing.F) {
 		_ = Build(demo1, time.Time{}, lines).Requests()
 	})
 }
+
+func TestCheck(t *testing.T) {
+	lines, err := ReadLog("testdata/serve.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	console, err := os.ReadFile("testdata/console-demo1.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{BootURL: "http://192.0.2.1:8080", BootURL6: "http://[2001:db8:136::1]:8080", EchoKernel: true}
+	boot := func(h Host, drop string, cmdline string) *Boot {
+		tl := Build(h, time.Time{}, lines)
+		var evs []Event
+		for _, ev := range tl.Events {
+			if ev.Line.File != drop {
+				evs = append(evs, ev)
+			}
+		}
+		tl.Events = evs
+		b := &Boot{Host: h, Timeline: tl, Console: &Console{Path: "console.log"}}
+		b.Cmdline, b.Modules, _ = KernelCmdline(cmdline)
+		return b
+	}
+	tests := []struct {
+		name    string
+		b       *Boot
+		wantErr []string
+	}{
+		{"demo1", boot(demo1, "", string(console)), nil},
+		{"no pxedust", boot(demo1, "/pxedust", string(console)), []string{"requests"}},
+		{"no DHCP reply", boot(demo6, "http://[2001:db8:136::1]:8080/boot.ipxe", string(console)), []string{"no DHCP reply", "firstboot=http://[2001:db8:136::1]"}},
+		{"no console", boot(demo1, "", ""), []string{"printed no command line"}},
+		{"no firstboot", boot(demo1, "", strings.ReplaceAll(string(console), " firstboot=", " firstboat=")), []string{"lacks \"firstboot="}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := e.Check(tt.b)
+			if (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("Check = %v, want error %v", err, tt.wantErr)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Check = %v, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
