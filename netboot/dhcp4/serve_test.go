@@ -285,3 +285,58 @@ func mustRR(t testing.TB, s string) dns.RR {
 	}
 	return rr
 }
+
+// TestServeSkipsIPv6OnlyVLAN: the bridge of an IPv6-only VLAN has no IPv4
+// address; DHCPv4 leaves it to DHCPv6 and serves the other interfaces, while
+// an interface without IPv4 that no VLAN explains is still a setup error.
+func TestServeSkipsIPv6OnlyVLAN(t *testing.T) {
+	lab.RequireRoot(t, "ip")
+	seg := lab.SegmentForTest(t) // br135, 192.0.2.1/24
+	if err := seg.Router.AddBridge(t.Context(), lab.Bridge{Name: "br136", IPv6: netip.MustParsePrefix("2001:db8:136::1/64")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := seg.Router.AddBridge(t.Context(), lab.Bridge{Name: "br137", IPv6: netip.MustParsePrefix("2001:db8:137::1/64")}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(`
+dns: {zone: example.com.}
+boot: {url: "http://192.0.2.1:8080"}
+vlans:
+  - {id: 135, ipv4: 192.0.2.0/24}
+  - {id: 136, ipv6: "2001:db8:136::/64"}
+serve: {interfaces: [br135, br136]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogRecorder(t)
+	s, err := New(Config{Policy: &fakePolicy{cfg: cfg}, Cfg: cfg, Log: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- seg.Router.Do(func() error { return s.Serve(ctx) }) }()
+	logs.wait(t, "dhcp4 not listening: IPv6-only VLAN", "iface=br136", "vlan=136")
+	logs.wait(t, "dhcp4 listening", "iface=br135", "vlan=135")
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+
+	// br137 is on no VLAN: without an IPv4 address it cannot serve.
+	cfg.Serve.Interfaces = []string{"br137"}
+	s, err = New(Config{Policy: &fakePolicy{cfg: cfg}, Cfg: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = seg.Router.Do(func() error { return s.Serve(t.Context()) })
+	if err == nil || !strings.Contains(err.Error(), "br137 has no IPv4 address") {
+		t.Errorf("Serve on br137 = %v; want an error naming br137", err)
+	}
+}

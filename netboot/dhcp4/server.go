@@ -179,7 +179,9 @@ type listener struct {
 // Each interface must have an IPv4 address: it is the server identifier
 // (option 54) and PXE next-server unless serve.server_ipv4 is set. The
 // address's configured VLAN subnet says which VLAN local requests come from;
-// relayed requests (giaddr set) belong to the VLAN holding giaddr.
+// relayed requests (giaddr set) belong to the VLAN holding giaddr. An
+// interface without IPv4 address that is the bridge of a VLAN without ipv4
+// is skipped (DHCPv6 serves it); with none left, Serve waits for ctx.
 func (s *Server) Serve(ctx context.Context) error {
 	if len(s.interfaces) == 0 {
 		return errors.New("dhcp4: serve: no interfaces: set serve.interfaces")
@@ -192,6 +194,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	for _, name := range s.interfaces {
 		in, err := s.ingress(name)
+		if errors.Is(err, errIPv6Only) {
+			s.log.Info("dhcp4 not listening: IPv6-only VLAN", "iface", name, "vlan", in.VLAN)
+			continue
+		}
 		if err != nil {
 			closeAll()
 			return err
@@ -205,6 +211,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("dhcp4 listening", "iface", name, "ip", in.ServerIP, "vlan", in.VLAN)
 	}
 
+	if len(ls) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	uls := make([]netboot.UDPListener, len(ls))
 	for i, l := range ls {
 		uls[i] = netboot.UDPListener{Conn: l.conn, Name: l.in.Interface}
@@ -277,6 +287,14 @@ func (s *Server) ingress(name string) (Ingress, error) {
 	if !in.ServerIP.IsValid() {
 		in.ServerIP = first
 	}
+	if !first.IsValid() {
+		for _, v := range s.cfg.VLANs {
+			if v.Bridge == name && !v.IPv4.IsValid() {
+				in.VLAN = v.ID
+				return in, errIPv6Only
+			}
+		}
+	}
 	if s.cfg.Serve.ServerIPv4.Is4() {
 		in.ServerIP = s.cfg.Serve.ServerIPv4
 	}
@@ -285,6 +303,10 @@ func (s *Server) ingress(name string) (Ingress, error) {
 	}
 	return in, nil
 }
+
+// errIPv6Only: an interface without IPv4 address is the bridge of a VLAN
+// without IPv4 subnet; DHCPv6 serves it, DHCPv4 leaves it alone.
+var errIPv6Only = errors.New("interface of an IPv6-only VLAN")
 
 // ReplyAddr is where a reply to req goes (RFC 2131 section 4.1): to the
 // relay's server port when giaddr is set; else unicast to ciaddr on the
