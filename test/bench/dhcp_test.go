@@ -30,10 +30,19 @@ type dhcpServer struct {
 
 func dhcpServers() []dhcpServer {
 	return []dhcpServer{
-		{"vmprov", (*env).startVmprov},
+		{"vmprov", (*env).startVmprovDHCP},
 		{"kea", (*env).startKea},
 		{"dnsmasq", (*env).startDnsmasq},
 	}
+}
+
+// startVmprovDHCP starts vmprov serve and waits for its DHCPv4 service,
+// which opens its sockets after the HTTP health check answers.
+func (e *env) startVmprovDHCP() *proc {
+	e.tb.Helper()
+	p := e.startVmprov()
+	e.waitDHCP(p)
+	return p
 }
 
 // startKea runs kea-dhcp4 with a memfile lease database and every host as
