@@ -133,11 +133,8 @@ serve:
   http: ":%d"
   tftp: "%s:69"
   dir: %q
-  # Lets DHCPv4 start on the IPv6-only bridge too, which has no IPv4
-  # address; it answers nobody there (no host on VLAN 136 has an A record).
-  server_ipv4: %s
 `, st.DNS, st.Zone, st.KeyFile, st.LibvirtURI, st.Pool, e.BootURL, urlV6,
-		strings.Join(vlans, "\n"), strings.Join(ifaces, ", "), HTTPPort, br4.Addr(), serveDir, br4.Addr())
+		strings.Join(vlans, "\n"), strings.Join(ifaces, ", "), HTTPPort, br4.Addr(), serveDir)
 	if err := os.MkdirAll(e.Dir, 0o755); err != nil {
 		return err
 	}
