@@ -20,8 +20,11 @@ packages=(
 	perl liblzma-dev mtools isolinux syslinux-common genisoimage
 	# GRUB netboot image (vmprov grub build)
 	grub-efi-amd64-bin
-	# Vagrantfile check (vagrant validate)
-	vagrant
+	# Vagrantfile check (vagrant validate, libvirt provider)
+	vagrant vagrant-libvirt
+	# systemd unit check (systemd-analyze) and running serve with the unit's
+	# capabilities (setpriv); as and ld for the lab's stand-in kernel
+	systemd util-linux binutils
 )
 
 missing=()

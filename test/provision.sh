@@ -87,8 +87,7 @@ url_v6="http://[$addr6]"
 vlans="  - {id: ${bridge#br}, bridge: $bridge, ipv4: $net4, gateway: $addr4, ipv6: \"${addr6%::*}::/64\", dns_servers: [$addr4]}"
 interfaces=$bridge
 # Further lab bridges without IPv4 are IPv6-only VLANs (brNNN: VLAN NNN)
-# for `vmprov create --vlan NNN`. They are not in serve.interfaces: vmprov
-# serve's DHCPv4 refuses an interface without an IPv4 address.
+# for `vmprov create --vlan NNN`, served by DHCPv6 (DHCPv4 skips them).
 more=$(awk '
 	/"more_bridges": \[/ { m = 1; next }
 	m && /^  \]/ { m = 0 }
@@ -108,6 +107,7 @@ while read -r name v4 v6; do
 	a6=${v6%/*}
 	vlans="$vlans
   - {id: $id, bridge: $name, ipv6: \"${a6%::*}::/64\", gateway6: \"$a6\"}"
+	interfaces="$interfaces, $name"
 done <<<"$more"
 
 say "install into ${root:-/}"
