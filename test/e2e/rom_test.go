@@ -80,12 +80,12 @@ func TestROM(t *testing.T) {
 		t.Cleanup(func() {
 			if b := boots[i]; b.Console != nil {
 				if t.Failed() {
-					t.Logf("--- %s ---\n%s", b.Console.Path, tail(b.Console.Path, 40))
+					t.Logf("--- %s ---\n%s", b.Console.Path, demo.Tail(b.Console.Path, 40))
 				}
 				_ = b.Console.Close()
 			}
 			if t.Failed() {
-				t.Logf("--- %s ---\n%s", e.Lab.Libvirt.DomainLog(vm.name), tail(e.Lab.Libvirt.DomainLog(vm.name), 20))
+				t.Logf("--- %s ---\n%s", e.Lab.Libvirt.DomainLog(vm.name), demo.Tail(e.Lab.Libvirt.DomainLog(vm.name), 20))
 			}
 			if err := e.Destroy(context.Background(), vm.name); err != nil {
 				t.Errorf("%v", err)
@@ -98,7 +98,7 @@ func TestROM(t *testing.T) {
 		if !strings.Contains(x, "<rom file='"+rom+"'/>") {
 			t.Fatalf("domain %s has no <rom file='%s'/>:\n%s", vm.name, rom, x)
 		}
-		t.Logf("created %s: mac %s, ipv4 %v, ipv6 %v", vm.name, h.MAC, h.IPv4, h.IPv6)
+		t.Logf("created %s: mac %s, addresses %v", vm.name, h.MAC, h.Addrs())
 	}
 
 	for i, vm := range vms {
@@ -108,7 +108,7 @@ func TestROM(t *testing.T) {
 			if h.IPv4.IsValid() != (vm.name == "rom4") || !h.IPv6.IsValid() {
 				t.Fatalf("%s has IPv4 %v and IPv6 %v", vm.name, h.IPv4, h.IPv6)
 			}
-			err := e.FollowBoot(t.Context(), b, starts[i], demo.BootSpec{Timeout: bootDeadline,
+			err := e.FollowBoot(t.Context(), b, starts[i], demo.BootSpec{Timeout: demo.BootTimeout,
 				Each: func(ev demo.Event) { t.Log(ev) }})
 			if err != nil {
 				t.Fatal(err)
