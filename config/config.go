@@ -63,11 +63,22 @@ type Libvirt struct {
 	URI        string `yaml:"uri" json:"uri"`
 	DomainType string `yaml:"domain_type" json:"domain_type"`
 	Pool       string `yaml:"pool" json:"pool"`
-	// ROM, when set, is referenced by every interface as <rom file=.../>.
+	// ROM, when set, is referenced by every interface as <rom file=.../>;
+	// ROMNone ("none") loads no option ROM, so UEFI firmware netboots with
+	// its own PXE stack.
 	ROM string `yaml:"rom" json:"rom,omitempty"`
+	// Firmware of new VMs: FirmwareBIOS (SeaBIOS) or FirmwareEFI (OVMF).
+	Firmware string `yaml:"firmware" json:"firmware"`
 	// Emulator overrides the domain's <emulator>; empty lets libvirt choose.
 	Emulator string `yaml:"emulator" json:"emulator,omitempty"`
 }
+
+// Values of Libvirt.ROM and Libvirt.Firmware.
+const (
+	ROMNone      = "none"
+	FirmwareBIOS = "bios"
+	FirmwareEFI  = "efi"
+)
 
 // Boot says how clients reach the boot service.
 type Boot struct {
@@ -246,6 +257,9 @@ func (c *Config) SetDefaults() {
 	if c.Libvirt.Pool == "" {
 		c.Libvirt.Pool = "default"
 	}
+	if c.Libvirt.Firmware == "" {
+		c.Libvirt.Firmware = FirmwareBIOS
+	}
 	if c.Boot.Site == "" && c.DNS.Zone != "" {
 		c.Boot.Site, _, _ = strings.Cut(c.DNS.Zone, ".")
 	}
@@ -330,6 +344,12 @@ func (c *Config) Validate() error {
 	case "kvm", "qemu":
 	default:
 		bad("libvirt.domain_type %q is not kvm or qemu", c.Libvirt.DomainType)
+	}
+	if c.Libvirt.Firmware != FirmwareBIOS && c.Libvirt.Firmware != FirmwareEFI {
+		bad("libvirt.firmware %q is not %s (SeaBIOS) or %s (OVMF)", c.Libvirt.Firmware, FirmwareBIOS, FirmwareEFI)
+	}
+	if r := c.Libvirt.ROM; r != "" && r != ROMNone && !strings.HasPrefix(r, "/") {
+		bad("libvirt.rom %q is not an absolute path: give the ROM's path on the hypervisor, or %q for no option ROM", r, ROMNone)
 	}
 	if c.Boot.URL != "" {
 		if err := checkURL(c.Boot.URL); err != nil {

@@ -72,6 +72,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad prefix", base + "vlans: [{id: 5, ipv4: nonsense}]\n", []string{"nonsense"}},
 		{"bad algorithm", "dns: {zone: example.com., tsig: {algorithm: md5}}\n", []string{"md5", "hmac-sha256"}},
 		{"bad domain type", base + "libvirt: {domain_type: xen}\n", []string{"xen"}},
+		{"bad firmware", base + "libvirt: {firmware: uefi}\n", []string{`libvirt.firmware "uefi"`, "efi (OVMF)"}},
+		{"relative rom", base + "libvirt: {rom: 1af41000.rom}\n", []string{`libvirt.rom "1af41000.rom"`, "absolute", `"none"`}},
 		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},
 		{"bad mac prefix", base + "addressing: {strict_mac_prefix: '01:02:03'}\n", []string{"multicast"}},
 		{"bad server duid", base + "serve: {dhcp6: {server_duid: 'zz:01'}}\n", []string{"serve.dhcp6.server_duid", "zz:01", "00:03:00:01"}},

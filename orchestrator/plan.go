@@ -33,6 +33,9 @@ type Request struct {
 	MemoryMiB uint
 	VCPUs     uint
 	DiskGiB   uint
+	// Firmware is config.FirmwareBIOS or config.FirmwareEFI; empty means
+	// libvirt.firmware.
+	Firmware string
 }
 
 // Defaults of a VM's size.
@@ -98,6 +101,13 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 	}
 	if _, err := templates.LookupDistribution(r.Distro); err != nil {
 		return config.VLAN{}, invalid("--distro: %v", err)
+	}
+	switch r.Firmware {
+	case "":
+		r.Firmware = p.cfg.Libvirt.Firmware
+	case config.FirmwareBIOS, config.FirmwareEFI:
+	default:
+		return config.VLAN{}, invalid("--firmware %q is not %s (SeaBIOS) or %s (OVMF)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI)
 	}
 	if r.Script != "" {
 		if err := inventory.ValidateVar(inventory.KeyFilename, r.Script); err != nil || strings.Contains(r.Script, "..") || strings.HasPrefix(r.Script, "/") {
@@ -203,17 +213,35 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 // domainXML renders the plan's domain with the disk at path.
 func (p planner) domainXML(pl *Plan, r Request, diskPath string) (string, error) {
 	return virt.BuildDomainXML(virt.DomainSpec{
-		Name:      pl.Name,
-		Type:      p.cfg.Libvirt.DomainType,
-		MemoryMiB: orDefault(r.MemoryMiB, DefaultMemoryMiB),
-		VCPUs:     orDefault(r.VCPUs, DefaultVCPUs),
-		MAC:       pl.MAC,
-		Bridge:    pl.Bridge,
-		DiskPath:  diskPath,
-		ROMFile:   p.cfg.Libvirt.ROM,
-		Emulator:  p.cfg.Libvirt.Emulator,
-		Meta:      virt.Metadata{VLAN: pl.VLAN, Distro: pl.Distro, FQDN: pl.FQDN},
+		Name:        pl.Name,
+		Type:        p.cfg.Libvirt.DomainType,
+		MemoryMiB:   orDefault(r.MemoryMiB, DefaultMemoryMiB),
+		VCPUs:       orDefault(r.VCPUs, DefaultVCPUs),
+		MAC:         pl.MAC,
+		Bridge:      pl.Bridge,
+		DiskPath:    diskPath,
+		ROMFile:     romFile(p.cfg.Libvirt.ROM),
+		Emulator:    p.cfg.Libvirt.Emulator,
+		Firmware:    firmware(r.Firmware),
+		ROMDisabled: p.cfg.Libvirt.ROM == config.ROMNone,
+		Meta:        virt.Metadata{VLAN: pl.VLAN, Distro: pl.Distro, FQDN: pl.FQDN},
 	})
+}
+
+// firmware maps the configured firmware to the domain's.
+func firmware(f string) string {
+	if f == config.FirmwareEFI {
+		return virt.FirmwareEFI
+	}
+	return virt.FirmwareBIOS
+}
+
+// romFile is libvirt.rom as a file; "none" is no file.
+func romFile(rom string) string {
+	if rom == config.ROMNone {
+		return ""
+	}
+	return rom
 }
 
 func orDefault(v, d uint) uint {

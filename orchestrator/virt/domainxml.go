@@ -42,6 +42,9 @@ type DomainSpec struct {
 	Bridge    string // host bridge of the VLAN, e.g. "br135"
 	DiskPath  string // absolute path of the qcow2 boot disk
 	ROMFile   string // optional absolute path of the interface's option ROM (<rom file=…/>)
+	// ROMDisabled loads no option ROM on the interface (<rom enabled='no'/>),
+	// so UEFI firmware boots from the network with its own PXE stack.
+	ROMDisabled bool
 	Emulator  string // optional absolute path of the QEMU binary; empty lets libvirt choose
 	Meta      Metadata
 	Machine   string // x86_64 machine type; empty means DefaultMachine
@@ -86,7 +89,10 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 		Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: s.Bridge}},
 		Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
 	}
-	if s.ROMFile != "" {
+	switch {
+	case s.ROMDisabled:
+		iface.ROM = &libvirtxml.DomainROM{Enabled: "no"}
+	case s.ROMFile != "":
 		rom := s.ROMFile
 		iface.ROM = &libvirtxml.DomainROM{File: &rom}
 	}
@@ -154,6 +160,9 @@ func (s DomainSpec) check() (string, error) {
 	}
 	if s.ROMFile != "" && !filepath.IsAbs(s.ROMFile) {
 		return "", fmt.Errorf("domain %s: rom path %q is not absolute", s.Name, s.ROMFile)
+	}
+	if s.ROMFile != "" && s.ROMDisabled {
+		return "", fmt.Errorf("domain %s: rom %q given with the option ROM disabled", s.Name, s.ROMFile)
 	}
 	if s.Emulator != "" && !filepath.IsAbs(s.Emulator) {
 		return "", fmt.Errorf("domain %s: emulator path %q is not absolute", s.Name, s.Emulator)

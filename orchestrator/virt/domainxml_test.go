@@ -41,7 +41,10 @@ func goldenSpecs() map[string]virt.DomainSpec {
 
 	efi := ipv4Spec()
 	efi.Firmware, efi.Machine = virt.FirmwareEFI, "q35"
-	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi}
+
+	efiPXE := ipv4Spec()
+	efiPXE.Firmware, efiPXE.ROMDisabled = virt.FirmwareEFI, true
+	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE}
 }
 
 func TestBuildDomainXMLGolden(t *testing.T) {
@@ -106,6 +109,7 @@ func TestBuildDomainXMLRejects(t *testing.T) {
 		{"relative disk", func(s *virt.DomainSpec) { s.DiskPath = "x.qcow2" }, `disk path "x.qcow2"`},
 		{"relative rom", func(s *virt.DomainSpec) { s.ROMFile = "1af41000.rom" }, `rom path "1af41000.rom"`},
 		{"relative emulator", func(s *virt.DomainSpec) { s.Emulator = "qemu" }, `emulator path "qemu"`},
+		{"rom file and rom disabled", func(s *virt.DomainSpec) { s.ROMFile, s.ROMDisabled = "/x.rom", true }, "option ROM disabled"},
 		{"firmware", func(s *virt.DomainSpec) { s.Firmware = "uefi" }, `firmware "uefi"`},
 		{"vlan 0", func(s *virt.DomainSpec) { s.Meta.VLAN = 0 }, "vlan 0"},
 		{"vlan 4095", func(s *virt.DomainSpec) { s.Meta.VLAN = 4095 }, "vlan 4095"},

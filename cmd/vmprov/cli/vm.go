@@ -82,6 +82,7 @@ func (app *App) createCommand() *cobra.Command {
 	f.UintVar(&r.MemoryMiB, "memory", orchestrator.DefaultMemoryMiB, "memory in MiB")
 	f.UintVar(&r.VCPUs, "vcpus", orchestrator.DefaultVCPUs, "virtual CPUs")
 	f.UintVar(&r.DiskGiB, "disk-size", orchestrator.DefaultDiskGiB, "disk size in GiB")
+	f.StringVar(&r.Firmware, "firmware", "", "bios (SeaBIOS) or efi (OVMF) (default libvirt.firmware)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	outputFlag(cmd, &output)
 	_ = cmd.RegisterFlagCompletionFunc("distro", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {

@@ -74,6 +74,17 @@ func TestCLIWorkflow(t *testing.T) {
 	if plan["mac"] != "02:04:06:08:72:ac" || plan["vlan"] != float64(135) || plan["fqdn"] != "cli1.example.com." {
 		t.Errorf("plan = %v", plan)
 	}
+	if x, _ := plan["domain_xml"].(string); !strings.Contains(x, "<bios useserial=\"yes\">") || strings.Contains(x, "firmware=") {
+		t.Errorf("default firmware is not SeaBIOS:\n%s", x)
+	}
+	// --firmware efi: OVMF, chosen by libvirt.
+	code, out, errs = vmprov(t, "--config", cfg, "create", "--name", "cli1", "--ip", "192.0.2.172", "--distro", "core", "--firmware", "efi", "--dry-run", "-o", "json")
+	if code != 0 {
+		t.Fatalf("dry run --firmware efi: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, `\u003cos firmware=\"efi\"\u003e`) {
+		t.Errorf("--firmware efi: domain XML has no <os firmware=\"efi\">:\n%s", out)
+	}
 	// Nothing changed: show finds nothing.
 	if code, _, errs := vmprov(t, "--config", cfg, "show", "cli1"); code == 0 || !strings.Contains(errs, "no such host") {
 		t.Errorf("show after dry run: exit %d, %s", code, errs)
@@ -139,6 +150,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"outside subnet", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "198.51.100.1", "--distro", "core", "--dry-run"}, []string{"198.51.100.1", "192.0.2.0/24"}},
 		{"unknown distro", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "win95", "--dry-run"}, []string{"win95"}},
 		{"bad ip", []string{"--config", good, "create", "--name", "a", "--ip", "300.1.1.1", "--distro", "core"}, []string{"300.1.1.1"}},
+		{"bad firmware", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--firmware", "uefi", "--dry-run"}, []string{`--firmware "uefi"`, "efi (OVMF)"}},
 		{"bad txt", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--txt", "novalue"}, []string{"novalue", "KEY=VALUE"}},
 		{"unknown key", []string{"--config", typo, "list"}, []string{"zonee"}},
 		{"wide subnet", []string{"--config", wide, "list"}, []string{"10.0.0.0/16", "/20"}},
