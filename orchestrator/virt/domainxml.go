@@ -45,10 +45,10 @@ type DomainSpec struct {
 	// ROMDisabled loads no option ROM on the interface (<rom enabled='no'/>),
 	// so UEFI firmware boots from the network with its own PXE stack.
 	ROMDisabled bool
-	Emulator  string // optional absolute path of the QEMU binary; empty lets libvirt choose
-	Meta      Metadata
-	Machine   string // x86_64 machine type; empty means DefaultMachine
-	Firmware  string // FirmwareBIOS or FirmwareEFI
+	Emulator    string // optional absolute path of the QEMU binary; empty lets libvirt choose
+	Meta        Metadata
+	Machine     string // x86_64 machine type; empty means DefaultMachine
+	Firmware    string // FirmwareBIOS or FirmwareEFI
 }
 
 // BuildDomainXML renders the libvirt domain XML of a vmprov VM
