@@ -14,6 +14,19 @@
 // tests of the package check, without timing anything, that every server
 // answers the same reservations and serves byte-identical files.
 //
+// Run them with `make bench`, or alone:
+//
+//	go test -run '^$' -bench . -benchtime 1x ./test/bench/ -v
+//
+// Each benchmark runs its whole comparison once (it takes longer than the
+// default benchtime); -benchtime Nx repeats it N times and reports the
+// means. VMPROV_BENCH_DHCP_RATE and VMPROV_BENCH_DHCP_SECONDS set
+// perfdhcp's offered rate (default 5000 a second) and period (10 s);
+// VMPROV_BENCH_HTTP_SECONDS the length of each wrk round (5 s).
+// BenchmarkTFTPInProcess runs vmprov's TFTP server inside the test process
+// for `go test -cpuprofile`; its rate is not comparable to the others, as
+// server and clients share one Go runtime.
+//
 // Only addresses of 198.18.0.0/15 inside namespaces the run creates are
 // used; every process is stopped by its PID and every load is bounded.
 package bench
