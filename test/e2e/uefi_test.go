@@ -10,10 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"libvirt.org/go/libvirtxml"
 
-	"github.com/vmprov/vmprov/orchestrator/virt"
-	"github.com/vmprov/vmprov/test/lab"
 	"github.com/vmprov/vmprov/test/lab/demo"
 )
 
@@ -68,11 +65,11 @@ func TestUEFI(t *testing.T) {
 		}
 	}
 
-	// vmprov create makes the DNS records, the disk and a BIOS domain.
-	// Replace the domain by the same VM with UEFI firmware and its NIC's
-	// option ROM off; only what happens after that start counts.
-	h, _, err := e.Create(t.Context(), "uefi1", "--vlan", "135", "--ip", "192.0.2.11", "--distro", "core",
-		"--memory", "256", "--vcpus", "1", "--disk-size", "1")
+	// vmprov create with OVMF (--firmware efi) and no option ROM on the
+	// NIC (libvirt.rom: none), so that the firmware's own PXE runs.
+	setLibvirtROM(t, e.Config, "none")
+	h, start, err := e.Create(t.Context(), "uefi1", "--vlan", "135", "--ip", "192.0.2.11", "--distro", "core",
+		"--firmware", "efi", "--memory", "512", "--vcpus", "1", "--disk-size", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +81,11 @@ func TestUEFI(t *testing.T) {
 			t.Errorf("%v", err)
 		}
 	})
-	start := redefineUEFI(t, e.Lab.Libvirt, h)
+	if x, err := e.Lab.Libvirt.Virsh(t.Context(), "dumpxml", h.Name); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(x, "OVMF") || !strings.Contains(x, "<rom enabled='no'/>") {
+		t.Fatalf("domain %s does not run OVMF with the NIC's option ROM off:\n%s", h.Name, x)
+	}
 	tl, err := e.Follow(t.Context(), h, start, uefiDeadline, func(tl demo.Timeline) bool { return tl.Has(demo.InitrdPath) }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -137,73 +138,6 @@ func TestUEFI(t *testing.T) {
 	if diff := cmp.Diff(demo.WantRequests(h), got); diff != "" {
 		t.Errorf("HTTP requests of %s (-want +got):\n%s", h.IPv4, diff)
 	}
-}
-
-// redefineUEFI stops the domain vmprov create started, defines it again
-// from virt.BuildDomainXML with FirmwareEFI (its MAC, disk and metadata
-// unchanged) and <rom enabled='no'/> on its interface, starts it and
-// returns when it was started.
-func redefineUEFI(t *testing.T, lv *lab.Libvirt, vm demo.Host) time.Time {
-	t.Helper()
-	ctx := t.Context()
-	if _, err := lv.Virsh(ctx, "destroy", vm.Name); err != nil {
-		t.Fatal(err)
-	}
-	cur, err := lv.Virsh(ctx, "dumpxml", "--inactive", vm.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(cur); err != nil {
-		t.Fatalf("dumpxml %s: %v", vm.Name, err)
-	}
-	if d.Devices == nil || len(d.Devices.Disks) != 1 || len(d.Devices.Interfaces) != 1 ||
-		d.Devices.Disks[0].Source == nil || d.Devices.Disks[0].Source.File == nil ||
-		d.Devices.Interfaces[0].Source == nil || d.Devices.Interfaces[0].Source.Bridge == nil {
-		t.Fatalf("domain %s is not one disk file and one bridged interface:\n%s", vm.Name, cur)
-	}
-	spec := virt.DomainSpec{
-		Name:      vm.Name,
-		Type:      d.Type,
-		MemoryMiB: 512, // OVMF and iPXE want more than SeaBIOS
-		VCPUs:     1,
-		MAC:       vm.MAC,
-		Bridge:    d.Devices.Interfaces[0].Source.Bridge.Bridge,
-		DiskPath:  d.Devices.Disks[0].Source.File.File,
-		Meta:      virt.Metadata{VLAN: vm.VLAN, Distro: "core", FQDN: vm.FQDN},
-		Firmware:  virt.FirmwareEFI,
-	}
-	x, err := virt.BuildDomainXML(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var efi libvirtxml.Domain
-	if err := efi.Unmarshal(x); err != nil {
-		t.Fatal(err)
-	}
-	efi.UUID = d.UUID // the same domain, redefined
-	efi.Devices.Interfaces[0].ROM = &libvirtxml.DomainROM{Enabled: "no"}
-	x, err = efi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), vm.Name+".xml")
-	if err := os.WriteFile(file, []byte(x), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lv.Virsh(ctx, "define", file); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if _, err := lv.Virsh(ctx, "start", vm.Name); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := lv.Virsh(ctx, "dumpxml", vm.Name); err != nil {
-		t.Fatal(err)
-	} else if !strings.Contains(got, "OVMF") {
-		t.Fatalf("domain %s does not run OVMF:\n%s", vm.Name, got)
-	}
-	return start
 }
 
 // subsequence returns how many of want occur in got one after another.
