@@ -92,7 +92,7 @@ func FuzzInspect(f *testing.F) {
 	})
 }
 
-func TestModuleArea(t *testing.T) {
+func TestGrubModuleArea(t *testing.T) {
 	im := &Image{PE32Plus: true}
 	if err := im.readModules(moduleArea(object(objConfig, "echo hi\n"), object(objPrefix, "(tftp)/g"), object(objMemdisk, "1234567"))); err != nil {
 		t.Fatal(err)

@@ -235,13 +235,16 @@ func Build(ctx context.Context, opts Options, log *slog.Logger) (*Result, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Mkimage == "" {
+		opts.Mkimage = DefaultMkimage
+	}
+	mk, err := exec.LookPath(opts.Mkimage)
+	if err != nil {
+		return nil, fmt.Errorf("grub image: %s: %w", opts.Mkimage, ErrNoMkimage)
+	}
 	p, err := NewPlan(opts)
 	if err != nil {
 		return nil, err
-	}
-	mk, err := exec.LookPath(p.Mkimage)
-	if err != nil {
-		return nil, fmt.Errorf("grub image: %s: %w", p.Mkimage, ErrNoMkimage)
 	}
 	old, err := checkOutput(p.Output)
 	if err != nil {

@@ -95,7 +95,7 @@ func planText(p *Plan) []byte {
 	return []byte(p.Mkimage + " " + strings.Join(args, " ") + "\n\n" + p.Config)
 }
 
-func TestNewPlanGolden(t *testing.T) {
+func TestGrubNewPlanGolden(t *testing.T) {
 	tests := []struct {
 		name   string
 		drop   []string
@@ -138,7 +138,7 @@ func TestNewPlanGolden(t *testing.T) {
 	}
 }
 
-func TestDefaultModules(t *testing.T) {
+func TestGrubDefaultModules(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		drop []string
@@ -159,7 +159,7 @@ func TestDefaultModules(t *testing.T) {
 	}
 }
 
-func TestNewPlanErrors(t *testing.T) {
+func TestGrubNewPlanErrors(t *testing.T) {
 	dir := grubDirForTest(t, "linuxefi")
 	noModdep := t.TempDir()
 	i386 := grubDirForTest(t)
@@ -200,7 +200,7 @@ func TestNewPlanErrors(t *testing.T) {
 	}
 }
 
-func TestBuildErrors(t *testing.T) {
+func TestGrubBuildErrors(t *testing.T) {
 	dir := grubDirForTest(t)
 	out := t.TempDir()
 	link := filepath.Join(out, "link.efi")
@@ -234,7 +234,7 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-func TestParseModDep(t *testing.T) {
+func TestGrubParseModDep(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
