@@ -293,7 +293,7 @@ func Build(ctx context.Context, opts Options, log *slog.Logger) (*Result, error)
 			return nil, fmt.Errorf("grub image: %w", err)
 		}
 	}
-	log.Info("grub image", "file", p.Output, "bytes", res.Size, "sha256", res.SHA256, "changed", res.Changed, "dur", time.Since(start))
+	log.Debug("grub image", "file", p.Output, "bytes", res.Size, "sha256", res.SHA256, "changed", res.Changed, "dur", time.Since(start))
 	return res, nil
 }
 
