@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,11 +25,8 @@ import (
 	"github.com/vmprov/vmprov/test/lab"
 )
 
-// Firmware the boot test runs (Debian packages ovmf and ipxe).
-const (
-	ovmfFirmware = "/usr/share/ovmf/OVMF.fd"
-	ipxeEFI      = "/usr/lib/ipxe/ipxe.efi"
-)
+// ipxeEFI is the loader the boot test serves (Debian package ipxe).
+const ipxeEFI = "/usr/lib/ipxe/ipxe.efi"
 
 // firmwareDeadline bounds one boot under TCG on a shared machine: OVMF
 // start, DHCP, the loader download and iPXE's own DHCP.
@@ -48,12 +44,11 @@ func TestFirmwareBoot(t *testing.T) {
 		t.Skip("boots firmware under QEMU for minutes")
 	}
 	lab.RequireRoot(t, "ip", "named", "qemu-system-x86_64")
-	for _, f := range []string{ovmfFirmware, ipxeEFI, "/dev/net/tun"} {
+	for _, f := range []string{lab.OVMF, ipxeEFI, "/dev/net/tun"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Skipf("needs %s (Debian packages ovmf, ipxe; the tun device)", f)
 		}
 	}
-	ctx := t.Context()
 	bind := lab.BINDForTest(t)
 	name, alg, secret := bind.TSIG()
 	dnsc, err := dnsupdate.New(dnsupdate.Config{Server: bind.Addr().String(), KeyName: name, Algorithm: alg, Secret: secret})
@@ -145,40 +140,6 @@ serve: {interfaces: [br135]}
 	})
 	logs.wait(t, "dhcp4 listening", "iface=br135")
 
-	// boot runs OVMF on a tap of the segment's bridge until stop is
-	// closed; extra are QEMU arguments.
-	boot := func(t *testing.T, mac net.HardwareAddr, tap string, extra ...string) {
-		t.Helper()
-		for _, args := range [][]string{
-			{"tuntap", "add", "dev", tap, "mode", "tap"},
-			{"link", "set", tap, "master", seg.Bridge.Name, "up"},
-		} {
-			if _, err := seg.Router.IP(ctx, args...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		dir := t.TempDir()
-		argv := append([]string{"ip", "netns", "exec", seg.Router.Name, "qemu-system-x86_64",
-			"-nodefaults", "-display", "none", "-vga", "std", "-m", "512", "-machine", "q35,accel=tcg",
-			"-bios", ovmfFirmware, "-serial", "file:" + filepath.Join(dir, "serial.log"),
-			"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=n0,romfile=,mac=" + mac.String()}, extra...)
-		cmd := exec.Command(argv[0], argv[1:]...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill() // `ip netns exec` execs QEMU: this is QEMU's PID
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("qemu: %s", out.String())
-			}
-			_, _ = seg.Router.IP(context.Background(), "link", "del", tap)
-		})
-	}
-
 	mac := func(ip string) net.HardwareAddr {
 		m, err := inventory.DefaultScheme().StrictMAC(135, netip.MustParseAddr(ip))
 		if err != nil {
@@ -188,7 +149,7 @@ serve: {interfaces: [br135]}
 	}
 	t.Run("ovmf pxe", func(t *testing.T) {
 		m := mac("192.0.2.11")
-		boot(t, m, "tap11")
+		seg.OVMFForTest(t, m, "tap11")
 		logs.waitFor(t, firmwareDeadline, "dhcp4 ACK", "mac="+m.String(), "class=pxe", "arch=7", "file=ipxe.efi")
 		logs.waitFor(t, firmwareDeadline, "tftp transfer", "ip=192.0.2.11", "file=ipxe.efi", fmt.Sprintf("bytes=%d", len(loader)))
 		logs.waitFor(t, firmwareDeadline, "dhcp4 ACK", "mac="+m.String(), "class=ipxe", "file=http://192.0.2.1:8080/boot.ipxe")
@@ -196,7 +157,7 @@ serve: {interfaces: [br135]}
 	})
 	t.Run("ovmf http boot", func(t *testing.T) {
 		m := mac("192.0.2.12")
-		boot(t, m, "tap12",
+		seg.OVMFForTest(t, m, "tap12",
 			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
 			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
 		logs.waitFor(t, firmwareDeadline, "dhcp4 ACK", "mac="+m.String(), "class=http", "arch=16", "file=http://192.0.2.1:8080/ipxe/ipxe.efi")

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,12 +26,9 @@ import (
 	"github.com/vmprov/vmprov/test/lab"
 )
 
-// Firmware and the stand-in kernel of the boot test (Debian packages ovmf
-// and ipxe). ipxe.lkrn is a bzImage, so GRUB's linux command accepts it.
-const (
-	ovmfFirmware = "/usr/share/ovmf/OVMF.fd"
-	testKernel   = "/usr/lib/ipxe/ipxe.lkrn"
-)
+// testKernel is the stand-in kernel of the boot test (Debian package
+// ipxe): ipxe.lkrn is a bzImage, so GRUB's linux command accepts it.
+const testKernel = "/usr/lib/ipxe/ipxe.lkrn"
 
 // bootDeadline bounds one boot under TCG on a shared machine: OVMF start,
 // DHCP, the image download, GRUB's TFTP and HTTP fetches.
@@ -50,7 +46,7 @@ func TestGrubBootOVMF(t *testing.T) {
 	}
 	requireGRUB(t)
 	lab.RequireRoot(t, "ip", "named", "qemu-system-x86_64")
-	for _, f := range []string{ovmfFirmware, testKernel, "/dev/net/tun"} {
+	for _, f := range []string{lab.OVMF, testKernel, "/dev/net/tun"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Skipf("needs %s (Debian packages ovmf, ipxe; the tun device)", f)
 		}
@@ -177,7 +173,7 @@ serve: {interfaces: [br135], loaders: {7: mactel64.efi, 9: mactel64.efi}}
 			if err != nil {
 				t.Fatal(err)
 			}
-			serial := bootOVMF(t, seg, mac, fmt.Sprintf("tapg%d", i))
+			serial := seg.OVMFForTest(t, mac, fmt.Sprintf("tapg%d", i), "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
 			logs.waitFor(t, bootDeadline, "dhcp4 ACK", "mac="+mac.String(), "arch=7", "file="+file)
 			logs.waitFor(t, bootDeadline, "tftp transfer", "ip="+h.ip, "file="+file, fmt.Sprintf("bytes=%d", res.Size))
 			// GRUB names the file with $net_default_mac: lowercase hex
@@ -191,44 +187,6 @@ serve: {interfaces: [br135], loaders: {7: mactel64.efi, 9: mactel64.efi}}
 			}
 		})
 	}
-}
-
-// bootOVMF runs OVMF on a tap of the segment's bridge, with no option ROM
-// on its NIC (EDK2's own PXE), until t ends, and returns the serial log.
-func bootOVMF(t *testing.T, seg *lab.Segment, mac net.HardwareAddr, tap string) string {
-	t.Helper()
-	for _, args := range [][]string{
-		{"tuntap", "add", "dev", tap, "mode", "tap"},
-		{"link", "set", tap, "master", seg.Bridge.Name, "up"},
-	} {
-		if _, err := seg.Router.IP(t.Context(), args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	serial := filepath.Join(dir, "serial.log")
-	argv := []string{"ip", "netns", "exec", seg.Router.Name, "qemu-system-x86_64",
-		"-nodefaults", "-display", "none", "-vga", "std", "-m", "512", "-machine", "q35,accel=tcg",
-		"-bios", ovmfFirmware, "-serial", "file:" + serial,
-		"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
-		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,romfile=,mac=" + mac.String()}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // `ip netns exec` execs QEMU: this is QEMU's PID
-		_ = cmd.Wait()
-		if t.Failed() {
-			s, _ := os.ReadFile(serial)
-			t.Logf("qemu: %s\nserial console:\n%s", out.String(), s)
-		}
-		_, _ = seg.Router.IP(context.Background(), "link", "del", tap)
-	})
-	return serial
 }
 
 func mustRR(t testing.TB, s string) dns.RR {
