@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,44 +97,10 @@ func requireLab(t *testing.T) {
 func startDemo(t *testing.T) *demo.Env {
 	t.Helper()
 	requireLab(t)
-	ctx := t.Context()
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "vmprov")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vmprov/vmprov/cmd/vmprov").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	// A short directory: libvirt's socket path must fit in 107 bytes.
-	labDir, err := os.MkdirTemp("", "vmprov-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(labDir); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-		if !t.Failed() {
-			os.RemoveAll(labDir)
-		} else {
-			t.Logf("lab files kept in %s", labDir)
-		}
-	})
-	l, err := lab.Up(ctx, lab.Options{Dir: labDir, Netns: fmt.Sprintf("vmprove-%08x", rand.Uint32()),
-		More: []lab.Bridge{lab.IPv6OnlyBridge()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := demo.Setup(ctx, l, bin, filepath.Join(labDir, "vmprov"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := setupDemo(t, buildVmprov(t, t.TempDir()), lab.IPv6OnlyBridge())
 	if !e.EchoKernel {
 		t.Fatal("the multiboot stand-in kernel could not be built (needs as and ld from binutils)")
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- %s ---\n%s", e.ServeLog, tail(e.ServeLog, 60))
-		}
-	})
 	return e
 }
 
