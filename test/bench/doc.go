@@ -21,7 +21,7 @@
 // Each benchmark runs its whole comparison once (it takes longer than the
 // default benchtime); -benchtime Nx repeats it N times and reports the
 // means. VMPROV_BENCH_DHCP_RATE and VMPROV_BENCH_DHCP_SECONDS set
-// perfdhcp's offered rate (default 5000 a second) and period (10 s);
+// perfdhcp's offered rate (default 10000 a second) and period (10 s);
 // VMPROV_BENCH_HTTP_SECONDS the length of each wrk round (5 s).
 // BenchmarkTFTPInProcess runs vmprov's TFTP server inside the test process
 // for `go test -cpuprofile`; its rate is not comparable to the others, as
