@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -73,6 +74,12 @@ type Libvirt struct {
 	Emulator string `yaml:"emulator" json:"emulator,omitempty"`
 }
 
+// TFTPOff as serve.tftp turns the TFTP server off.
+const TFTPOff = "off"
+
+// TFTPEnabled reports whether serve.tftp asks for a TFTP server.
+func (s Serve) TFTPEnabled() bool { return s.TFTP != "" && s.TFTP != TFTPOff }
+
 // Values of Libvirt.ROM and Libvirt.Firmware.
 const (
 	ROMNone      = "none"
@@ -106,8 +113,9 @@ type Serve struct {
 	// Interfaces are where DHCPv4 and DHCPv6 listen.
 	Interfaces []string `yaml:"interfaces" json:"interfaces"`
 	HTTP       string   `yaml:"http" json:"http"`
-	TFTP       string   `yaml:"tftp" json:"tftp"`
-	Dir        string   `yaml:"dir" json:"dir"`
+	// TFTP is the TFTP listen address; TFTPOff ("off") serves no TFTP.
+	TFTP string `yaml:"tftp" json:"tftp"`
+	Dir  string `yaml:"dir" json:"dir"`
 	// LeaseTime of DHCP answers, in seconds.
 	LeaseTime uint32 `yaml:"lease_time" json:"lease_time"`
 	// ServerIPv4 is the address DHCPv4 answers carry as server identifier and
@@ -416,6 +424,14 @@ func (c *Config) Validate() error {
 			if v.IPv6.IsValid() && o.IPv6.IsValid() && v.IPv6.Overlaps(o.IPv6) {
 				bad("%s: ipv6 %s overlaps vlans[%d] %s", where, v.IPv6, j, o.IPv6)
 			}
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Serve.HTTP); err != nil {
+		bad("serve.http %q is not [ADDRESS]:PORT (e.g. :80 or 192.0.2.1:8080)", c.Serve.HTTP)
+	}
+	if c.Serve.TFTPEnabled() {
+		if _, _, err := net.SplitHostPort(c.Serve.TFTP); err != nil {
+			bad("serve.tftp %q is not [ADDRESS]:PORT (e.g. :69) or %s", c.Serve.TFTP, TFTPOff)
 		}
 	}
 	if _, err := c.Serve.DHCPv6.DUID(); err != nil {

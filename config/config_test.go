@@ -76,6 +76,8 @@ func TestParseErrors(t *testing.T) {
 		{"relative rom", base + "libvirt: {rom: 1af41000.rom}\n", []string{`libvirt.rom "1af41000.rom"`, "absolute", `"none"`}},
 		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},
 		{"bad mac prefix", base + "addressing: {strict_mac_prefix: '01:02:03'}\n", []string{"multicast"}},
+		{"bad tftp address", base + "serve: {tftp: 'nonsense'}\n", []string{`serve.tftp "nonsense"`, "off"}},
+		{"bad http address", base + "serve: {http: '8080'}\n", []string{`serve.http "8080"`}},
 		{"bad server duid", base + "serve: {dhcp6: {server_duid: 'zz:01'}}\n", []string{"serve.dhcp6.server_duid", "zz:01", "00:03:00:01"}},
 		{"short server duid", base + "serve: {dhcp6: {server_duid: '00:03'}}\n", []string{"4 to 130 hex bytes"}},
 	}
@@ -173,5 +175,24 @@ func TestServerDUID(t *testing.T) {
 	}
 	if d, err := (DHCPv6{}).DUID(); d != nil || err != nil {
 		t.Errorf("empty server_duid = %x, %v; want nil, nil", d, err)
+	}
+}
+
+func TestTFTPOff(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want bool
+	}{
+		{"dns: {zone: example.com.}\n", true}, // default :69
+		{"dns: {zone: example.com.}\nserve: {tftp: '192.0.2.1:69'}\n", true},
+		{"dns: {zone: example.com.}\nserve: {tftp: off}\n", false},
+	} {
+		c, err := Parse([]byte(tt.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Serve.TFTPEnabled(); got != tt.want {
+			t.Errorf("%q: TFTPEnabled() = %v, want %v", tt.yaml, got, tt.want)
+		}
 	}
 }

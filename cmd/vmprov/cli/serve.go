@@ -65,7 +65,7 @@ on serve.http and serve.tftp. SIGTERM drains open transfers and exits.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&httpAddr, "http", "", "HTTP listen address (default serve.http)")
-	f.StringVar(&tftpAddr, "tftp", "", "TFTP listen address, empty string to disable (default serve.tftp)")
+	f.StringVar(&tftpAddr, "tftp", "", `TFTP listen address, "off" or "" to disable (default serve.tftp)`)
 	f.StringSliceVar(&interfaces, "interfaces", nil, "DHCP interfaces (default serve.interfaces)")
 	f.BoolVar(&noDHCP, "no-dhcp", false, "serve only HTTP and TFTP (DHCP comes from elsewhere)")
 	f.BoolVar(&jsonLogs, "log-json", false, "log in JSON")

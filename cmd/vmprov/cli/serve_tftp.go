@@ -11,9 +11,9 @@ import (
 )
 
 // tftpServer returns the TFTP server rooted at serve.dir/tftp, or nil when
-// serve.tftp is empty.
+// serve.tftp is "off" (or --tftp "").
 func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Logger) (*tftp.Server, error) {
-	if c.Serve.TFTP == "" {
+	if !c.Serve.TFTPEnabled() {
 		return nil, nil
 	}
 	root := filepath.Join(c.Serve.Dir, "tftp")
