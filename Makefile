@@ -4,6 +4,7 @@ GOFLAGS   ?= -mod=mod
 export GOFLAGS
 BIN       := bin/vmprov
 LABDIR    ?= $(CURDIR)/.lab
+FUZZTIME  ?= 20s
 LABNETNS  ?= vmprov-lab
 
 .PHONY: all build test lint bench fuzz lab lab-up lab-down deps clean
@@ -29,8 +30,8 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 fuzz:
-	$(GO) test -list 'Fuzz.*' ./... | awk '/^ok/ {pkg=$$2} /^Fuzz/ {print pkg, $$1}' | \
-	while read pkg fn; do $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime 20s $$pkg || exit 1; done
+	$(GO) test -list 'Fuzz.*' ./... | awk '/^Fuzz/ {fn[n++]=$$1} /^ok/ {for (i = 0; i < n; i++) print $$2, fn[i]; n=0}' | \
+	while read pkg fn; do $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 # The seed 000 workflow for real, left running: an isolated lab (network
 # namespace vmprov-lab, bridges br135 and br136 (IPv6-only), BIND, libvirtd,
