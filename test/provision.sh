@@ -70,45 +70,8 @@ go run ./test/lab/cmd/vmprov-lab up --dir "$lab_dir" --netns "$netns" ${VMPROV_L
 state=$lab_dir/state.json
 field() { sed -n "s/^ *\"$1\": \"\\(.*\\)\",\\{0,1\\}\$/\\1/p" "$state" | head -n1; }
 key_file=$(field key_file)
-dns=$(field dns)
-zone=$(field zone)
 bridge=$(field bridge)
-ipv4=$(field ipv4)
-ipv6=$(field ipv6)
-libvirt_uri=$(field libvirt_uri)
-pool=$(field pool)
-[ -n "$key_file" ] && [ -n "$dns" ] && [ -n "$ipv4" ] || { echo "provision: $state lacks key_file, dns or ipv4" >&2; exit 1; }
-# The lab's bridges have X.Y.Z.1/24 and PREFIX::1/64 (test/lab).
-[ "${ipv4#*/}" = 24 ] || { echo "provision: the lab bridge has $ipv4; a /24 is expected" >&2; exit 1; }
-addr4=${ipv4%/*}
-net4=${addr4%.*}.0/24
-addr6=${ipv6%/*}
-url_v6="http://[$addr6]"
-vlans="  - {id: ${bridge#br}, bridge: $bridge, ipv4: $net4, gateway: $addr4, ipv6: \"${addr6%::*}::/64\", dns_servers: [$addr4]}"
-interfaces=$bridge
-# Further lab bridges without IPv4 are IPv6-only VLANs (brNNN: VLAN NNN)
-# for `vmprov create --vlan NNN`, served by DHCPv6 (DHCPv4 skips them).
-more=$(awk '
-	/"more_bridges": \[/ { m = 1; next }
-	m && /^  \]/ { m = 0 }
-	m && /"name":/ { gsub(/[",]/, "", $2); name = $2 }
-	m && /"ipv4":/ { gsub(/[",]/, "", $2); v4 = $2 }
-	m && /"ipv6":/ { gsub(/[",]/, "", $2); v6 = $2 }
-	m && /^    }/ { print name, (v4 == "" ? "-" : v4), (v6 == "" ? "-" : v6); name = v4 = v6 = "" }
-' "$state")
-while read -r name v4 v6; do
-	[ -n "$name" ] || continue
-	id=${name#br}
-	case $id in '' | *[!0-9]*) id= ;; esac
-	if [ "$v4" != - ] || [ "$v6" = - ] || [ -z "$id" ]; then
-		say "lab bridge $name ($v4 $v6) is not an IPv6-only brNNN: not served"
-		continue
-	fi
-	a6=${v6%/*}
-	vlans="$vlans
-  - {id: $id, bridge: $name, ipv6: \"${a6%::*}::/64\", gateway6: \"$a6\"}"
-	interfaces="$interfaces, $name"
-done <<<"$more"
+[ -n "$key_file" ] && [ -n "$bridge" ] || { echo "provision: $state lacks key_file or bridge" >&2; exit 1; }
 
 say "install into ${root:-/}"
 install -d -m 0755 "$root/usr/local/bin" "$root/etc/vmprov" "$root/etc/systemd/system/vmprov-serve.service.d"
@@ -120,26 +83,10 @@ cat >"$root/etc/systemd/system/vmprov-serve.service.d/lab.conf" <<EOF
 [Service]
 NetworkNamespacePath=/run/netns/$netns
 EOF
-libvirt_line="libvirt: {domain_type: qemu}"
-if [ -n "$libvirt_uri" ]; then
-	libvirt_line="libvirt: {uri: \"$libvirt_uri\", domain_type: qemu, pool: $pool}"
-fi
-cat >"$root/etc/vmprov/vmprov.yaml" <<EOF
-# Written by test/provision.sh for the lab in $lab_dir (namespace $netns).
-dns:
-  server: $dns
-  zone: $zone
-  tsig: {name: vmprov., algorithm: hmac-sha256, secret_file: $root/etc/vmprov/tsig.secret}
-$libvirt_line
-boot:
-  url: "http://$addr4"
-  url_v6: "$url_v6"
-vlans:
-$vlans
-serve:
-  interfaces: [$interfaces]
-  dir: $root/var/lib/vmprov
-EOF
+# The lab's configuration as `make lab` writes it (test/lab/demo), with the
+# paths and ports of the unit: HTTP on port 80, TFTP on port 69.
+go run ./test/lab/cmd/vmprov-lab config --dir "$lab_dir" --key-file "$root/etc/vmprov/tsig.secret" \
+	--serve-dir "$root/var/lib/vmprov" --http-port 80 --tftp :69 >"$root/etc/vmprov/vmprov.yaml"
 install -m 0640 "$key_file" "$root/etc/vmprov/tsig.secret"
 
 if [ -z "$root" ]; then

@@ -93,13 +93,49 @@ func Setup(ctx context.Context, l *lab.Lab, bin, dir string, log *slog.Logger) (
 	return e, nil
 }
 
-func (e *Env) writeFiles(ctx context.Context) error {
-	st := e.Lab.State
+// ConfigOptions are what differs between the lab's vmprov configuration
+// for the demo and for a `vmprov serve` installed as a systemd unit
+// (test/provision.sh).
+type ConfigOptions struct {
+	KeyFile  string // dns.tsig.secret_file; empty: the lab's key file
+	ServeDir string // serve.dir (required)
+	HTTPPort int    // serve.http's port, also in the boot URLs; 0: HTTPPort
+	TFTP     string // serve.tftp; empty: port 69 on the lab bridge's IPv4 address
+}
+
+// Config is the lab's vmprov configuration (YAML): VLAN 135 on the lab's
+// bridge, VLAN 136 on its IPv6-only bridge if it has one, DHCP on both, and
+// the boot URLs of each address family.
+type Config struct {
+	YAML     string
+	BootURL  string // boot.url: http://192.0.2.1:8080
+	BootURL6 string // boot.url_v6 on the IPv6-only bridge, "" without one
+}
+
+// LabConfig writes the vmprov configuration of the lab whose state is st.
+func LabConfig(st lab.State, o ConfigOptions) (Config, error) {
 	br4, err := netip.ParsePrefix(st.IPv4)
 	if err != nil {
-		return fmt.Errorf("lab bridge %s has no IPv4 address: %w", st.Bridge, err)
+		return Config{}, fmt.Errorf("lab bridge %s has no IPv4 address: %w", st.Bridge, err)
 	}
-	e.BootURL = fmt.Sprintf("http://%s:%d", br4.Addr(), HTTPPort)
+	if o.ServeDir == "" {
+		return Config{}, errors.New("lab config: no serve.dir")
+	}
+	if o.KeyFile == "" {
+		o.KeyFile = st.KeyFile
+	}
+	if o.HTTPPort == 0 {
+		o.HTTPPort = HTTPPort
+	}
+	if o.TFTP == "" {
+		o.TFTP = netip.AddrPortFrom(br4.Addr(), 69).String()
+	}
+	port := fmt.Sprintf(":%d", o.HTTPPort)
+	if o.HTTPPort == 80 {
+		port = ""
+	}
+	var c Config
+	c.BootURL = fmt.Sprintf("http://%s%s", br4.Addr(), port)
 	vlans := []string{fmt.Sprintf(`  - {id: 135, bridge: %s, ipv4: %s, gateway: %s, ipv6: %q, dns_servers: [%s]}`,
 		st.Bridge, br4.Masked(), br4.Addr(), mustMasked(st.IPv6), br4.Addr())}
 	ifaces := []string{st.Bridge}
@@ -108,21 +144,24 @@ func (e *Env) writeFiles(ctx context.Context) error {
 		if b.IPv4 != "" || err != nil || b.Name != lab.IPv6OnlyBridge().Name {
 			continue
 		}
-		e.BootURL6 = fmt.Sprintf("http://[%s]:%d", p.Addr(), HTTPPort)
+		c.BootURL6 = fmt.Sprintf("http://[%s]%s", p.Addr(), port)
 		vlans = append(vlans, fmt.Sprintf(`  - {id: 136, bridge: %s, ipv6: %q, gateway6: %q}`, b.Name, p.Masked(), p.Addr()))
 		ifaces = append(ifaces, b.Name)
 	}
-	urlV6 := ""
-	if e.BootURL6 != "" {
-		urlV6 = fmt.Sprintf("  url_v6: %q\n", e.BootURL6)
+	libvirt := "{domain_type: qemu}" // a lab without libvirtd
+	if st.LibvirtURI != "" {
+		libvirt = fmt.Sprintf("{uri: %q, domain_type: qemu, pool: %s}", st.LibvirtURI, st.Pool)
 	}
-	serveDir := filepath.Join(e.Dir, "serve")
-	yaml := fmt.Sprintf(`# vmprov configuration of the lab (written by vmprov-lab / test/lab/demo).
+	urlV6 := ""
+	if c.BootURL6 != "" {
+		urlV6 = fmt.Sprintf("  url_v6: %q\n", c.BootURL6)
+	}
+	c.YAML = fmt.Sprintf(`# vmprov configuration of the lab (written by vmprov-lab / test/lab/demo).
 dns:
   server: %q
   zone: %s
   tsig: {name: vmprov., algorithm: hmac-sha256, secret_file: %q}
-libvirt: {uri: %q, domain_type: qemu, pool: %s}
+libvirt: %s
 boot:
   url: %q
 %s  # assets: "http://mirror.example.org/pub"   # a real mirror instead of the local stand-ins
@@ -131,10 +170,21 @@ vlans:
 serve:
   interfaces: [%s]
   http: ":%d"
-  tftp: "%s:69"
+  tftp: %q
   dir: %q
-`, st.DNS, st.Zone, st.KeyFile, st.LibvirtURI, st.Pool, e.BootURL, urlV6,
-		strings.Join(vlans, "\n"), strings.Join(ifaces, ", "), HTTPPort, br4.Addr(), serveDir)
+`, st.DNS, st.Zone, o.KeyFile, libvirt, c.BootURL, urlV6,
+		strings.Join(vlans, "\n"), strings.Join(ifaces, ", "), o.HTTPPort, o.TFTP, o.ServeDir)
+	return c, nil
+}
+
+func (e *Env) writeFiles(ctx context.Context) error {
+	serveDir := filepath.Join(e.Dir, "serve")
+	c, err := LabConfig(e.Lab.State, ConfigOptions{ServeDir: serveDir})
+	if err != nil {
+		return err
+	}
+	e.BootURL, e.BootURL6 = c.BootURL, c.BootURL6
+	yaml := c.YAML
 	if err := os.MkdirAll(e.Dir, 0o755); err != nil {
 		return err
 	}

@@ -8,8 +8,13 @@
 //
 //	vmprov-lab up --dir DIR [--netns NAME] [--vmprov BIN] [--no-libvirt] [--no-radvd] [-v]
 //	vmprov-lab demo --dir DIR --vmprov BIN [--netns NAME] [-v]
+//	vmprov-lab config --dir DIR --serve-dir DIR [--key-file F] [--http-port N] [--tftp ADDR]
 //	vmprov-lab down --dir DIR
 //	vmprov-lab status --dir DIR
+//
+// config prints the vmprov configuration of the lab in DIR, as demo writes
+// it, for a `vmprov serve` run elsewhere (test/provision.sh installs it for
+// the systemd unit).
 package main
 
 import (
@@ -38,7 +43,7 @@ func main() {
 	}
 }
 
-const usage = "usage: vmprov-lab up|demo|down|status --dir DIR [flags]"
+const usage = "usage: vmprov-lab up|demo|config|down|status --dir DIR [flags]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -52,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	noRadvd := fs.Bool("no-radvd", false, "do not start radvd (up)")
 	vmprov := fs.String("vmprov", "", "vmprov binary: start `vmprov serve` in the lab (up; required by demo)")
 	verbose := fs.Bool("v", false, "log progress to stderr")
+	serveDir := fs.String("serve-dir", "", "serve.dir of the configuration (config; required)")
+	keyFile := fs.String("key-file", "", "dns.tsig.secret_file of the configuration (config; default: the lab's key)")
+	httpPort := fs.Int("http-port", demo.HTTPPort, "serve.http port, also in the boot URLs (config)")
+	tftp := fs.String("tftp", "", "serve.tftp (config; default: port 69 on the bridge's IPv4 address)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -84,6 +93,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New("demo needs --vmprov BIN: " + usage)
 		}
 		return runDemo(ctx, stdout, demoOptions{Dir: *dir, Netns: *netns, Vmprov: *vmprov, Log: log})
+	case "config":
+		if *serveDir == "" {
+			return errors.New("config needs --serve-dir DIR: " + usage)
+		}
+		st, err := lab.ReadState(*dir)
+		if err != nil {
+			return err
+		}
+		c, err := demo.LabConfig(st, demo.ConfigOptions{KeyFile: *keyFile, ServeDir: *serveDir, HTTPPort: *httpPort, TFTP: *tftp})
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, c.YAML)
+		return err
 	case "down":
 		return lab.Down(*dir)
 	case "status":

@@ -20,6 +20,8 @@ func TestRunArgs(t *testing.T) {
 		{"status without lab", []string{"status", "--dir", "/nonexistent"}, "", "no lab in /nonexistent"},
 		{"down without lab", []string{"down", "--dir", "/nonexistent"}, "", ""},
 		{"demo without vmprov", []string{"demo", "--dir", "/nonexistent"}, "--vmprov", ""},
+		{"config without serve dir", []string{"config", "--dir", "/nonexistent"}, "--serve-dir", ""},
+		{"config without lab", []string{"config", "--dir", "/nonexistent", "--serve-dir", "/srv"}, "state.json", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
