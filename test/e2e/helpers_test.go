@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +167,25 @@ func dig(t *testing.T, e *demo.Env, typ, name string) []string {
 		t.Fatal(err)
 	}
 	return strings.Fields(out)
+}
+
+// metric returns the value of the sample named series (metric name and
+// labels, as /metrics writes them) from serve's /metrics, read from inside
+// the lab's namespace; -1 when /metrics has no such sample.
+func metric(t *testing.T, e *demo.Env, series string) float64 {
+	t.Helper()
+	out, err := e.Lab.Netns.Exec(t.Context(), "curl", "-sf", e.BootURL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("/metrics: %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
 }

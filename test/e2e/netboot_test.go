@@ -59,6 +59,13 @@ func TestNetbootIPv4(t *testing.T) {
 	}
 
 	checkCmdline(t, b, boot, map[string]string{"puppet_environment": "e2e"})
+
+	// serve's /metrics counts what the boot did, DHCPv4 included.
+	for _, series := range []string{`vmprov_dhcp4_replies_total{type="ack"}`, "vmprov_dns_queries_total"} {
+		if v := metric(t, e, series); v < 1 {
+			t.Errorf("/metrics %s = %v after a boot, want at least 1", series, v)
+		}
+	}
 }
 
 // checkCmdline asserts the kernel command line install/default.ipxe makes
