@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -105,7 +106,7 @@ func TestCapturedResponses(t *testing.T) {
 
 // TestCaptureBINDResponses rewrites testdata/responses from a lab BIND.
 func TestCaptureBINDResponses(t *testing.T) {
-	if !*update {
+	if !golden.Update() {
 		t.Skip("captures are rewritten only with -update")
 	}
 	b := lab.BINDForTest(t)

@@ -1,17 +1,15 @@
 package dnsupdate
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files and captures in testdata")
+	"github.com/vmprov/vmprov/internal/golden"
+)
 
 func mustRR(t testing.TB, s string) dns.RR {
 	t.Helper()
@@ -20,25 +18,6 @@ func mustRR(t testing.TB, s string) dns.RR {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
 }
 
 // TestChangeSetMsg pins the sections each field becomes (RFC 2136 2.4 and
@@ -93,7 +72,7 @@ func TestChangeSetMsg(t *testing.T) {
 			for i := 0; i < len(wire); i += 16 {
 				b.WriteString(hexLine(wire[i:min(i+16, len(wire))]))
 			}
-			golden(t, "update-"+tc.name+".golden", []byte(b.String()))
+			golden.Check(t, filepath.Join("testdata", "update-"+tc.name+".golden"), []byte(b.String()))
 			// What goes on the wire is what a server reads.
 			var back dns.Msg
 			if err := back.Unpack(wire); err != nil {

@@ -3,7 +3,6 @@ package ipxebuild
 import (
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,42 +13,23 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/templates"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-	}
-}
 
 func TestHeaders(t *testing.T) {
 	general, err := GeneralHeader([]string{"PING_CMD", "DOWNLOAD_PROTO_HTTPS", "NSLOOKUP_CMD", "PING_CMD", "NET_PROTO_IPV6"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "general-options.h", general)
+	golden.Check(t, "testdata/general-options.h.golden", general)
 	plain, err := GeneralHeader(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "general.h", plain)
-	golden(t, "console-serial.h", ConsoleHeader(true))
-	golden(t, "console.h", ConsoleHeader(false))
+	golden.Check(t, "testdata/general.h.golden", plain)
+	golden.Check(t, "testdata/console-serial.h.golden", ConsoleHeader(true))
+	golden.Check(t, "testdata/console.h.golden", ConsoleHeader(false))
 
 	for _, bad := range []string{"", "ping_cmd", "PING CMD", "X\n#include </etc/passwd>", "1X"} {
 		if _, err := GeneralHeader([]string{bad}); err == nil {
@@ -162,9 +142,9 @@ func TestBuildFakeTree(t *testing.T) {
 		}
 		return b
 	}
-	golden(t, "fake-general.h", seen("general.h"))
-	golden(t, "console-serial.h", seen("console.h"))
-	golden(t, "embed.ipxe", seen("embed.ipxe"))
+	golden.Check(t, "testdata/fake-general.h.golden", seen("general.h"))
+	golden.Check(t, "testdata/console-serial.h.golden", seen("console.h"))
+	golden.Check(t, "testdata/embed.ipxe.golden", seen("embed.ipxe"))
 	script, err := templates.BootScript(templates.BootInput{BootURL: opts.BootURL, BootURLv6: opts.BootURLv6})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package templates
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"net"
 	"net/netip"
 	"os"
@@ -13,28 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vmprov/vmprov/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// golden compares got with testdata/name.golden, rewriting it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-	}
-}
 
 func mustMAC(t *testing.T, s string) net.HardwareAddr {
 	t.Helper()
@@ -78,7 +58,7 @@ func TestPXEDustSeed(t *testing.T) {
 	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("pxedust (-want +got):\n%s", diff)
 	}
-	golden(t, "pxedust-seed", got)
+	golden.Check(t, "testdata/pxedust-seed.golden", got)
 }
 
 func TestIPXEScripts(t *testing.T) {
@@ -116,7 +96,7 @@ func TestIPXEScripts(t *testing.T) {
 			if !bytes.HasPrefix(got, []byte("#!ipxe\n")) {
 				t.Errorf("script does not start with #!ipxe")
 			}
-			golden(t, tt.name, got)
+			golden.Check(t, filepath.Join("testdata", tt.name+".golden"), got)
 		})
 	}
 }
@@ -183,7 +163,7 @@ func TestHostFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name, got)
+			golden.Check(t, filepath.Join("testdata", tt.name+".golden"), got)
 		})
 	}
 }

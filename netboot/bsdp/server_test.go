@@ -2,15 +2,19 @@ package bsdp
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/vmprov/vmprov/internal/golden"
 )
 
 // seedServerID is seed 001's deploy host, 172.22.10.2: it runs the dhcpd
@@ -102,7 +106,8 @@ func TestReplyGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			wire := resp.ToBytes()
-			golden(t, "reply_"+tt.name+".golden", wire)
+			// The golden file is a hex dump, readable in a diff.
+			golden.Check(t, filepath.Join("testdata", "golden", "reply_"+tt.name+".golden"), []byte(hex.Dump(wire)))
 
 			got, err := dhcpv4.FromBytes(wire)
 			if err != nil {

@@ -2,7 +2,6 @@ package grubimage
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+	"github.com/vmprov/vmprov/internal/golden"
+)
 
 // grubDirForTest makes a GRUB module directory like Debian's
 // grub-efi-amd64-bin 2.06 (testdata/moddep-debian-2.06.lst) without the
@@ -65,24 +64,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-	}
-}
-
 // planText is a plan as its golden file shows it: the command line with
 // the module directory written GRUBDIR, then the embedded configuration.
 func planText(p *Plan) []byte {
@@ -133,7 +114,7 @@ func TestGrubNewPlanGolden(t *testing.T) {
 			if p.GrubVersion != "2.06" {
 				t.Errorf("GrubVersion = %q, want 2.06", p.GrubVersion)
 			}
-			golden(t, tt.golden, planText(p))
+			golden.Check(t, filepath.Join("testdata", tt.golden), planText(p))
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package virt_test
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,10 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/orchestrator/virt"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.xml golden files")
 
 // ipv4Spec is seed 000's VM: VLAN 135, 192.168.35.172 → 02:04:06:08:73:ac on br135.
 func ipv4Spec() virt.DomainSpec {
@@ -54,19 +52,7 @@ func TestBuildDomainXMLGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", name+".xml")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s (-want +got):\n%s", path, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", name+".xml"), []byte(got))
 		})
 	}
 }
