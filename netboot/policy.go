@@ -15,9 +15,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/templates"
 )
 
 // Resolver answers DNS questions for the boot policy. *dnsupdate.Client
@@ -33,7 +33,7 @@ type Resolver interface {
 	Lookup(ctx context.Context, name string, qtype uint16) (dnsupdate.Answer, error)
 }
 
-// DNSPolicy is the boot policy of ARCHITECTURE.md: it identifies a client
+// DNSPolicy is the boot policy of docs/design.md ("The boot decision"): it identifies a client
 // from DNS alone and decides from the host's TXT boot intent.
 //
 // A client that has a MAC (DHCP) is identified by it:
@@ -63,7 +63,7 @@ type Resolver interface {
 // is one already), so repeated and concurrent decisions cost no queries
 // while the answers are fresh.
 type DNSPolicy struct {
-	cfg    *config.Config
+	vlans  VLANs
 	zone   string // lower case, fully qualified
 	scheme inventory.Scheme
 	dns    *Cache
@@ -72,11 +72,26 @@ type DNSPolicy struct {
 
 var _ Policy = (*DNSPolicy)(nil)
 
-// NewDNSPolicy returns the policy for cfg (which must be validated: its
-// zone, VLANs and MAC prefixes are used as they are). r is wrapped in a
-// Cache with default settings unless it is a *Cache; pass one to choose
-// its size, timeout or clock. log nil discards.
-func NewDNSPolicy(cfg *config.Config, r Resolver, log *slog.Logger) *DNSPolicy {
+// PolicyConfig configures a DNSPolicy.
+type PolicyConfig struct {
+	// Zone is the forward zone hosts live in (dns.zone).
+	Zone string
+	// VLANs are the configured VLANs: strict MACs and SLAAC addresses are
+	// decoded inside their subnets.
+	VLANs VLANs
+	// Scheme holds the MAC prefixes (addressing); the zero Scheme means
+	// inventory.DefaultScheme.
+	Scheme inventory.Scheme
+	// Log receives Warn lines for TXT records that are not a boot intent;
+	// nil discards.
+	Log *slog.Logger
+}
+
+// NewDNSPolicy returns the policy for cfg. r is wrapped in a Cache with
+// default settings unless it is a *Cache; pass one to choose its size,
+// timeout or clock.
+func NewDNSPolicy(cfg PolicyConfig, r Resolver) *DNSPolicy {
+	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -84,16 +99,13 @@ func NewDNSPolicy(cfg *config.Config, r Resolver, log *slog.Logger) *DNSPolicy {
 	if !ok {
 		c = NewCache(r, CacheConfig{})
 	}
-	scheme := inventory.DefaultScheme()
-	if p, err := config.ParseMACPrefix(cfg.Addressing.StrictMACPrefix); err == nil {
-		scheme.Strict = p
-	}
-	if p, err := config.ParseMACPrefix(cfg.Addressing.SLAACMACPrefix); err == nil {
-		scheme.SLAAC = p
+	scheme := cfg.Scheme
+	if scheme == (inventory.Scheme{}) {
+		scheme = inventory.DefaultScheme()
 	}
 	return &DNSPolicy{
-		cfg:    cfg,
-		zone:   strings.ToLower(dns.Fqdn(cfg.DNS.Zone)),
+		vlans:  cfg.VLANs,
+		zone:   strings.ToLower(dns.Fqdn(cfg.Zone)),
 		scheme: scheme,
 		dns:    c,
 		log:    log,
@@ -153,18 +165,16 @@ func (p *DNSPolicy) lookup(ctx context.Context, t *ttl, name string, qtype uint1
 	return a, nil
 }
 
-// unknown logs why a client is not known (Debug: it is ignored traffic)
-// and returns ErrUnknown with the reason.
-func (p *DNSPolicy) unknown(why string, args ...any) error {
-	p.log.Debug("client unknown: "+why, args...)
-	return fmt.Errorf("%s: %w", why, ErrUnknown)
+// unknown returns ErrUnknown with the reason; the caller logs it once.
+func unknown(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrUnknown)
 }
 
 // byAddr identifies the host whose PTR and A/AAAA agree on addr.
 func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decision, error) {
 	addr = addr.Unmap().WithZone("")
 	if addr.IsUnspecified() {
-		return Decision{}, p.unknown("unspecified address", "ip", addr)
+		return Decision{}, unknown("unspecified address %s", addr)
 	}
 	rev := inventory.ReverseName(addr)
 	ptr, err := p.lookup(ctx, t, rev, dns.TypePTR)
@@ -175,8 +185,8 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 		// a DNS setup the operator must fix, so it stays an error.
 		var re *dnsupdate.RcodeError
 		if errors.As(err, &re) && re.Rcode == dns.RcodeRefused {
-			if _, ours := p.cfg.VLANOf(addr); !ours {
-				return Decision{}, p.unknown("the DNS server serves no reverse zone for an address on no VLAN", "ip", addr)
+			if _, ours := p.vlans.Of(addr); !ours {
+				return Decision{}, unknown("%s is on no configured VLAN and the DNS server serves no reverse zone for it", addr)
 			}
 		}
 		return Decision{}, err
@@ -190,7 +200,7 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 		}
 	}
 	if len(names) == 0 {
-		return Decision{}, p.unknown("no PTR in zone", "ip", addr, "zone", p.zone)
+		return Decision{}, unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
 	}
 	slices.Sort(names) // the RRset order is the server's choice; the answer must not be
 	qtype := dns.TypeA
@@ -203,46 +213,47 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 			return Decision{}, err
 		}
 		if slices.Contains(addrs(fwd), addr) {
-			return p.complete(ctx, t, fqdn, addr, nil, 0)
+			return p.complete(ctx, t, fqdn, addr, nil, 0, fmt.Sprintf("FCrDNS: PTR %s → %s, whose %s holds %s", rev, fqdn, dns.TypeToString[qtype], addr))
 		}
 	}
-	return Decision{}, p.unknown("forward-confirmed reverse DNS failed", "ip", addr, "host", strings.Join(names, ","))
+	return Decision{}, unknown("forward-confirmed reverse DNS failed: PTR %s names %s, but no %s record there holds %s", rev, strings.Join(names, ", "), dns.TypeToString[qtype], addr)
 }
 
 // byMAC identifies a DHCP client.
 func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, error) {
 	mac := c.MAC
 	if len(mac) != 6 {
-		return Decision{}, p.unknown("not a 48-bit MAC", "mac", mac.String())
+		return Decision{}, unknown("%s is not a 48-bit MAC", mac)
 	}
 	if id, low12, ok := p.scheme.DecodeStrict(mac); ok {
 		if c.VLAN != 0 && c.VLAN != id {
-			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d seen on VLAN %d", id, c.VLAN), "mac", mac.String(), "vlan", c.VLAN)
+			return Decision{}, unknown("strict MAC %s belongs to VLAN %d but was seen on VLAN %d", mac, id, c.VLAN)
 		}
-		v, ok := p.cfg.VLAN(id)
+		v, ok := p.vlans.ByID(id)
 		if !ok || !v.IPv4.IsValid() {
-			return Decision{}, p.unknown(fmt.Sprintf("strict MAC of VLAN %d, which has no IPv4 subnet here", id), "mac", mac.String(), "vlan", id)
+			return Decision{}, unknown("strict MAC %s belongs to VLAN %d, which has no IPv4 subnet in the configuration", mac, id)
 		}
 		ip, err := inventory.IPv4InSubnet(v.IPv4, low12)
 		if err != nil {
-			return Decision{}, p.unknown(err.Error(), "mac", mac.String(), "vlan", id)
+			return Decision{}, unknown("strict MAC %s: %v", mac, err)
 		}
 		d, err := p.byAddr(ctx, t, ip)
 		if err != nil {
-			return Decision{}, err
+			return Decision{}, fmt.Errorf("strict MAC %s → VLAN %d, %s: %w", mac, id, ip, err)
 		}
 		d.Host.MAC = slices.Clone(mac)
+		d.By = fmt.Sprintf("strict MAC %s → VLAN %d, %s; %s", mac, id, ip, d.By)
 		return d, nil
 	}
 	if p.scheme.IsSLAAC(mac) {
-		var vlans []config.VLAN
+		vlans := p.vlans
 		if c.VLAN != 0 {
-			if v, ok := p.cfg.VLAN(c.VLAN); ok {
-				vlans = append(vlans, v)
+			vlans = nil
+			if v, ok := p.vlans.ByID(c.VLAN); ok {
+				vlans = VLANs{v}
 			}
-		} else {
-			vlans = p.cfg.VLANs
 		}
+		var tried []string
 		for _, v := range vlans {
 			if !v.IPv6.IsValid() {
 				continue
@@ -253,15 +264,20 @@ func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, erro
 			}
 			d, err := p.byAddr(ctx, t, a)
 			if errors.Is(err, ErrUnknown) {
+				tried = append(tried, fmt.Sprintf("%s (VLAN %d): %v", a, v.ID, errors.Unwrap(err)))
 				continue
 			}
 			if err != nil {
 				return Decision{}, err
 			}
 			d.Host.MAC = slices.Clone(mac)
+			d.By = fmt.Sprintf("SLAAC MAC %s → EUI-64 %s on VLAN %d; %s", mac, a, v.ID, d.By)
 			return d, nil
 		}
-		return Decision{}, p.unknown("no confirmed EUI-64 address", "mac", mac.String(), "vlan", c.VLAN)
+		if len(tried) == 0 {
+			return Decision{}, unknown("SLAAC MAC %s, but no IPv6 VLAN to form its EUI-64 address in", mac)
+		}
+		return Decision{}, unknown("SLAAC MAC %s: no EUI-64 address is confirmed: %s", mac, strings.Join(tried, "; "))
 	}
 	owner := inventory.MACOwner(mac, p.zone)
 	cn, err := p.lookup(ctx, t, owner, dns.TypeCNAME)
@@ -277,26 +293,27 @@ func (p *DNSPolicy) byMAC(ctx context.Context, t *ttl, c Client) (Decision, erro
 		}
 	}
 	if len(targets) != 1 { // a CNAME owner has exactly one (RFC 1034 3.6.2)
-		return Decision{}, p.unknown("no _mac CNAME to a host in the zone", "mac", mac.String(), "zone", p.zone)
+		return Decision{}, unknown("MAC %s is neither a strict nor a SLAAC MAC, and %s has no CNAME to a host in %s: add it with vmprov host add --mac", mac, owner, p.zone)
 	}
-	return p.complete(ctx, t, targets[0], netip.Addr{}, mac, c.VLAN)
+	return p.complete(ctx, t, targets[0], netip.Addr{}, mac, c.VLAN, fmt.Sprintf("_mac CNAME %s → %s", owner, targets[0]))
 }
 
 // complete reads the rest of a confirmed host: its other addresses and its
 // TXT intent. confirmed is the address that identified it (zero for _mac
-// hosts), vlan the VLAN the request came from (0 unknown).
-func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed netip.Addr, mac net.HardwareAddr, vlan int) (Decision, error) {
+// hosts), vlan the VLAN the request came from (0 unknown), by how it was
+// identified.
+func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed netip.Addr, mac net.HardwareAddr, vlan int, by string) (Decision, error) {
 	h := inventory.Host{
 		Name: strings.TrimSuffix(fqdn, "."+p.zone),
 		FQDN: fqdn,
 		MAC:  slices.Clone(mac),
 	}
 	h.MACRecord = mac != nil
-	var want config.VLAN
+	var want VLAN
 	if confirmed.IsValid() {
-		want, _ = p.cfg.VLANOf(confirmed)
+		want, _ = p.vlans.Of(confirmed)
 	} else if vlan != 0 {
-		want, _ = p.cfg.VLAN(vlan)
+		want, _ = p.vlans.ByID(vlan)
 	}
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		if confirmed.Is4() && qtype == dns.TypeA {
@@ -325,17 +342,17 @@ func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed
 	if err != nil {
 		return Decision{}, err
 	}
-	intent, err := inventory.ParseIntent(txtStrings(txt))
+	intent, err := ParseIntent(txtStrings(txt))
 	if err != nil {
 		p.log.Warn("txt record is not a boot intent; treating the host as having none", "host", fqdn, "rrtype", "TXT", "err", err)
 		intent = nil
 	}
 	h.Intent = intent
-	d := Decision{Host: h}
+	d := Decision{Host: h, By: by}
 	var ok bool
 	for _, a := range []netip.Addr{confirmed, h.IPv4, h.IPv6} {
 		if a.IsValid() {
-			if d.VLAN, ok = p.cfg.VLANOf(a); ok {
+			if d.VLAN, ok = p.vlans.Of(a); ok {
 				break
 			}
 		}
@@ -343,7 +360,6 @@ func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed
 	if !ok && !h.IPv4.IsValid() && !h.IPv6.IsValid() {
 		d.VLAN = want // a _mac host without addresses: where it asked from
 	}
-	p.log.Debug("client identified", "host", fqdn, "ip", confirmed, "mac", h.MAC.String(), "vlan", d.VLAN.ID)
 	return d, nil
 }
 
@@ -359,7 +375,7 @@ func (p *DNSPolicy) deriveMAC(h inventory.Host) net.HardwareAddr {
 		}
 	}
 	if h.IPv4.IsValid() {
-		if v, ok := p.cfg.VLANOf(h.IPv4); ok && v.IPv4.Contains(h.IPv4) {
+		if v, ok := p.vlans.Of(h.IPv4); ok && v.IPv4.Contains(h.IPv4) {
 			if mac, err := p.scheme.StrictMAC(v.ID, h.IPv4); err == nil {
 				return mac
 			}
@@ -396,7 +412,7 @@ func addrs(a dnsupdate.Answer) []netip.Addr {
 
 // pickAddr chooses a host's address of one family deterministically: the
 // lowest one inside the wanted VLAN's subnet, else the lowest one.
-func pickAddr(list []netip.Addr, want config.VLAN, v4 bool) netip.Addr {
+func pickAddr(list []netip.Addr, want VLAN, v4 bool) netip.Addr {
 	var in, all []netip.Addr
 	for _, a := range list {
 		if a.Is4() != v4 {
@@ -434,4 +450,18 @@ func txtStrings(a dnsupdate.Answer) []string {
 		out = append(out, r...)
 	}
 	return out
+}
+
+// ParseIntent reads a host's TXT character-strings as a boot intent and
+// checks it with the rules every CLI path writes by, so that whatever
+// vmprov create, host add and reinstall accept, serve renders.
+func ParseIntent(txt []string) (inventory.Intent, error) {
+	in, err := inventory.ParseIntent(txt)
+	if err != nil {
+		return nil, err
+	}
+	if err := templates.CheckIntent(TemplateVars(in)); err != nil {
+		return nil, err
+	}
+	return in, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/vmprov/vmprov/dnsupdate/dnstest"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -214,7 +215,7 @@ func TestDecide(t *testing.T) {
 		t.Run(bname, func(t *testing.T) {
 			b := mk(t)
 			loadTable(t, b)
-			p := netboot.NewDNSPolicy(testConfig(t), b, nil)
+			p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(t), nil), b)
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					d, err := p.Decide(t.Context(), tt.client)
@@ -298,7 +299,7 @@ func TestDecideDNSDown(t *testing.T) {
 	}
 	for name, mk := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := netboot.NewDNSPolicy(testConfig(t), mk(t), nil)
+			p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(t), nil), mk(t))
 			for _, c := range []netboot.Client{{Addr: centos.IPv4}, {MAC: centos.MAC}, {MAC: v6only.MAC}, {MAC: sm1.MAC}} {
 				d, err := p.Decide(t.Context(), c)
 				if err == nil || errors.Is(err, netboot.ErrUnknown) {
@@ -319,7 +320,7 @@ func TestDecideDNSDown(t *testing.T) {
 func TestDecideRefused(t *testing.T) {
 	for name, newBackend := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			p := netboot.NewDNSPolicy(testConfig(t), newBackend(t), nil)
+			p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(t), nil), newBackend(t))
 			_, err := p.Decide(t.Context(), netboot.Client{Addr: netip.MustParseAddr("198.51.100.7")})
 			var re *dnsupdate.RcodeError
 			if !errors.As(err, &re) || re.Rcode != dns.RcodeRefused || errors.Is(err, netboot.ErrUnknown) {
@@ -382,7 +383,7 @@ func TestBootStorm(t *testing.T) {
 			for cname, client := range clients {
 				t.Run(cname, func(t *testing.T) {
 					cnt := &counter{Resolver: b, gate: make(chan struct{})}
-					p := netboot.NewDNSPolicy(testConfig(t), cnt, nil)
+					p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(t), nil), cnt)
 					const n = 64
 					var wg sync.WaitGroup
 					errs := make(chan error, n)
@@ -459,7 +460,7 @@ func TestDecideFollowsTTL(t *testing.T) {
 			clk := &clock{now: time.Unix(1_700_000_000, 0)}
 			cnt := &counter{Resolver: b}
 			cache := netboot.NewCache(cnt, netboot.CacheConfig{Now: clk.Now})
-			p := netboot.NewDNSPolicy(testConfig(t), cache, nil)
+			p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(t), nil), cache)
 			ctx := t.Context()
 			newHost := inventory.Host{Name: "late", FQDN: "late.example.com.", MAC: mustMAC("02:04:06:08:72:63"),
 				IPv4: netip.MustParseAddr("192.0.2.99"), Intent: inventory.Intent{{Key: "distribution", Value: "core"}}}

@@ -21,6 +21,7 @@ import (
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/netboot/tftp"
 	"github.com/vmprov/vmprov/test/lab"
 )
@@ -77,10 +78,10 @@ serve: {interfaces: [br135]}
 	seg := lab.SegmentForTest(t)
 	logs := newLogRecorder(t)
 	log := slog.New(logs)
-	policy := netboot.NewDNSPolicy(cfg, dnsc, log)
+	policy := netboot.NewDNSPolicy(serveconfig.Policy(cfg, log), dnsc)
 
 	// DHCP, TFTP and HTTP in the segment's router namespace.
-	dsrv, err := New(Config{Policy: policy, Cfg: cfg, Log: log})
+	dsrv, err := New(testServerConfig(cfg, policy, log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ serve: {interfaces: [br135]}
 	if err := os.WriteFile(filepath.Join(root, "ipxe.efi"), loader, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tsrv, err := tftp.New(tftp.Config{Root: root, Policy: policy, Log: log})
+	tsrv, err := tftp.New(tftp.Config{Root: root, Policy: policy, Booter: serveconfig.Booter(cfg), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

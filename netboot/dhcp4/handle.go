@@ -8,12 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
 
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
 )
@@ -78,15 +76,8 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 		return nil, nil
 	}
 	log = log.With("vlan", vlan.ID)
-	c := classify(req)
-	d, err := s.policy.Decide(ctx, netboot.Client{
-		MAC:        slices.Clone(req.ClientHWAddr),
-		VLAN:       vlan.ID,
-		Arch:       c.arch,
-		HasArch:    c.hasArch,
-		IPXE:       c.flavour == ipxe,
-		HTTPClient: c.flavour == httpFW,
-	})
+	fw := Firmware(req)
+	d, err := s.policy.Decide(ctx, netboot.Client{MAC: slices.Clone(req.ClientHWAddr), VLAN: vlan.ID})
 	if errors.Is(err, netboot.ErrUnknown) {
 		log.Debug("client unknown to DNS: no answer", "err", err)
 		return nil, nil
@@ -115,16 +106,16 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 			log.Info("client is not on the VLAN of its DNS address: no offer", "want", d.VLAN.ID)
 			return nil, nil
 		}
-		return s.reply(log, req, in, c, d, dhcpv4.MessageTypeOffer)
+		return s.reply(log, req, in, fw, d, dhcpv4.MessageTypeOffer)
 	case dhcpv4.MessageTypeInform:
 		if wrongNet || addr4(req.ClientIPAddr) != ip {
 			log.Info("inform from an address DNS does not give this client: no answer", "ciaddr", addr4(req.ClientIPAddr).String())
 			return nil, nil
 		}
-		if c.flavour == bsdpFW {
+		if fw.Kind == netboot.KindBSDP {
 			return s.bsdpInform(log, req, in, d)
 		}
-		return s.reply(log, req, in, c, d, dhcpv4.MessageTypeAck)
+		return s.reply(log, req, in, fw, d, dhcpv4.MessageTypeAck)
 	}
 
 	// DHCPREQUEST: which state the client is in decides what it asks for
@@ -155,7 +146,7 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 		log.Info("client asks for an address DNS does not give it: NAK", "requested", asked.String())
 		return nak(req, in), nil
 	}
-	return s.reply(log, req, in, c, d, dhcpv4.MessageTypeAck)
+	return s.reply(log, req, in, fw, d, dhcpv4.MessageTypeAck)
 }
 
 // validate checks what every request must have.
@@ -180,18 +171,18 @@ func validate(req *dhcpv4.DHCPv4) error {
 
 // vlanOf returns the VLAN a request comes from: the one holding giaddr for
 // relayed requests, else the ingress interface's.
-func (s *Server) vlanOf(req *dhcpv4.DHCPv4, in Ingress) (config.VLAN, bool) {
+func (s *Server) vlanOf(req *dhcpv4.DHCPv4, in Ingress) (netboot.VLAN, bool) {
 	id := in.VLAN
 	if gi := addr4(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
-		v, ok := s.cfg.VLANOf(gi)
+		v, ok := s.vlans.Of(gi)
 		if !ok || !v.IPv4.Contains(gi) {
-			return config.VLAN{}, false
+			return netboot.VLAN{}, false
 		}
 		id = v.ID
 	}
-	v, ok := s.cfg.VLAN(id)
+	v, ok := s.vlans.ByID(id)
 	if !ok || !v.IPv4.IsValid() {
-		return config.VLAN{}, false
+		return netboot.VLAN{}, false
 	}
 	return v, true
 }
@@ -238,7 +229,7 @@ func nak(req *dhcpv4.DHCPv4, in Ingress) *dhcpv4.DHCPv4 {
 }
 
 // reply builds an OFFER or ACK for a known client on its VLAN.
-func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, c class, d netboot.Decision, mt dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, fw netboot.Firmware, d netboot.Decision, mt dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
 	resp := newReply(req, in, mt)
 	inform := req.MessageType() == dhcpv4.MessageTypeInform
 	if ci := addr4(req.ClientIPAddr); ci.IsValid() && mt == dhcpv4.MessageTypeAck {
@@ -248,7 +239,7 @@ func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, c class
 	// lease time.
 	if !inform {
 		resp.YourIPAddr = ip4(d.Host.IPv4)
-		resp.UpdateOption(dhcpv4.OptIPAddressLeaseTime(time.Duration(s.cfg.Serve.LeaseTime) * time.Second))
+		resp.UpdateOption(dhcpv4.OptIPAddressLeaseTime(s.lease))
 	}
 	v := d.VLAN
 	resp.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(v.IPv4.Bits(), 32)))
@@ -270,88 +261,59 @@ func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, c class
 	if d.Host.Name != "" {
 		resp.UpdateOption(dhcpv4.OptHostName(d.Host.Name))
 	}
-	file := s.boot(log, resp, req, in, c, d)
-	log.Info("dhcp4 "+mt.String(), "file", file, "arch", archString(c), "class", c.flavour.String())
+	a := s.booter.Answer(d, netboot.Query{Firmware: fw, Via: netboot.ViaDHCPv4, Server: in.ServerIP})
+	file := s.boot(log, resp, req, in, a, d)
+	log.Info("dhcp4 "+mt.String(), "file", file, "arch", fw.ArchString(), "class", fw.Kind.String())
+	if file == "" && a.Why != "" {
+		log.Debug("no boot file", "err", a.Why)
+	}
 	return resp, nil
 }
 
-func archString(c class) string {
-	if !c.hasArch {
-		return ""
-	}
-	return fmt.Sprint(uint16(c.arch))
-}
-
-// boot adds the boot options for the client's class and returns the file
-// it names (empty for none):
+// boot writes the boot answer a into resp and returns the file it names
+// (empty for none). The decision is netboot.Booter's; this is its DHCPv4
+// form:
 //
-//   - iPXE (user class "iPXE") gets BOOT/boot.ipxe, the embedded script over
-//     HTTP: iPXE that PXE firmware chainloaded must not be handed a loader
-//     again (seed 002 "DHCP setup").
-//   - UEFI HTTP boot gets BOOT/ipxe/LOADER, LOADER from serve.loaders by its
-//     architecture (HTTP types 15-19 use the loader of their UEFI type
-//     unless listed themselves), and vendor class "HTTPClient" echoed, which
-//     EDK2 requires of an HTTP boot offer (HttpBootDhcp4.c
-//     HttpBootParseDhcp4Packet).
-//   - PXE firmware gets siaddr and option 66 set to this server and the
-//     loader of its architecture, fetched over TFTP. The reply carries
-//     neither vendor class "PXEClient" nor PXE vendor options (43): EDK2
-//     (UefiPxeBcDxe PxeBcDhcp4.c PxeBcParseDhcp4Packet) classes an offer
-//     with "PXEClient" but no discovery options as a BINL offer and asks a
-//     boot server on UDP 4011 for the file, which vmprov does not run; an
-//     offer without it is "DHCP only" and boots the file it names
-//     (PxeBcSelectDhcp4Offer). BIOS PXE ROMs boot such offers too: seed
-//     001's dhcpd.conf gives its Dell and Supermicro PXE clients just
-//     filename and next-server.
-//   - Apple NetBoot clients get BSDP's selected image (package bsdp) when
-//     bsdp.images is configured.
-func (s *Server) boot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, c class, d netboot.Decision) string {
-	var file string
-	switch c.flavour {
-	case ipxe:
-		if s.bootURL != "" {
-			file = s.bootURL + "/boot.ipxe"
-		}
-	case httpFW:
-		loader, ok := s.loader(c.arch)
-		if !ok {
-			loader, ok = s.loader(c.arch.PXE())
-		}
-		if ok && c.hasArch && s.bootURL != "" {
-			file = s.bootURL + "/ipxe/" + loader
-			resp.UpdateOption(dhcpv4.OptClassIdentifier(classHTTP))
-		}
-	case pxe:
-		if loader, ok := s.loader(c.arch); ok && c.hasArch {
-			file = loader
-			resp.ServerIPAddr = ip4(in.ServerIP)
-			resp.UpdateOption(dhcpv4.OptTFTPServerName(in.ServerIP.String()))
-		}
-	case bsdpFW:
+//   - a TFTP loader goes in the file field with siaddr and option 66 set to
+//     the TFTP server. The reply carries neither vendor class "PXEClient"
+//     nor PXE vendor options (43): EDK2 (UefiPxeBcDxe PxeBcDhcp4.c
+//     PxeBcParseDhcp4Packet) classes an offer with "PXEClient" but no
+//     discovery options as a BINL offer and asks a boot server on UDP 4011
+//     for the file, which vmprov does not run; an offer without it is
+//     "DHCP only" and boots the file it names (PxeBcSelectDhcp4Offer). BIOS
+//     PXE ROMs boot such offers too (docs/design.md, "The boot decision").
+//   - a URL goes in the file field, or in option 67 when it is longer than
+//     the field (RFC 2132 section 9.5), with the vendor class the answer
+//     asks to echo ("HTTPClient" for UEFI HTTP boot).
+//   - an Intel Mac gets BSDP's selected image (package bsdp).
+func (s *Server) boot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, a netboot.Answer, d netboot.Decision) string {
+	switch a.Action {
+	case netboot.ActionBSDP:
 		return s.bsdpBoot(log, resp, req, in, d)
-	}
-	if file == "" {
+	case netboot.ActionFile:
+	default:
 		return ""
 	}
-	if len(file) <= maxFileField {
-		resp.BootFileName = file
-	} else {
-		resp.UpdateOption(dhcpv4.OptBootFileName(file))
+	if a.TFTPServer.IsValid() {
+		resp.ServerIPAddr = ip4(a.TFTPServer)
+		resp.UpdateOption(dhcpv4.OptTFTPServerName(a.TFTPServer.String()))
 	}
-	return file
-}
-
-// loader returns the configured loader for arch.
-func (s *Server) loader(a netboot.Arch) (string, bool) {
-	l, ok := s.cfg.Serve.Loaders[uint16(a)]
-	return l, ok && l != ""
+	if a.VendorClass != "" {
+		resp.UpdateOption(dhcpv4.OptClassIdentifier(a.VendorClass))
+	}
+	if len(a.File) <= maxFileField {
+		resp.BootFileName = a.File
+	} else {
+		resp.UpdateOption(dhcpv4.OptBootFileName(a.File))
+	}
+	return a.File
 }
 
 // bsdpConfig is the BSDP server configuration for one client.
 func (s *Server) bsdpConfig(in Ingress, d netboot.Decision) bsdp.ServerConfig {
 	return bsdp.ServerConfig{
 		ServerID:    in.ServerIP,
-		Priority:    s.cfg.BSDP.Priority,
+		Priority:    s.bsdpPriority,
 		Images:      s.bsdpImages,
 		MachineName: d.Host.Name,
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -40,6 +42,12 @@ vlans:
 serve: {lease_time: 3600}
 bsdp: {images: [{id: 0x81000089, name: The-Image, bootfile: mactel64.efi}]}
 `
+
+// testServerConfig maps cfg onto a Config as vmprov serve does.
+func testServerConfig(cfg *config.Config, p netboot.Policy, log *slog.Logger) Config {
+	return Config{DHCPConfig: serveconfig.DHCP(cfg, p, log), ServerIPv4: cfg.Serve.ServerIPv4,
+		BSDPPriority: cfg.BSDP.Priority, BSDPImages: serveconfig.BSDPImages(cfg)}
+}
 
 func testConfig(t testing.TB) *config.Config {
 	t.Helper()
@@ -72,7 +80,7 @@ func (p *fakePolicy) Decide(_ context.Context, c netboot.Client) (netboot.Decisi
 	if !ok {
 		return netboot.Decision{}, fmt.Errorf("fake policy: %s: %w", c.MAC, netboot.ErrUnknown)
 	}
-	v, _ := p.cfg.VLANOf(h.IPv4)
+	v, _ := serveconfig.VLANs(p.cfg).Of(h.IPv4)
 	return netboot.Decision{Host: h, VLAN: v, TTL: time.Minute}, nil
 }
 
@@ -103,7 +111,7 @@ func newTestServer(t testing.TB) (*Server, *fakePolicy) {
 	t.Helper()
 	cfg := testConfig(t)
 	p := newTestPolicy(t, cfg)
-	s, err := New(Config{Policy: p, Cfg: cfg})
+	s, err := New(testServerConfig(cfg, p, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +172,7 @@ func policies() map[string]func(t testing.TB, cfg *config.Config) netboot.Policy
 			zones := []string{"example.com.", "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa."}
 			f := dnstest.NewFake(zones...)
 			loadRecords(t, f, zones, hostRecords(newTestPolicy(t, cfg)))
-			return netboot.NewDNSPolicy(cfg, f, nil)
+			return netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), f)
 		},
 	}
 }
@@ -174,7 +182,7 @@ func forEachPolicy(t *testing.T, fn func(t *testing.T, s *Server)) {
 	for name, newPolicy := range policies() {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t)
-			s, err := New(Config{Policy: newPolicy(t, cfg), Cfg: cfg})
+			s, err := New(testServerConfig(cfg, newPolicy(t, cfg), nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -498,19 +506,33 @@ func TestHandle(t *testing.T) {
 	})
 }
 
-// TestHandleClient checks what the policy is told about the client.
+// TestHandleClient checks what the policy is told about the client (its
+// identity only) and the firmware the captured requests are classified as.
 func TestHandleClient(t *testing.T) {
 	s, p := newTestServer(t)
+	captures := []struct {
+		file string
+		want netboot.Firmware
+	}{
+		{"ovmf-http-discover.bin", netboot.Firmware{Kind: netboot.KindHTTP, Arch: netboot.ArchHTTPx64, HasArch: true}},
+		{"ipxe-bios-discover.bin", netboot.Firmware{Kind: netboot.KindIPXE, Arch: netboot.ArchBIOS, HasArch: true}},
+		{"ovmf-pxe-discover.bin", netboot.Firmware{Kind: netboot.KindPXE, Arch: netboot.ArchUEFIx64, HasArch: true}},
+		{"ipxe-efi-discover.bin", netboot.Firmware{Kind: netboot.KindIPXE, Arch: netboot.ArchUEFIx64, HasArch: true}},
+		{"nclient4-discover.bin", netboot.Firmware{Kind: netboot.KindNone}},
+	}
+	for _, c := range captures {
+		req := fromTestdata(t, c.file)
+		if got := Firmware(req); got != c.want {
+			t.Errorf("Firmware(%s) = %+v (%s), want %+v (%s)", c.file, got, got, c.want, c.want)
+		}
+	}
 	if _, err := s.Handle(t.Context(), fromTestdata(t, "ovmf-http-discover.bin"), ingress); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Handle(t.Context(), fromTestdata(t, "ipxe-bios-discover.bin"), ingress); err != nil {
 		t.Fatal(err)
 	}
-	want := []netboot.Client{
-		{MAC: macOf(12), VLAN: 135, Arch: netboot.ArchHTTPx64, HasArch: true, HTTPClient: true},
-		{MAC: macOf(10), VLAN: 135, Arch: netboot.ArchBIOS, HasArch: true, IPXE: true},
-	}
+	want := []netboot.Client{{MAC: macOf(12), VLAN: 135}, {MAC: macOf(10), VLAN: 135}}
 	if diff := cmp.Diff(want, p.clients, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("clients (-want +got):\n%s", diff)
 	}

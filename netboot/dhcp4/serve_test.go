@@ -20,6 +20,7 @@ import (
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -156,7 +157,7 @@ serve: {interfaces: [br135], lease_time: 600}
 
 	logs := newLogRecorder(t)
 	log := slog.New(logs)
-	s, err := New(Config{Policy: netboot.NewDNSPolicy(cfg, dnsc, log), Cfg: cfg, Log: log})
+	s, err := New(testServerConfig(cfg, netboot.NewDNSPolicy(serveconfig.Policy(cfg, log), dnsc), log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ serve: {interfaces: [br135, br136]}
 		t.Fatal(err)
 	}
 	logs := newLogRecorder(t)
-	s, err := New(Config{Policy: &fakePolicy{cfg: cfg}, Cfg: cfg, Log: slog.New(logs)})
+	s, err := New(testServerConfig(cfg, &fakePolicy{cfg: cfg}, slog.New(logs)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ serve: {interfaces: [br135, br136]}
 
 	// br137 is on no VLAN: without an IPv4 address it cannot serve.
 	cfg.Serve.Interfaces = []string{"br137"}
-	s, err = New(Config{Policy: &fakePolicy{cfg: cfg}, Cfg: cfg})
+	s, err = New(testServerConfig(cfg, &fakePolicy{cfg: cfg}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
 )
@@ -41,28 +40,28 @@ const maxInFlight = 64
 
 // Config configures a Server.
 type Config struct {
-	// Policy identifies clients from DNS. Required.
-	Policy netboot.Policy
-	// Cfg supplies the VLANs (subnet, gateway, DNS servers), boot.url,
-	// serve.loaders, serve.lease_time, serve.server_ipv4, dns.zone (the
-	// domain name option) and bsdp. Required and already validated.
-	Cfg *config.Config
-	// Interfaces are where Serve listens; empty means Cfg.Serve.Interfaces.
-	Interfaces []string
-	// Log receives one Info line per answer and Debug lines for ignored
-	// traffic; nil discards.
-	Log *slog.Logger
+	netboot.DHCPConfig
+	// ServerIPv4, when valid, is the server identifier and next-server of
+	// every answer (serve.server_ipv4); else each interface's address.
+	ServerIPv4 netip.Addr
+	// BSDPPriority and BSDPImages are what Intel Macs are offered (bsdp:);
+	// no images, no BSDP.
+	BSDPPriority uint16
+	BSDPImages   []bsdp.Image
 }
 
 // Server answers DHCPv4 requests. It is safe for concurrent use.
 type Server struct {
-	policy     netboot.Policy
-	cfg        *config.Config
-	interfaces []string
-	log        *slog.Logger
-	domain     string
-	bootURL    string
-	bsdpImages []bsdp.Image
+	policy       netboot.Policy
+	booter       netboot.Booter
+	vlans        netboot.VLANs
+	interfaces   []string
+	log          *slog.Logger
+	lease        time.Duration
+	domain       string
+	serverIPv4   netip.Addr
+	bsdpPriority uint16
+	bsdpImages   []bsdp.Image
 
 	offers, acks, naks, silent, malformed, errs atomic.Uint64
 }
@@ -131,27 +130,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("dhcp4: new server: no policy")
 	}
-	if cfg.Cfg == nil {
-		return nil, errors.New("dhcp4: new server: no configuration")
+	if cfg.LeaseTime <= 0 {
+		return nil, errors.New("dhcp4: new server: lease time is 0: set serve.lease_time")
 	}
 	s := &Server{
-		policy:     cfg.Policy,
-		cfg:        cfg.Cfg,
-		interfaces: cfg.Interfaces,
-		log:        cfg.Log,
-		domain:     trimDot(cfg.Cfg.DNS.Zone),
-		bootURL:    cfg.Cfg.Boot.URL,
-	}
-	if len(s.interfaces) == 0 {
-		s.interfaces = cfg.Cfg.Serve.Interfaces
+		policy:       cfg.Policy,
+		booter:       cfg.Booter,
+		vlans:        cfg.VLANs,
+		interfaces:   cfg.Interfaces,
+		log:          cfg.Log,
+		lease:        cfg.LeaseTime,
+		domain:       trimDot(cfg.Domain),
+		serverIPv4:   cfg.ServerIPv4,
+		bsdpPriority: cfg.BSDPPriority,
+		bsdpImages:   cfg.BSDPImages,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("proto", "dhcp4")
-	for _, im := range cfg.Cfg.BSDP.Images {
-		s.bsdpImages = append(s.bsdpImages, bsdp.Image{ID: bsdp.ImageID(im.ID), Name: im.Name, BootFile: im.BootFile})
-	}
 	return s, nil
 }
 
@@ -280,7 +277,7 @@ func (s *Server) ingress(name string) (Ingress, error) {
 		if !first.IsValid() {
 			first = ip
 		}
-		if v, ok := s.cfg.VLANOf(ip); ok && v.IPv4.Contains(ip) && in.VLAN == 0 {
+		if v, ok := s.vlans.Of(ip); ok && v.IPv4.Contains(ip) && in.VLAN == 0 {
 			in.VLAN, in.ServerIP = v.ID, ip
 		}
 	}
@@ -288,15 +285,15 @@ func (s *Server) ingress(name string) (Ingress, error) {
 		in.ServerIP = first
 	}
 	if !first.IsValid() {
-		for _, v := range s.cfg.VLANs {
+		for _, v := range s.vlans {
 			if v.Bridge == name && !v.IPv4.IsValid() {
 				in.VLAN = v.ID
 				return in, errIPv6Only
 			}
 		}
 	}
-	if s.cfg.Serve.ServerIPv4.Is4() {
-		in.ServerIP = s.cfg.Serve.ServerIPv4
+	if s.serverIPv4.Is4() {
+		in.ServerIP = s.serverIPv4
 	}
 	if !in.ServerIP.IsValid() {
 		return Ingress{}, fmt.Errorf("dhcp4: interface %s has no IPv4 address: give it one inside a configured VLAN subnet (vlans[].ipv4)", name)

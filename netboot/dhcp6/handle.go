@@ -14,7 +14,6 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 	"github.com/insomniacslk/dhcp/rfc1035label"
 
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 )
@@ -112,19 +111,12 @@ func (s *Server) Handle(ctx context.Context, msg dhcpv6.DHCPv6, in Ingress) (dhc
 		return nil, nil
 	}
 	log = log.With("vlan", vlan.ID)
-	c := classify(m)
+	fw := Firmware(m)
 	mac, from := macOf(req, in)
-	var d *netboot.Decision
+	var d netboot.Decision
 	if mac != nil {
 		log = log.With("mac", mac.String(), "from", from)
-		dec, err := s.policy.Decide(ctx, netboot.Client{
-			MAC:        mac,
-			VLAN:       vlan.ID,
-			Arch:       c.arch,
-			HasArch:    c.hasArch,
-			IPXE:       c.flavour == ipxe,
-			HTTPClient: c.flavour == httpFW,
-		})
+		dec, err := s.policy.Decide(ctx, netboot.Client{MAC: mac, VLAN: vlan.ID})
 		if errors.Is(err, netboot.ErrUnknown) {
 			log.Debug("client unknown to DNS: no answer", "err", err)
 			return nil, nil
@@ -136,7 +128,7 @@ func (s *Server) Handle(ctx context.Context, msg dhcpv6.DHCPv6, in Ingress) (dhc
 			log.Info("client is not on the VLAN of its DNS records: no answer", "host", dec.Host.FQDN, "want", dec.VLAN.ID)
 			return nil, nil
 		}
-		d = &dec
+		d = dec
 		log = log.With("host", d.Host.FQDN)
 	} else if !s.answerUnidentified {
 		log.Debug("no MAC in the client's DUID, a relay's link-layer address option or an EUI-64 link-local address: no answer")
@@ -145,10 +137,11 @@ func (s *Server) Handle(ctx context.Context, msg dhcpv6.DHCPv6, in Ingress) (dhc
 
 	// The address a known host gets: its AAAA record, if it is on the link.
 	var addr netip.Addr
-	if d != nil && d.Host.IPv6.Is6() && vlan.IPv6.Contains(d.Host.IPv6) {
+	if d.Host.IPv6.Is6() && vlan.IPv6.Contains(d.Host.IPv6) {
 		addr = d.Host.IPv6
 	}
-	resp, err := s.reply(log, req, in, vlan, c, addr)
+	a := s.booter.Answer(d, netboot.Query{Firmware: fw, Via: netboot.ViaDHCPv6, Server: in.ServerIP, IPv6: true})
+	resp, err := s.reply(log, req, vlan, a, addr)
 	if resp == nil || err != nil {
 		return nil, err
 	}
@@ -247,18 +240,18 @@ func (s *Server) validate(req *request) error {
 // 19.1.1), else the ingress interface's. A relay that leaves link-address
 // unspecified (identifying the link by Interface-ID alone) is not served:
 // the Interface-ID is the relay's private name for its port.
-func (s *Server) vlanOf(req *request, in Ingress) (config.VLAN, bool) {
+func (s *Server) vlanOf(req *request, in Ingress) (netboot.VLAN, bool) {
 	if r := req.inner(); r != nil {
 		la := linkAddr(req)
-		v, ok := s.cfg.VLANOf(la)
+		v, ok := s.vlans.Of(la)
 		if !ok || !v.IPv6.IsValid() || !v.IPv6.Contains(la) {
-			return config.VLAN{}, false
+			return netboot.VLAN{}, false
 		}
 		return v, true
 	}
-	v, ok := s.cfg.VLAN(in.VLAN)
+	v, ok := s.vlans.ByID(in.VLAN)
 	if !ok || !v.IPv6.IsValid() {
-		return config.VLAN{}, false
+		return netboot.VLAN{}, false
 	}
 	return v, true
 }
@@ -315,8 +308,9 @@ func macOf(req *request, in Ingress) (mac net.HardwareAddr, from string) {
 }
 
 // reply builds the answer to a validated message from a client the server
-// answers. addr is the client's address on the link, zero for none.
-func (s *Server) reply(log *slog.Logger, req *request, in Ingress, vlan config.VLAN, c class, addr netip.Addr) (*dhcpv6.Message, error) {
+// answers. a is its boot answer, addr its address on the link, zero for
+// none.
+func (s *Server) reply(log *slog.Logger, req *request, vlan netboot.VLAN, a netboot.Answer, addr netip.Addr) (*dhcpv6.Message, error) {
 	m := req.msg
 	if addr.IsValid() {
 		log = log.With("ip", addr.String())
@@ -343,22 +337,22 @@ func (s *Server) reply(log *slog.Logger, req *request, in Ingress, vlan config.V
 		if err := s.addIAs(resp, m, addr, false, iana.StatusNoAddrsAvail, iana.StatusNoPrefixAvail); err != nil {
 			return nil, err
 		}
-		return s.finish(log, resp, in, vlan, c), nil
+		return s.finish(log, resp, vlan, a), nil
 	case dhcpv6.MessageTypeRequest:
 		resp := s.newReply(req, dhcpv6.MessageTypeReply)
 		if err := s.addIAs(resp, m, addr, true, iana.StatusNoAddrsAvail, iana.StatusNoPrefixAvail); err != nil {
 			return nil, err
 		}
-		return s.finish(log, resp, in, vlan, c), nil
+		return s.finish(log, resp, vlan, a), nil
 	case dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind:
 		resp := s.newReply(req, dhcpv6.MessageTypeReply)
 		if err := s.addIAs(resp, m, addr, true, iana.StatusNoBinding, iana.StatusNoBinding); err != nil {
 			return nil, err
 		}
-		return s.finish(log, resp, in, vlan, c), nil
+		return s.finish(log, resp, vlan, a), nil
 	case dhcpv6.MessageTypeInformationRequest:
 		resp := s.newReply(req, dhcpv6.MessageTypeReply)
-		return s.finish(log, resp, in, vlan, c), nil
+		return s.finish(log, resp, vlan, a), nil
 	case dhcpv6.MessageTypeConfirm:
 		return s.confirm(log, req, vlan)
 	case dhcpv6.MessageTypeRelease:
@@ -397,11 +391,12 @@ func (s *Server) status(req *request, code iana.StatusCode, text string) *dhcpv6
 // finish adds the configuration options and logs the answer: DNS servers
 // (option 23: the VLAN's IPv6 dns_servers; none configured, none sent, as a
 // router is not assumed to resolve), the domain search list (option 24:
-// dns.zone) and the boot file URL (option 59) for booting clients. The boot
-// file is sent whether or not the client's Option Request lists it: iPXE
-// used it for years without asking for it (dhcpv6.c before 2016 requested
-// only options 23 and 24).
-func (s *Server) finish(log *slog.Logger, resp *dhcpv6.Message, in Ingress, vlan config.VLAN, c class) *dhcpv6.Message {
+// dns.zone) and the boot answer: the boot file URL (option 59, RFC 5970
+// section 3.1) and the vendor class it asks to echo. The boot file is sent
+// whether or not the client's Option Request lists it: iPXE used it for
+// years without asking for it (dhcpv6.c before 2016 requested only options
+// 23 and 24).
+func (s *Server) finish(log *slog.Logger, resp *dhcpv6.Message, vlan netboot.VLAN, a netboot.Answer) *dhcpv6.Message {
 	var dns []net.IP
 	for _, a := range vlan.DNSServers {
 		if a.Is6() && !a.Is4In6() {
@@ -414,18 +409,18 @@ func (s *Server) finish(log *slog.Logger, resp *dhcpv6.Message, in Ingress, vlan
 	if s.domain != "" {
 		resp.AddOption(dhcpv6.OptDomainSearchList(&rfc1035label.Labels{Labels: []string{s.domain}}))
 	}
-	file, httpClient := s.bootFile(c, in)
-	if file != "" {
+	var file string
+	if a.Action == netboot.ActionFile {
+		file = a.File
 		resp.AddOption(dhcpv6.OptBootFileURL(file))
+		if a.VendorClass != "" {
+			resp.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: enterpriseEDK2, Data: [][]byte{[]byte(a.VendorClass)}})
+		}
 	}
-	if httpClient {
-		resp.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: enterpriseEDK2, Data: [][]byte{[]byte(classHTTP)}})
+	log.Info("dhcp6 "+resp.MessageType.String(), "file", file, "arch", a.Firmware.ArchString(), "class", a.Firmware.Kind.String())
+	if file == "" && a.Why != "" {
+		log.Debug("no boot file", "err", a.Why)
 	}
-	arch := ""
-	if c.hasArch {
-		arch = fmt.Sprint(uint16(c.arch))
-	}
-	log.Info("dhcp6 "+resp.MessageType.String(), "file", file, "arch", arch, "class", c.flavour.String())
 	return resp
 }
 
@@ -490,7 +485,7 @@ func (s *Server) addIAs(resp, m *dhcpv6.Message, addr netip.Addr, staleZero bool
 // confirm answers a Confirm (RFC 8415 section 18.3.3): Success when every
 // address the client lists is on the link (inside the VLAN's IPv6 prefix),
 // NotOnLink otherwise, and no reply when it lists none.
-func (s *Server) confirm(log *slog.Logger, req *request, vlan config.VLAN) (*dhcpv6.Message, error) {
+func (s *Server) confirm(log *slog.Logger, req *request, vlan netboot.VLAN) (*dhcpv6.Message, error) {
 	addrs, err := iaAddrs(req.msg)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
 
 var xid = dhcpv6.TransactionID{0x12, 0x34, 0x56}
@@ -394,7 +395,7 @@ func TestHandleDNSFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := dhcp6.New(dhcp6.Config{Policy: netboot.NewDNSPolicy(cfg, dead, nil), Cfg: cfg, ServerDUID: serverDUID})
+	s, err := dhcp6.New(dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), dead), nil), ServerDUID: serverDUID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,16 +407,16 @@ func TestHandleDNSFailure(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	cfg := testConfig(t)
-	pol := netboot.NewDNSPolicy(cfg, fakeBackend(t), nil)
+	pol := netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), fakeBackend(t))
 	tests := []struct {
 		name string
 		cfg  dhcp6.Config
 	}{
-		{"no policy", dhcp6.Config{Cfg: cfg, ServerDUID: serverDUID}},
-		{"no configuration", dhcp6.Config{Policy: pol, ServerDUID: serverDUID}},
-		{"no such interface for the DUID", dhcp6.Config{Policy: pol, Cfg: cfg, Interfaces: []string{"vmprov-none0"}}},
-		{"no interface with a MAC", dhcp6.Config{Policy: pol, Cfg: cfg, Interfaces: []string{"lo"}}},
-		{"empty DUID", dhcp6.Config{Policy: pol, Cfg: cfg, ServerDUID: &dhcpv6.DUIDOpaque{Type: 9}}},
+		{"no policy", dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, nil, nil), ServerDUID: serverDUID}},
+		{"no lease time", dhcp6.Config{DHCPConfig: netboot.DHCPConfig{Policy: pol}, ServerDUID: serverDUID}},
+		{"no such interface for the DUID", dhcp6.Config{DHCPConfig: withInterfaces(serveconfig.DHCP(cfg, pol, nil), "vmprov-none0")}},
+		{"no interface with a MAC", dhcp6.Config{DHCPConfig: withInterfaces(serveconfig.DHCP(cfg, pol, nil), "lo")}},
+		{"empty DUID", dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, pol, nil), ServerDUID: &dhcpv6.DUIDOpaque{Type: 9}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -424,7 +425,7 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-	s, err := dhcp6.New(dhcp6.Config{Policy: pol, Cfg: cfg, ServerDUID: serverDUID})
+	s, err := dhcp6.New(dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, pol, nil), ServerDUID: serverDUID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -156,8 +157,7 @@ func newServer(t testing.TB, b backend, unidentified bool) *dhcp6.Server {
 	t.Helper()
 	cfg := testConfig(t)
 	s, err := dhcp6.New(dhcp6.Config{
-		Policy:             netboot.NewDNSPolicy(cfg, b, nil),
-		Cfg:                cfg,
+		DHCPConfig:         serveconfig.DHCP(cfg, netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b), nil),
 		ServerDUID:         serverDUID,
 		AnswerUnidentified: unidentified,
 	})
@@ -333,4 +333,10 @@ func summarize(t testing.TB, d dhcpv6.DHCPv6) summary {
 		}
 	}
 	return s
+}
+
+// withInterfaces returns c listening on names.
+func withInterfaces(c netboot.DHCPConfig, names ...string) netboot.DHCPConfig {
+	c.Interfaces = names
+	return c
 }

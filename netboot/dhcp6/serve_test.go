@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -113,7 +114,7 @@ func TestServe(t *testing.T) {
 			return err
 		}
 		brMAC = ifi.HardwareAddr
-		srv, err = dhcp6.New(dhcp6.Config{Policy: netboot.NewDNSPolicy(cfg, b, nil), Cfg: cfg, Log: slog.New(&recHandler{st: logs})})
+		srv, err = dhcp6.New(dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b), slog.New(&recHandler{st: logs}))})
 		return err
 	}); err != nil {
 		t.Fatal(err)

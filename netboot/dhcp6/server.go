@@ -63,7 +63,6 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 	"golang.org/x/sys/unix"
 
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
 )
 
@@ -79,17 +78,7 @@ const maxInFlight = 64
 
 // Config configures a Server.
 type Config struct {
-	// Policy identifies clients from DNS. Required.
-	Policy netboot.Policy
-	// Cfg supplies the VLANs (IPv6 prefix, dns_servers), boot.url_v6 (else
-	// boot.url), serve.loaders, serve.lease_time and dns.zone (the domain
-	// search list). Required and already validated.
-	Cfg *config.Config
-	// Interfaces are where Serve listens; empty means Cfg.Serve.Interfaces.
-	Interfaces []string
-	// Log receives one Info line per answer and Debug lines for ignored
-	// traffic; nil discards.
-	Log *slog.Logger
+	netboot.DHCPConfig
 	// ServerDUID identifies this server. Nil derives a DUID-LL from the MAC
 	// of the first interface in Interfaces that has one (see the package
 	// documentation).
@@ -103,13 +92,13 @@ type Config struct {
 // Server answers DHCPv6 messages. It is safe for concurrent use.
 type Server struct {
 	policy             netboot.Policy
-	cfg                *config.Config
+	booter             netboot.Booter
+	vlans              netboot.VLANs
 	interfaces         []string
 	log                *slog.Logger
 	duid               dhcpv6.DUID
 	answerUnidentified bool
 	domain             string // dns.zone without the root dot
-	base               string // base URL of HTTP boot files for IPv6 clients
 	lease, t1, t2      time.Duration
 
 	advertises, replies, silent, malformed, errs atomic.Uint64
@@ -177,29 +166,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("dhcp6: new server: no policy")
 	}
-	if cfg.Cfg == nil {
-		return nil, errors.New("dhcp6: new server: no configuration")
-	}
 	s := &Server{
 		policy:             cfg.Policy,
-		cfg:                cfg.Cfg,
+		booter:             cfg.Booter,
+		vlans:              cfg.VLANs,
 		interfaces:         cfg.Interfaces,
 		log:                cfg.Log,
 		duid:               cfg.ServerDUID,
 		answerUnidentified: cfg.AnswerUnidentified,
-		domain:             strings.TrimSuffix(cfg.Cfg.DNS.Zone, "."),
-		base:               bootBaseV6(cfg.Cfg.Boot),
-		lease:              time.Duration(cfg.Cfg.Serve.LeaseTime) * time.Second,
-	}
-	if len(s.interfaces) == 0 {
-		s.interfaces = cfg.Cfg.Serve.Interfaces
+		domain:             strings.TrimSuffix(cfg.Domain, "."),
+		lease:              cfg.LeaseTime,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("proto", "dhcp6")
 	if s.lease <= 0 {
-		return nil, errors.New("dhcp6: new server: serve.lease_time is 0: set it, or apply config defaults")
+		return nil, errors.New("dhcp6: new server: lease time is 0: set serve.lease_time")
 	}
 	s.t1, s.t2 = s.lease/2, s.lease*4/5
 	if s.duid == nil {
@@ -343,7 +326,7 @@ func (s *Server) ingress(ifi *net.Interface) (Ingress, error) {
 		if !first.IsValid() {
 			first = ip
 		}
-		if v, ok := s.cfg.VLANOf(ip); ok && v.IPv6.Contains(ip) && in.VLAN == 0 {
+		if v, ok := s.vlans.Of(ip); ok && v.IPv6.Contains(ip) && in.VLAN == 0 {
 			in.VLAN, in.ServerIP = v.ID, ip
 		}
 	}
@@ -351,7 +334,7 @@ func (s *Server) ingress(ifi *net.Interface) (Ingress, error) {
 		in.ServerIP = first
 	}
 	if in.VLAN == 0 {
-		for _, v := range s.cfg.VLANs {
+		for _, v := range s.vlans {
 			if v.Bridge == ifi.Name && v.IPv6.IsValid() {
 				in.VLAN = v.ID
 				break

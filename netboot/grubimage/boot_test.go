@@ -22,6 +22,7 @@ import (
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/dhcp4"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/netboot/tftp"
 	"github.com/vmprov/vmprov/test/lab"
 )
@@ -86,13 +87,13 @@ serve: {interfaces: [br135], loaders: {7: mactel64.efi, 9: mactel64.efi}}
 	seg := lab.SegmentForTest(t)
 	logs := &logRecorder{t: t}
 	log := slog.New(logs)
-	policy := netboot.NewDNSPolicy(cfg, dnsc, log)
-	dsrv, err := dhcp4.New(dhcp4.Config{Policy: policy, Cfg: cfg, Log: log})
+	policy := netboot.NewDNSPolicy(serveconfig.Policy(cfg, log), dnsc)
+	dsrv, err := dhcp4.New(dhcp4.Config{DHCPConfig: serveconfig.DHCP(cfg, policy, log), ServerIPv4: cfg.Serve.ServerIPv4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	tsrv, err := tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(cfg), Log: log})
+	tsrv, err := tftp.New(tftp.Config{Root: root, Policy: policy, Booter: serveconfig.Booter(cfg), Render: tftp.Templates(serveconfig.Booter(cfg)), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

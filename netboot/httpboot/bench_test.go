@@ -14,6 +14,7 @@ import (
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/httpboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
 
 // BenchmarkPxedust measures /pxedust for a client whose decision is cached
@@ -30,8 +31,8 @@ func BenchmarkPxedust(b *testing.B) {
 			}
 			load(b, dnsb, records...)
 			srv := httpboot.New(httpboot.Config{
-				Policy:         netboot.NewDNSPolicy(cfg, dnsb, nil),
-				Boot:           cfg.Boot,
+				Policy:         netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), dnsb),
+				Booter:         serveconfig.Booter(cfg),
 				Dir:            b.TempDir(),
 				TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			})
@@ -87,8 +88,8 @@ func BenchmarkAssets(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(dir, "assets", "initrd.img"), bytes.Repeat([]byte("vmprov-asset-"), size/13+1)[:size], 0o644); err != nil {
 		b.Fatal(err)
 	}
-	srv := httpboot.New(httpboot.Config{Policy: netboot.NewDNSPolicy(mustConfig(b), backends()["fake"](b), nil), Dir: dir,
-		Boot: config.Boot{URL: "http://boot.example.com", Site: "example"}})
+	srv := httpboot.New(httpboot.Config{Policy: netboot.NewDNSPolicy(serveconfig.Policy(mustConfig(b), nil), backends()["fake"](b)), Dir: dir,
+		Booter: netboot.Booter{URL: "http://boot.example.com", Site: "example"}})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	tr := &http.Transport{}

@@ -115,7 +115,7 @@ func (s *Server) handleSite(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 		return
 	}
-	if errors.Is(err, fs.ErrNotExist) && site == s.cfg.Boot.Site && file == inventory.DefaultFilename {
+	if errors.Is(err, fs.ErrNotExist) && site == s.cfg.Booter.Site && file == inventory.DefaultFilename {
 		addr := s.clientAddr(r)
 		body, err := templates.Bootstrap(templates.BootstrapInput{BootURL: s.bootURL(addr)})
 		if err != nil {

@@ -35,7 +35,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/templates"
 )
@@ -47,8 +46,9 @@ const MaxURILength = 1024
 type Config struct {
 	// Policy identifies clients. Required.
 	Policy netboot.Policy
-	// Boot holds the base URLs and the site (config boot:).
-	Boot config.Boot
+	// Booter decides what /pxedust answers and holds the base URLs, the
+	// mirror and the site (boot:).
+	Booter netboot.Booter
 	// Dir is serve.dir: it holds mac/, bootstrap/, ipxe/ and assets/.
 	Dir string
 	// Log receives one line per request (ip, host, file, status, bytes,
@@ -87,7 +87,7 @@ func New(cfg Config) *Server {
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
-	s.bootScript, s.bootErr = templates.BootScript(templates.BootInput{BootURL: cfg.Boot.URL, BootURLv6: cfg.Boot.URLv6})
+	s.bootScript, s.bootErr = templates.BootScript(templates.BootInput{BootURL: cfg.Booter.URL, BootURLv6: cfg.Booter.URLv6})
 
 	s.mux.HandleFunc("GET /mac/{hexhyp}/ipxe", s.handleMAC)
 	s.mux.HandleFunc("GET /pxedust", s.handlePXEDust)
@@ -222,22 +222,7 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 
 // bootURL is the base URL a client at addr reaches the service at:
 // boot.url_v6 for IPv6 clients when set, else boot.url.
-func (s *Server) bootURL(addr netip.Addr) string {
-	if addr.Is6() && s.cfg.Boot.URLv6 != "" {
-		return s.cfg.Boot.URLv6
-	}
-	return s.cfg.Boot.URL
-}
-
-// mirrorURL is boot.assets, following the client's family when it is the
-// default {boot.url}/assets.
-func (s *Server) mirrorURL(addr netip.Addr) string {
-	a := s.cfg.Boot.Assets
-	if a == "" || a == s.cfg.Boot.URL+"/assets" {
-		return s.bootURL(addr) + "/assets"
-	}
-	return a
-}
+func (s *Server) bootURL(addr netip.Addr) string { return s.cfg.Booter.BaseURL(addr.Is6()) }
 
 // decide asks the policy about the requester. ok false means the answer is
 // written already: 404 for unknown clients, 503 when DNS failed.
@@ -269,16 +254,17 @@ func (s *Server) handlePXEDust(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(d.Host.Intent) == 0 {
-		note(w).err = "host has no boot intent (TXT)"
+	a := s.cfg.Booter.Answer(d, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaHTTP, IPv6: addr.Is6()})
+	if a.Action != netboot.ActionChain {
+		note(w).err = a.Why
 		notFound(w, r)
 		return
 	}
 	body, err := templates.PXEDust(templates.PXEDustInput{
-		BootURL:  s.bootURL(addr),
-		Site:     s.cfg.Boot.Site,
-		Filename: d.Host.Intent.Filename(),
-		Vars:     vars(d.Host.Intent),
+		BootURL:  a.Base,
+		Site:     s.cfg.Booter.Site,
+		Filename: a.Script,
+		Vars:     netboot.TemplateVars(d.Host.Intent),
 	})
 	if err != nil {
 		invalid(w, r, err)

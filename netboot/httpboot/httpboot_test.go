@@ -27,6 +27,7 @@ import (
 	"github.com/vmprov/vmprov/dnsupdate/dnstest"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/httpboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -244,10 +245,10 @@ func newEnv(t testing.TB, b backend, log io.Writer) *env {
 	load(t, b, records...)
 	dir, big := serveDir(t)
 	var logger = slogFor(log)
-	pol := netboot.NewDNSPolicy(cfg, b, logger)
+	pol := netboot.NewDNSPolicy(serveconfig.Policy(cfg, logger), b)
 	srv := httpboot.New(httpboot.Config{
 		Policy:     pol,
-		Boot:       cfg.Boot,
+		Booter:     serveconfig.Booter(cfg),
 		Dir:        dir,
 		Log:        logger,
 		Collectors: []httpboot.Collector{pol},
@@ -438,8 +439,8 @@ func TestTrustedProxy(t *testing.T) {
 	}
 	load(t, b, records...)
 	srv := httpboot.New(httpboot.Config{
-		Policy:         netboot.NewDNSPolicy(cfg, b, nil),
-		Boot:           cfg.Boot,
+		Policy:         netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b),
+		Booter:         serveconfig.Booter(cfg),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
 	})
 	for _, tt := range []struct {

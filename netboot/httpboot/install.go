@@ -103,19 +103,8 @@ func (s *Server) handleInstall(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r)
 		return
 	}
-	h := templates.Host{
-		FQDN:         d.Host.FQDN,
-		Name:         d.Host.Name,
-		IPv4:         d.Host.IPv4,
-		IPv6:         d.Host.IPv6,
-		MAC:          d.Host.MAC,
-		Distribution: f.dist,
-		Arch:         f.arch,
-		BootURL:      s.bootURL(addr),
-		MirrorURL:    s.mirrorURL(addr),
-		Site:         s.cfg.Boot.Site,
-		Vars:         vars(in),
-	}
+	h := s.cfg.Booter.TemplateHost(d, addr.Is6())
+	h.Arch = f.arch
 	render := map[string]func(templates.Host) ([]byte, error){
 		"ks.cfg":      templates.Kickstart,
 		"preseed.cfg": templates.Preseed,
@@ -156,7 +145,7 @@ func (s *Server) installScript(w http.ResponseWriter, r *http.Request) {
 	names = slices.DeleteFunc(names, func(n string) bool { return templates.ValidVarName(n) != nil })
 	body, err := templates.InstallScript(templates.InstallInput{
 		BootURL:   s.bootURL(addr),
-		MirrorURL: s.mirrorURL(addr),
+		MirrorURL: s.cfg.Booter.MirrorURL(addr.Is6()),
 		VarNames:  names,
 	})
 	if err != nil {
@@ -173,7 +162,7 @@ const maxSiteScript = 64 << 10
 // siteVarNames returns the names the site script DIR/bootstrap/{site}/{file}
 // sets with `set NAME VALUE` lines, in order.
 func (s *Server) siteVarNames(file string) []string {
-	f, _, err := s.open("bootstrap", s.cfg.Boot.Site+"/"+file)
+	f, _, err := s.open("bootstrap", s.cfg.Booter.Site+"/"+file)
 	if err != nil {
 		return nil
 	}

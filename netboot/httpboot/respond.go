@@ -4,9 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-
-	"github.com/vmprov/vmprov/inventory"
-	"github.com/vmprov/vmprov/templates"
 )
 
 // recorder captures what the access log and the metrics need.
@@ -102,13 +99,4 @@ func invalid(w http.ResponseWriter, r *http.Request, err error) {
 func script(w http.ResponseWriter, r *http.Request, body []byte) {
 	w.Header().Set("Cache-Control", "no-store")
 	write(w, r, http.StatusOK, body)
-}
-
-// vars turns a boot intent into template variables, in TXT order.
-func vars(in inventory.Intent) []templates.Var {
-	out := make([]templates.Var, len(in))
-	for i, v := range in {
-		out[i] = templates.Var{Name: v.Key, Value: v.Value}
-	}
-	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -67,7 +68,7 @@ func TestRealDNS(t *testing.T) {
 	}
 
 	root, _ := testRoot(t)
-	s, err := New(Config{Root: root, Policy: netboot.NewDNSPolicy(cfg, dnsc, nil), Render: Templates(cfg), Timeout: time.Second, Retries: 3})
+	s, err := New(Config{Root: root, Policy: netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), dnsc), Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg)), Timeout: time.Second, Retries: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,8 +84,11 @@ type Config struct {
 	// Policy identifies the requester of a per-host file by its source
 	// address; nil serves no per-host files.
 	Policy netboot.Policy
-	// Render renders per-host files (Templates(cfg) in vmprov serve); nil
-	// serves none.
+	// Booter decides whether a confirmed host gets its per-host file (it
+	// does when it has a boot intent).
+	Booter netboot.Booter
+	// Render renders per-host files (Templates(booter) in vmprov serve);
+	// nil serves none.
 	Render RenderFunc
 	// Log receives one Info line per transfer (ip, file, bytes, dur), Warn
 	// for refused requests and Error for DNS failures; nil discards.
@@ -111,6 +114,7 @@ type Stats struct {
 type Server struct {
 	root    *os.Root
 	policy  netboot.Policy
+	booter  netboot.Booter
 	render  RenderFunc
 	log     *slog.Logger
 	timeout time.Duration
@@ -128,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tftp: root %s: %w", cfg.Root, err)
 	}
-	s := &Server{root: root, policy: cfg.Policy, render: cfg.Render, log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries}
+	s := &Server{root: root, policy: cfg.Policy, booter: cfg.Booter, render: cfg.Render, log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -351,6 +355,15 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 	if !macEqual(d.Host.MAC, mac) {
 		s.notFound.Add(1)
 		log.Warn("per-host file of another MAC refused: not found", "mac", d.Host.MAC.String())
+		return nil, errNotFound
+	}
+	fw := netboot.Firmware{Kind: netboot.KindGRUB}
+	if kind == PXELinuxConfig {
+		fw.Kind = netboot.KindPXELinux
+	}
+	if a := s.booter.Answer(d, netboot.Query{Firmware: fw, Via: netboot.ViaTFTP, IPv6: ip.Is6()}); a.Action != netboot.ActionConfig {
+		s.notFound.Add(1)
+		log.Info("per-host file not served: not found", "err", a.Why)
 		return nil, errNotFound
 	}
 	b, err := s.render(kind, d)

@@ -27,6 +27,7 @@ import (
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -76,7 +77,7 @@ var (
 // web10 is the host the unit tests' requester (127.0.0.1) is.
 func web10(t testing.TB) netboot.Decision {
 	cfg := testConfig(t)
-	v, _ := cfg.VLAN(135)
+	v, _ := serveconfig.VLANs(cfg).ByID(135)
 	in, err := inventory.ParseIntent([]string{"filename=test.ipxe", "distribution=core"})
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +494,7 @@ func TestPerHostFiles(t *testing.T) {
 	root, files := testRoot(t)
 	cfg := testConfig(t)
 	pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): web10(t)}}
-	s, addr := startServer(t, Config{Root: root, Policy: pol, Render: Templates(cfg)})
+	s, addr := startServer(t, Config{Root: root, Policy: pol, Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg))})
 	mac := inventory.HexHyp(hostMAC)
 	tests := []struct {
 		name   string
@@ -538,13 +539,13 @@ func TestPerHostFiles(t *testing.T) {
 	waitStats(t, s, "5 generated", func(st Stats) bool { return st.Generated == 5 })
 
 	t.Run("unknown requester", func(t *testing.T) {
-		_, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{}, Render: Templates(cfg)})
+		_, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{}, Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg))})
 		if _, _, err := get(t, addr, "grub.cfg-01-"+mac, 0); err == nil || !strings.Contains(err.Error(), "file not found") {
 			t.Errorf("unknown requester: %v, want file not found", err)
 		}
 	})
 	t.Run("dns failure", func(t *testing.T) {
-		s, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{err: errors.New("dns: i/o timeout")}, Render: Templates(cfg)})
+		s, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{err: errors.New("dns: i/o timeout")}, Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg))})
 		if _, _, err := get(t, addr, "grub.cfg-01-"+mac, 0); err == nil || !strings.Contains(err.Error(), "try again") {
 			t.Errorf("DNS down: %v, want a try-again error", err)
 		}
@@ -555,7 +556,7 @@ func TestPerHostFiles(t *testing.T) {
 	t.Run("no intent", func(t *testing.T) {
 		d := web10(t)
 		d.Host.Intent = nil // templates need a distribution
-		_, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): d}}, Render: Templates(cfg)})
+		_, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): d}}, Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg))})
 		if _, _, err := get(t, addr, "grub.cfg-01-"+mac, 0); err == nil || !strings.Contains(err.Error(), "file not found") {
 			t.Errorf("host without distribution: %v, want file not found", err)
 		}

@@ -45,6 +45,9 @@ func TestDependencyDirections(t *testing.T) {
 		{module + "/templates", []string{module + "/"}, nil},
 		// The boot service never reaches into the VM workflow or libvirt.
 		{module + "/netboot/...", []string{module + "/orchestrator", "libvirt.org/", module + "/cmd/"}, nil},
+		// The boot servers take explicit configuration: only serveconfig,
+		// the mapping the command line uses, reads the YAML configuration.
+		{module + "/netboot/...", []string{module + "/config"}, nil},
 		// The workflow talks to ports; only the command line wires adapters.
 		{module + "/orchestrator", []string{"libvirt.org/go/libvirt/", module + "/netboot", module + "/cmd/"}, nil},
 		// The ROM build and install use the hypervisor port (virt.VolumeStore)
@@ -57,6 +60,9 @@ func TestDependencyDirections(t *testing.T) {
 		for _, pkg := range packages(t, tt.pattern) {
 			if strings.HasSuffix(pkg, "test") && pkg != tt.pattern {
 				continue // conformance suites and fakes may use the real adapters
+			}
+			if pkg == module+"/netboot/serveconfig" && slices.Contains(tt.forbidden, module+"/config") {
+				continue
 			}
 			for _, d := range deps(t, pkg) {
 				if d == pkg || slices.Contains(tt.allowed, d) {

@@ -17,6 +17,8 @@ import (
 	"github.com/vmprov/vmprov/netboot/dhcp4"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
 	"github.com/vmprov/vmprov/netboot/httpboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
+	"github.com/vmprov/vmprov/netboot/tftp"
 )
 
 // shutdownTimeout bounds how long serve drains open transfers on SIGTERM.
@@ -79,6 +81,87 @@ func (app *App) level() slog.Level {
 	return slog.LevelInfo
 }
 
+// bootService is the boot service's parts for one configuration, wired
+// to one DNS policy and one Booter: what vmprov serve runs and vmprov
+// explain asks.
+type bootService struct {
+	policy *netboot.DNSPolicy
+	booter netboot.Booter
+	v4     *dhcp4.Server // nil without DHCP interfaces
+	v6     *dhcp6.Server // nil without DHCP interfaces or IPv6 VLANs
+	tftp   *tftp.Server  // nil when serve.tftp is off
+	web    *httpboot.Server
+}
+
+// Close releases the TFTP root.
+func (b *bootService) Close() {
+	if b.tftp != nil {
+		b.tftp.Close()
+	}
+}
+
+// serviceOptions are what serve and explain wire differently.
+type serviceOptions struct {
+	// duid overrides the DHCPv6 server DUID; nil: serve.dhcp6.server_duid,
+	// else derived from the first interface.
+	duid dhcpv6.DUID
+	// makeTFTPRoot creates serve.dir/tftp when it is missing; without it a
+	// missing root means no TFTP server.
+	makeTFTPRoot bool
+}
+
+// newBootService maps c onto the servers' configurations.
+func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt serviceOptions) (*bootService, error) {
+	b := &bootService{
+		policy: netboot.NewDNSPolicy(serveconfig.Policy(c, log.With("proto", "policy")), r),
+		booter: serveconfig.Booter(c),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.Close()
+		}
+	}()
+	collectors := []httpboot.Collector{b.policy}
+	var err error
+	if b.tftp, err = tftpServer(c, b.policy, b.booter, log, opt.makeTFTPRoot); err != nil {
+		return nil, err
+	}
+	if b.tftp != nil {
+		collectors = append(collectors, b.tftp)
+	}
+	duid := opt.duid
+	common := serveconfig.DHCP(c, b.policy, log)
+	if len(c.Serve.Interfaces) > 0 {
+		b.v4, err = dhcp4.New(dhcp4.Config{
+			DHCPConfig: common, ServerIPv4: c.Serve.ServerIPv4,
+			BSDPPriority: c.BSDP.Priority, BSDPImages: serveconfig.BSDPImages(c),
+		})
+		if err != nil {
+			return nil, err
+		}
+		collectors = append(collectors, b.v4)
+		if hasIPv6(c) {
+			if duid == nil {
+				if duid, err = serverDUID(c); err != nil {
+					return nil, err
+				}
+			}
+			b.v6, err = dhcp6.New(dhcp6.Config{
+				DHCPConfig: common, ServerDUID: duid,
+				AnswerUnidentified: c.Serve.DHCPv6.AnswerUnidentified,
+			})
+			if err != nil {
+				return nil, err
+			}
+			collectors = append(collectors, b.v6)
+		}
+	}
+	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Collectors: collectors})
+	ok = true
+	return b, nil
+}
+
 // serve wires the boot servers to one DNS policy and runs them until ctx
 // ends or one fails.
 func (app *App) serve(ctx context.Context, c *config.Config) error {
@@ -87,7 +170,6 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 	if err != nil {
 		return err
 	}
-	policy := netboot.NewDNSPolicy(c, d, log.With("proto", "policy"))
 
 	// Open every socket before serving anything, so a bad address fails at
 	// once and nothing half-starts.
@@ -97,47 +179,22 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 	}
 	defer httpLn.Close()
 
-	collectors := []httpboot.Collector{policy}
-	var v4 *dhcp4.Server
-	var v6 *dhcp6.Server
-	if len(c.Serve.Interfaces) > 0 {
-		if v4, err = dhcp4.New(dhcp4.Config{Policy: policy, Cfg: c, Log: log}); err != nil {
-			return err
-		}
-		collectors = append(collectors, v4)
-		if hasIPv6(c) {
-			duid, err := serverDUID(c)
-			if err != nil {
-				return err
-			}
-			v6, err = dhcp6.New(dhcp6.Config{Policy: policy, Cfg: c, Log: log, ServerDUID: duid,
-				AnswerUnidentified: c.Serve.DHCPv6.AnswerUnidentified})
-			if err != nil {
-				return err
-			}
-			collectors = append(collectors, v6)
-		}
-	}
-	tftpSrv, err := app.tftpServer(c, policy, log)
+	svc, err := newBootService(c, d, log, serviceOptions{makeTFTPRoot: true})
 	if err != nil {
 		return err
 	}
-	if tftpSrv != nil {
-		defer tftpSrv.Close()
-		collectors = append(collectors, tftpSrv)
-	}
-	web := httpboot.New(httpboot.Config{Policy: policy, Boot: c.Boot, Dir: c.Serve.Dir, Log: log, Collectors: collectors})
+	defer svc.Close()
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return web.Serve(ctx, httpLn, shutdownTimeout) })
-	if v4 != nil {
-		g.Go(func() error { return v4.Serve(ctx) })
+	g.Go(func() error { return svc.web.Serve(ctx, httpLn, shutdownTimeout) })
+	if svc.v4 != nil {
+		g.Go(func() error { return svc.v4.Serve(ctx) })
 	}
-	if v6 != nil {
-		g.Go(func() error { return v6.Serve(ctx) })
+	if svc.v6 != nil {
+		g.Go(func() error { return svc.v6.Serve(ctx) })
 	}
-	if tftpSrv != nil {
-		g.Go(func() error { return tftpSrv.Serve(ctx, c.Serve.TFTP) })
+	if svc.tftp != nil {
+		g.Go(func() error { return svc.tftp.Serve(ctx, c.Serve.TFTP) })
 	}
 	log.Info("vmprov serve started", "http", httpLn.Addr().String(), "tftp", c.Serve.TFTP,
 		"iface", strings.Join(c.Serve.Interfaces, ","), "zone", c.DNS.Zone)

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,14 +13,19 @@ import (
 )
 
 // tftpServer returns the TFTP server rooted at serve.dir/tftp, or nil when
-// serve.tftp is "off" (or --tftp "").
-func (app *App) tftpServer(c *config.Config, policy netboot.Policy, log *slog.Logger) (*tftp.Server, error) {
+// serve.tftp is "off" (or --tftp ""). mkdir creates a missing root; without
+// it a missing root means no server.
+func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, log *slog.Logger, mkdir bool) (*tftp.Server, error) {
 	if !c.Serve.TFTPEnabled() {
 		return nil, nil
 	}
 	root := filepath.Join(c.Serve.Dir, "tftp")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, err
+	if mkdir {
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	return tftp.New(tftp.Config{Root: root, Policy: policy, Render: tftp.Templates(c), Log: log})
+	return tftp.New(tftp.Config{Root: root, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Log: log})
 }

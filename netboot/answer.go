@@ -1,0 +1,289 @@
+package netboot
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// Via is the protocol a boot answer travels in.
+type Via int
+
+// Protocols that ask for a boot answer.
+const (
+	ViaDHCPv4 Via = iota + 1
+	ViaDHCPv6
+	ViaTFTP
+	ViaHTTP
+)
+
+func (v Via) String() string {
+	switch v {
+	case ViaDHCPv4:
+		return "dhcp4"
+	case ViaDHCPv6:
+		return "dhcp6"
+	case ViaTFTP:
+		return "tftp"
+	case ViaHTTP:
+		return "http"
+	}
+	return fmt.Sprintf("Via(%d)", int(v))
+}
+
+// Query is what a protocol asks the Booter about a known client.
+type Query struct {
+	Firmware Firmware
+	Via      Via
+	// Server is this server's address on the client's link: the TFTP
+	// server a PXE answer names (DHCPv4 next-server, the host of a DHCPv6
+	// tftp:// URL).
+	Server netip.Addr
+	// IPv6 says the client talks IPv6 (always so over DHCPv6): its URLs
+	// use the IPv6 base URL.
+	IPv6 bool
+}
+
+// Action is what an Answer tells the protocol to do.
+type Action int
+
+// Actions.
+const (
+	// ActionNone: nothing to boot. DHCP gives the address and options
+	// only; TFTP and HTTP answer "not found". Answer.Why says why.
+	ActionNone Action = iota
+	// ActionFile: hand the client Answer.File.
+	ActionFile
+	// ActionBSDP: an Intel Mac; BSDP selects among the configured images.
+	ActionBSDP
+	// ActionConfig: render the host's per-host GRUB or PXELINUX
+	// configuration.
+	ActionConfig
+	// ActionChain: iPXE's /pxedust: set the host's variables and chain its
+	// bootstrap script Answer.Script under Answer.Base.
+	ActionChain
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "none"
+	case ActionFile:
+		return "file"
+	case ActionBSDP:
+		return "bsdp"
+	case ActionConfig:
+		return "config"
+	case ActionChain:
+		return "chain"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Answer is the boot answer for one client.
+type Answer struct {
+	Action   Action
+	Firmware Firmware
+	// File is the boot file of ActionFile: a TFTP file name on TFTPServer
+	// (DHCPv4 file field and next-server), or a URL (http://, or tftp://
+	// for DHCPv6, RFC 5970 section 3.1).
+	File       string
+	TFTPServer netip.Addr
+	// VendorClass, when set, is echoed as the reply's vendor class: EDK2
+	// takes an HTTP boot offer only when it carries "HTTPClient"
+	// (HttpBootDhcp4.c, HttpBootDhcp6.c).
+	VendorClass string
+	// Base is the boot service's base URL for this client (the URLs of
+	// File, the chain and the install scripts start with it).
+	Base string
+	// Script is the host's bootstrap script (TXT filename=) that
+	// ActionChain chains as Base/bootstrap/SITE/Script.
+	Script string
+	// Why says why the answer is ActionNone, for logs and vmprov explain.
+	Why string
+}
+
+// Booter decides what a known client boots: the one boot decision of
+// every protocol (docs/design.md, "The boot decision"). It is a value,
+// safe for concurrent use, and reads nothing but its fields.
+type Booter struct {
+	// URL is the base URL IPv4 clients reach the HTTP service at (boot.url).
+	URL string
+	// URLv6 is the base URL for IPv6 clients (boot.url_v6); empty means
+	// URL, except that DHCPv6 does not hand out a URL whose host is an
+	// IPv4 address.
+	URLv6 string
+	// Site is {site} of BOOT/bootstrap/{site}/FILENAME.
+	Site string
+	// Assets is the kernel and initrd mirror (boot.assets); empty means
+	// BASE/assets.
+	Assets string
+	// Loaders is the loader of each client architecture (serve.loaders):
+	// fetched over TFTP by PXE firmware, over HTTP from BASE/ipxe/ by UEFI
+	// HTTP boot.
+	Loaders map[Arch]string
+	// BSDP says NetBoot images are configured for Intel Macs.
+	BSDP bool
+}
+
+// Answer decides the boot answer for the known host d and the query q.
+// It is the only place that does: DHCPv4, DHCPv6, BSDP, TFTP and HTTP
+// translate its result, and vmprov explain prints it.
+//
+//   - iPXE gets BASE/boot.ipxe from DHCP, and from HTTP (/pxedust) the
+//     chain to its bootstrap script; a host without a TXT boot intent gets
+//     nothing from HTTP (404), but keeps its DHCP answer.
+//   - UEFI HTTP boot gets BASE/ipxe/LOADER, LOADER by its architecture
+//     (HTTP types 15-19 use the loader of their UEFI PXE type unless listed
+//     themselves), with vendor class "HTTPClient" echoed.
+//   - PXE firmware gets the loader of its architecture from this server's
+//     TFTP: over DHCPv4 as file name and next-server, over DHCPv6 as
+//     tftp://[SERVER]/LOADER (EDK2's PXE over IPv6 reads only that form,
+//     PxeBcDhcp6.c PxeBcExtractBootFileUrl), so SERVER must be global.
+//   - Intel Macs get BSDP's image selection when images are configured.
+//   - GRUB and PXELINUX get their per-host configuration for a host with a
+//     boot intent.
+//   - Everything else gets no boot file.
+func (b Booter) Answer(d Decision, q Query) Answer {
+	fw := q.Firmware
+	a := Answer{Firmware: fw, Base: b.base(q)}
+	none := func(format string, args ...any) Answer {
+		a.Action, a.Why = ActionNone, fmt.Sprintf(format, args...)
+		return a
+	}
+	dhcp := q.Via == ViaDHCPv4 || q.Via == ViaDHCPv6
+	switch fw.Kind {
+	case KindIPXE:
+		if a.Base == "" {
+			return none("no boot URL for %s clients: %s", family(q), b.urlHint(q))
+		}
+		switch {
+		case dhcp:
+			a.Action, a.File = ActionFile, a.Base+"/boot.ipxe"
+		case q.Via == ViaHTTP:
+			if len(d.Host.Intent) == 0 {
+				return none("host %s has no boot intent (TXT record): set one with vmprov reinstall", d.Host.FQDN)
+			}
+			a.Action, a.Script = ActionChain, d.Host.Intent.Filename()
+		default:
+			return none("iPXE asks over DHCP or HTTP, not %s", q.Via)
+		}
+	case KindHTTP:
+		if !dhcp {
+			return none("UEFI HTTP boot asks over DHCP, not %s", q.Via)
+		}
+		if !fw.HasArch {
+			return none("UEFI HTTP boot client sent no architecture (option 93/61)")
+		}
+		if a.Base == "" {
+			return none("no boot URL for %s clients: %s", family(q), b.urlHint(q))
+		}
+		loader, ok := b.loader(fw.Arch)
+		if !ok {
+			loader, ok = b.loader(fw.Arch.PXE())
+		}
+		if !ok {
+			return none("no serve.loaders entry for architecture %d (or %d)", fw.Arch, fw.Arch.PXE())
+		}
+		a.Action, a.File, a.VendorClass = ActionFile, a.Base+"/ipxe/"+loader, ClassHTTP
+	case KindPXE:
+		if !dhcp {
+			return none("PXE firmware asks over DHCP, not %s", q.Via)
+		}
+		if !fw.HasArch {
+			return none("PXE client sent no architecture (option 93/61)")
+		}
+		loader, ok := b.loader(fw.Arch)
+		if !ok {
+			return none("no serve.loaders entry for architecture %d", fw.Arch)
+		}
+		srv := q.Server.WithZone("")
+		if q.Via == ViaDHCPv6 {
+			if !srv.Is6() || srv.Is4In6() || srv.IsLinkLocalUnicast() {
+				return none("no global IPv6 address of this server on the client's link for tftp:// URLs")
+			}
+			a.Action, a.File = ActionFile, "tftp://["+srv.String()+"]/"+loader
+			break
+		}
+		if !srv.Unmap().Is4() {
+			return none("no IPv4 address of this server on the client's link for next-server")
+		}
+		a.Action, a.File, a.TFTPServer = ActionFile, loader, srv.Unmap()
+	case KindBSDP:
+		if q.Via != ViaDHCPv4 {
+			return none("BSDP runs over DHCPv4 only")
+		}
+		if !b.BSDP {
+			return none("no bsdp.images configured")
+		}
+		a.Action = ActionBSDP
+	case KindGRUB, KindPXELinux:
+		if q.Via != ViaTFTP {
+			return none("%s asks over TFTP, not %s", fw.Kind, q.Via)
+		}
+		if len(d.Host.Intent) == 0 {
+			return none("host %s has no boot intent (TXT record): set one with vmprov reinstall", d.Host.FQDN)
+		}
+		a.Action = ActionConfig
+	default:
+		return none("not a booting client (no PXE, HTTP boot, iPXE or BSDP class)")
+	}
+	return a
+}
+
+// loader returns the configured loader for arch.
+func (b Booter) loader(a Arch) (string, bool) {
+	l, ok := b.Loaders[a]
+	return l, ok && l != ""
+}
+
+// BaseURL is the base URL a client reaches the HTTP service at: URLv6 for
+// IPv6 clients when set, else URL.
+func (b Booter) BaseURL(ipv6 bool) string {
+	if ipv6 && b.URLv6 != "" {
+		return strings.TrimSuffix(b.URLv6, "/")
+	}
+	return strings.TrimSuffix(b.URL, "/")
+}
+
+// MirrorURL is the kernel and initrd mirror for a client: Assets, or
+// BASE/assets when Assets is unset or is the default {boot.url}/assets (so
+// IPv6 clients fetch from the IPv6 base).
+func (b Booter) MirrorURL(ipv6 bool) string {
+	if b.Assets == "" || b.Assets == strings.TrimSuffix(b.URL, "/")+"/assets" {
+		return b.BaseURL(ipv6) + "/assets"
+	}
+	return b.Assets
+}
+
+// base is the base URL of q's client. Over DHCPv6 a URL whose host is an
+// IPv4 address is no use to the client, so it is "" then.
+func (b Booter) base(q Query) string {
+	ipv6 := q.IPv6 || q.Via == ViaDHCPv6
+	u := b.BaseURL(ipv6)
+	if q.Via == ViaDHCPv6 && b.URLv6 == "" {
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" {
+			return ""
+		}
+		if a, err := netip.ParseAddr(p.Hostname()); err == nil && a.Unmap().Is4() {
+			return ""
+		}
+	}
+	return u
+}
+
+func family(q Query) string {
+	if q.IPv6 || q.Via == ViaDHCPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+func (b Booter) urlHint(q Query) string {
+	if q.IPv6 || q.Via == ViaDHCPv6 {
+		return "set boot.url_v6"
+	}
+	return "set boot.url"
+}
