@@ -1,7 +1,9 @@
 // Package config loads and validates vmprov's one YAML configuration file.
 //
 // The file is strict: an unknown key is an error, and every value is checked
-// before any command changes anything. Defaults follow ARCHITECTURE.md.
+// before any command changes anything. Defaults are those of the README's
+// configuration reference; the MAC prefixes are seed 000's (docs/design.md,
+// "Addressing").
 package config
 
 import (
@@ -168,7 +170,8 @@ type BSDPImage struct {
 	BootFile string `yaml:"bootfile" json:"bootfile"`
 }
 
-// Addressing holds the MAC prefixes of ARCHITECTURE.md's formulas.
+// Addressing holds the MAC prefixes of the addressing formulas
+// (docs/design.md, "Addressing").
 type Addressing struct {
 	// StrictMACPrefix starts MACs derived from VLAN + IPv4.
 	StrictMACPrefix string `yaml:"strict_mac_prefix" json:"strict_mac_prefix"`

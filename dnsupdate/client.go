@@ -2,10 +2,10 @@
 // with TSIG (RFC 8945), and the lookups, zone discovery and zone transfers
 // that read vmprov's state back from DNS.
 //
-// DNS is vmprov's only database (ARCHITECTURE.md), so everything a command
-// changes goes through Updater.Apply as one atomic change set whose
-// prerequisites the server checks, and everything the boot service knows
-// comes from Client.Lookup.
+// DNS is vmprov's only database (docs/design.md, "DNS is the database"), so
+// everything a command changes goes through Updater.Apply as one atomic
+// change set whose prerequisites the server checks, and everything the boot
+// service knows comes from Client.Lookup.
 //
 // The server must be authoritative (a primary) for the zones and accept
 // the key; for BIND:

@@ -1,6 +1,7 @@
-// Package inventory is vmprov's data model in DNS (ARCHITECTURE.md): how a
-// host's MAC and addresses are derived from its VLAN, which records describe
-// it, and how its TXT boot intent is written and read.
+// Package inventory is vmprov's data model in DNS (docs/design.md, "DNS is
+// the database" and "Addressing"): how a host's MAC and addresses are
+// derived from its VLAN, which records describe it, and how its TXT boot
+// intent is written and read.
 //
 // It is a leaf: it knows no DNS client, no libvirt and no boot protocol.
 package inventory

@@ -52,7 +52,7 @@ type DomainSpec struct {
 }
 
 // BuildDomainXML renders the libvirt domain XML of a vmprov VM
-// (ARCHITECTURE.md, "The VM workflow"): boot from disk first, then from the
+// (docs/design.md, "The VM workflow"): boot from disk first, then from the
 // network (seed 000), so that an empty disk falls through to iPXE; a serial
 // console that SeaBIOS also writes to; one virtio disk and one virtio
 // interface on the VLAN's bridge; and vmprov's metadata.

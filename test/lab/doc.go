@@ -9,7 +9,7 @@
 // started by PID; nothing is ever stopped by name. Up records what it started
 // in DIR/state.json so that Down can undo it from another process.
 //
-// Everything here needs root and the Debian packages listed in TESTING.md;
-// the *ForTest helpers skip the test, naming what is missing, when they are
-// absent.
+// Everything here needs root and the Debian packages test/install-deps.sh
+// installs (`make deps`); the *ForTest helpers skip the test, naming what is
+// missing, when they are absent.
 package lab

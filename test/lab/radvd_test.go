@@ -32,7 +32,7 @@ func TestRadvdSLAAC(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = r.Stop() })
 
-	// ARCHITECTURE.md: 2a:4a:6a:74:55:06 → ::284a:6aff:fe74:5506.
+	// docs/design.md, "Addressing": 2a:4a:6a:74:55:06 → ::284a:6aff:fe74:5506.
 	const want = "2001:db8:135:0:284a:6aff:fe74:5506/64"
 	var out string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {

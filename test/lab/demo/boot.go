@@ -94,12 +94,12 @@ func (e *Env) FollowBoot(ctx context.Context, b *Boot, start time.Time, spec Boo
 	return err
 }
 
-// WantRequests is the HTTP requests, in order, that the boot chain of
-// ARCHITECTURE.md makes a VM with distribution core and the default
-// bootstrap script send: the embedded script as /boot.ipxe (from the DHCP
-// boot file), then over IPv4 the per-MAC script (404) and /pxedust, or over
-// IPv6 (no DHCPv4 answer) /pxedust at once; the site bootstrap script, the
-// install dispatch, and the kernel and initrd.
+// WantRequests is the HTTP requests, in order, that the boot chain
+// (docs/design.md, "The boot chain") makes a VM with distribution core and
+// the default bootstrap script send: the embedded script as /boot.ipxe (from
+// the DHCP boot file), then over IPv4 the per-MAC script (404) and /pxedust,
+// or over IPv6 (no DHCPv4 answer) /pxedust at once; the site bootstrap
+// script, the install dispatch, and the kernel and initrd.
 func WantRequests(h Host) []Request {
 	want := []Request{{HTTP, "/boot.ipxe", 200}}
 	if h.IPv4.IsValid() {

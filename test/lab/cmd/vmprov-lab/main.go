@@ -1,10 +1,10 @@
-// Command vmprov-lab brings the vmprov lab (TESTING.md) up and down: a
-// network namespace with bridges br135 (192.0.2.1/24, 2001:db8:135::1/64)
-// and br136 (IPv6-only, 2001:db8:136::1/64), BIND with the example.com.
-// zone and its reverse zones on 192.0.2.1:53, a private libvirtd with the
-// vmprov storage pool, radvd for SLAAC and, given a vmprov binary, `vmprov
-// serve` with a generated configuration. `demo` then runs the seed 000
-// workflow in it (see the demo package) and leaves it up.
+// Command vmprov-lab brings the vmprov lab (README.md, "Two commands") up and
+// down: a network namespace with bridges br135 (192.0.2.1/24,
+// 2001:db8:135::1/64) and br136 (IPv6-only, 2001:db8:136::1/64), BIND with
+// the example.com. zone and its reverse zones on 192.0.2.1:53, a private
+// libvirtd with the vmprov storage pool, radvd for SLAAC and, given a vmprov
+// binary, `vmprov serve` with a generated configuration. `demo` then runs the
+// seed 000 workflow in it (see the demo package) and leaves it up.
 //
 //	vmprov-lab up --dir DIR [--netns NAME] [--vmprov BIN] [--no-libvirt] [--no-radvd] [-v]
 //	vmprov-lab demo --dir DIR --vmprov BIN [--netns NAME] [-v]
