@@ -27,44 +27,22 @@ const (
 // DefaultFilename is the bootstrap script when the intent names none.
 const DefaultFilename = "default.ipxe"
 
-// ParseIntent reads TXT character-strings. Strings that are not key=value
-// are an error, so a typo in DNS shows up instead of booting a wrong OS.
+// ParseIntent reads TXT character-strings. A string that is not key=value
+// with a non-empty key is an error, so a typo in DNS shows up instead of
+// booting a wrong OS. It checks only that syntax: which names and values a
+// boot intent may hold is templates.CheckIntent's rule, the one the boot
+// service renders with and the command line writes with. A key given twice
+// keeps its last value.
 func ParseIntent(txt []string) (Intent, error) {
 	var in Intent
 	for _, s := range txt {
 		k, v, ok := strings.Cut(s, "=")
-		if !ok {
+		if !ok || k == "" {
 			return nil, fmt.Errorf("txt %q is not key=value", s)
-		}
-		if err := ValidateVar(k, v); err != nil {
-			return nil, err
 		}
 		in = in.With(k, v)
 	}
 	return in, nil
-}
-
-// ValidateVar checks one intent variable. Keys are iPXE setting names;
-// values may not hold what an iPXE script or a kernel command line would
-// split or interpret (iPXE has no quoting).
-func ValidateVar(k, v string) error {
-	if k == "" || len(k) > 64 {
-		return fmt.Errorf("txt key %q: use 1 to 64 characters a-z, 0-9, _ and -", k)
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return fmt.Errorf("txt key %q has %q: use a-z, 0-9, _ and -", k, r)
-		}
-	}
-	if len(v) > 200 {
-		return fmt.Errorf("txt %s: value is longer than 200 characters", k)
-	}
-	for _, r := range v {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune("\"'`$#;&|<>\\{}", r) {
-			return fmt.Errorf("txt %s=%q: the value has %q, which iPXE cannot carry unquoted: use letters, digits and -_.:/,=+@%%~", k, v, r)
-		}
-	}
-	return nil
 }
 
 // Get returns the value of key.

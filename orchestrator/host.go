@@ -32,8 +32,7 @@ type HostRequest struct {
 // host. The forward UPDATE requires both the name and the _mac owner to be
 // free, so a MAC is never registered twice.
 func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error) {
-	req := Request{Name: r.Name, IPv4: r.IPv4, Distro: r.Distro, Script: r.Script, Vars: r.Vars, VLAN: -1}
-	if err := o.plan.validateHost(&req); err != nil {
+	if err := validateHost(r.Name, r.Distro, r.Script, r.Vars); err != nil {
 		return nil, err
 	}
 	if len(r.MAC) != 6 || r.MAC[0]&1 != 0 {
@@ -67,23 +66,6 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 	p := o.describe(h, nil)
 	p.MAC = r.MAC.String()
 	return p, nil
-}
-
-// validateHost checks name, distro, script and variables.
-func (p planner) validateHost(r *Request) error {
-	saved := *r
-	r.VLAN = 0
-	if len(p.cfg.VLANs) > 0 {
-		r.VLAN = p.cfg.VLANs[0].ID
-	}
-	r.IPv4 = netip.Addr{}
-	_, err := p.validate(r)
-	*r = saved
-	if err != nil && errors.Is(err, ErrInvalid) && len(p.cfg.VLANs) == 0 {
-		// validate needs a VLAN; bare-metal hosts do not.
-		return nil
-	}
-	return err
 }
 
 // RemoveHost removes a bare-metal host's records, its _mac CNAME included.
@@ -181,11 +163,8 @@ func (o *Orchestrator) ListHosts(ctx context.Context) ([]*Plan, error) {
 // intent lives in DNS), keeping its variables unless replaced. The update
 // requires the old TXT to be unchanged, so concurrent edits do not mix.
 func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script string, vars []inventory.Var) (*Plan, error) {
-	if err := inventory.ValidateName(name); err != nil {
-		return nil, invalid("%v", err)
-	}
-	if _, err := templates.LookupDistribution(distro); err != nil {
-		return nil, invalid("--distro: %v", err)
+	if err := validateHost(name, distro, script, vars); err != nil {
+		return nil, err
 	}
 	h, found, err := o.dns.lookupHost(ctx, name)
 	if err != nil {
@@ -200,10 +179,12 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 		in = in.With(inventory.KeyFilename, script)
 	}
 	for _, v := range vars {
-		if err := inventory.ValidateVar(v.Key, v.Value); err != nil {
-			return nil, invalid("--txt: %v", err)
-		}
 		in = in.With(v.Key, v.Value)
+	}
+	// The flags passed; a refusal now is of a variable kept from the old
+	// record, which serve would refuse too.
+	if err := templates.CheckIntent(templateVars(in)); err != nil {
+		return nil, invalid("reinstall %s: the TXT record of %s keeps a variable the boot service refuses: %w: give it a valid value with --txt, or correct the record in DNS", name, h.FQDN, err)
 	}
 	hdr := dns.RR_Header{Name: h.FQDN, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: o.cfg.DNS.TTL}
 	cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone, NameInUse: []string{h.FQDN},

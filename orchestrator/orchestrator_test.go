@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -382,6 +383,12 @@ func TestValidation(t *testing.T) {
 		{"gateway", orchestrator.Request{Name: "a", IPv4: ip("192.0.2.1"), Distro: "core"}, []string{"192.0.2.1", "gateway"}},
 		{"unknown distro", orchestrator.Request{Name: "a", VLAN: 135, Distro: "windows"}, []string{"windows"}},
 		{"bad txt", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Vars: []inventory.Var{{Key: "x", Value: "a b"}}}, []string{"x="}},
+		{"txt name with dash", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Vars: []inventory.Var{{Key: "puppet-env", Value: "prod"}}}, []string{`--txt puppet-env=prod: `, `name "puppet-env": character '-' at 6 (want [A-Za-z_][A-Za-z0-9_]*)`}},
+		{"txt value with parenthesis", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Vars: []inventory.Var{{Key: "role", Value: "a(b)"}}}, []string{"--txt role=a(b)", "'('"}},
+		{"txt twice", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Vars: []inventory.Var{{Key: "x", Value: "1"}, {Key: "x", Value: "2"}}}, []string{"set twice", "x=2"}},
+		{"txt filename", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Vars: []inventory.Var{{Key: "filename", Value: "x.ipxe"}}}, []string{"filename=x.ipxe", "--script"}},
+		{"script parent", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Script: "../x"}, []string{`--script ../x`, `".."`}},
+		{"script absolute", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Script: "/x.ipxe"}, []string{`"/x.ipxe"`, "absolute"}},
 		{"no ipv4 on v6 vlan", orchestrator.Request{Name: "a", VLAN: 136, IPv4: ip("192.0.2.9"), Distro: "core"}, []string{"136", "no ipv4"}},
 		{"neither", orchestrator.Request{Name: "a", Distro: "core"}, []string{"--vlan"}},
 	} {
@@ -404,5 +411,104 @@ func TestValidation(t *testing.T) {
 	}
 	if fake.Applied() != 0 || slices.ContainsFunc(hv.Calls(), func(c hvtest.Call) bool { return c.Op != hvtest.OpGet }) {
 		t.Errorf("invalid requests changed something: %d DNS changes, calls %v", fake.Applied(), hv.Calls())
+	}
+}
+
+// TestHostValidation: host add and reinstall refuse what `vmprov serve`
+// would refuse, before anything is written, with or without VLANs.
+func TestHostValidation(t *testing.T) {
+	mac, _ := net.ParseMAC("00:25:90:96:c4:9a")
+	for _, c := range []struct{ name, config string }{
+		{"vlans", "dns: {zone: example.com.}\nvlans: [{id: 135, ipv4: 192.0.2.0/24}]\n"},
+		{"no vlans", "dns: {zone: example.com.}\n"}, // bare metal needs none
+	} {
+		t.Run(c.name, func(t *testing.T) { testHostValidation(t, c.config, mac) })
+	}
+}
+
+func testHostValidation(t *testing.T, cfgText string, mac net.HardwareAddr) {
+	cfg, err := config.Parse([]byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := dnstestFake()
+	o, err := orchestrator.New(orchestrator.Config{Config: cfg, DNS: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sm1 exists with a valid intent, for reinstall.
+	if _, err := o.AddHost(t.Context(), orchestrator.HostRequest{Name: "sm1", MAC: mac, Distro: "core"}); err != nil {
+		t.Fatal(err)
+	}
+	applied := fake.Applied()
+	for _, tt := range []struct {
+		name   string
+		script string
+		vars   []inventory.Var
+		distro string
+		want   []string
+	}{
+		{"txt name with dash", "", []inventory.Var{{Key: "puppet-env", Value: "prod"}}, "core", []string{"--txt puppet-env=prod", `'-' at 6`}},
+		{"txt value with parenthesis", "", []inventory.Var{{Key: "role", Value: "a(b)"}}, "core", []string{"--txt role=a(b)", "'('"}},
+		{"txt distribution", "", []inventory.Var{{Key: "distribution", Value: "noble"}}, "core", []string{"distribution=noble", "--distro"}},
+		{"script parent", "../x", nil, "core", []string{"--script ../x", `".."`}},
+		{"unknown distro", "", nil, "plan9", []string{`"plan9"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, addErr := o.AddHost(t.Context(), orchestrator.HostRequest{Name: "sm2", MAC: mac, Distro: tt.distro, Script: tt.script, Vars: tt.vars})
+			_, reErr := o.Reinstall(t.Context(), "sm1", tt.distro, tt.script, tt.vars)
+			for _, err := range []error{addErr, reErr} {
+				if !errors.Is(err, orchestrator.ErrInvalid) {
+					t.Fatalf("err = %v, want ErrInvalid", err)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+			}
+		})
+	}
+	if fake.Applied() != applied {
+		t.Errorf("invalid requests changed DNS %d times", fake.Applied()-applied)
+	}
+}
+
+// TestReinstallKeptVariable: a variable kept from a TXT record written before
+// the boot service's rules applied (puppet-env) is not written again.
+func TestReinstallKeptVariable(t *testing.T) {
+	cfg, err := config.Parse([]byte("dns: {zone: example.com.}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := dnstestFake()
+	txt := &dns.TXT{Hdr: dns.RR_Header{Name: "old.example.com.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
+		Txt: []string{"distribution=core", "puppet-env=prod"}}
+	if err := fake.Apply(t.Context(), dnsupdate.ChangeSet{Zone: "example.com.", Add: []dns.RR{txt}}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := orchestrator.New(orchestrator.Config{Config: cfg, DNS: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := fake.Applied()
+	_, err = o.Reinstall(t.Context(), "old", "rocky9", "", nil)
+	if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), `"puppet-env"`) || !strings.Contains(err.Error(), "old.example.com.") {
+		t.Errorf("err = %v, want ErrInvalid naming puppet-env and the record", err)
+	}
+	if fake.Applied() != applied {
+		t.Error("reinstall wrote the TXT record")
+	}
+	// A refused value kept from the record is replaced with --txt.
+	if err := fake.Apply(t.Context(), dnsupdate.ChangeSet{Zone: "example.com.", RemoveName: []string{"old.example.com."},
+		Add: []dns.RR{&dns.TXT{Hdr: txt.Hdr, Txt: []string{"distribution=core", "role=a(b)"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := o.Reinstall(t.Context(), "old", "rocky9", "", []inventory.Var{{Key: "role", Value: "web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"distribution=rocky9", "role=web"}, p.Host().Intent.TXT()); diff != "" {
+		t.Errorf("TXT (-want +got):\n%s", diff)
 	}
 }

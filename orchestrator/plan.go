@@ -18,7 +18,6 @@ import (
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/orchestrator/virt"
-	"github.com/vmprov/vmprov/templates"
 )
 
 // Request is what `vmprov create` asks for.
@@ -96,11 +95,8 @@ func newPlanner(cfg *config.Config) (planner, error) {
 
 // validate checks the request and resolves its VLAN. Nothing is looked up.
 func (p planner) validate(r *Request) (config.VLAN, error) {
-	if err := inventory.ValidateName(r.Name); err != nil {
-		return config.VLAN{}, invalid("%v", err)
-	}
-	if _, err := templates.LookupDistribution(r.Distro); err != nil {
-		return config.VLAN{}, invalid("--distro: %v", err)
+	if err := validateHost(r.Name, r.Distro, r.Script, r.Vars); err != nil {
+		return config.VLAN{}, err
 	}
 	switch r.Firmware {
 	case "":
@@ -108,19 +104,6 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 	case config.FirmwareBIOS, config.FirmwareEFI:
 	default:
 		return config.VLAN{}, invalid("--firmware %q is not %s (SeaBIOS) or %s (OVMF)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI)
-	}
-	if r.Script != "" {
-		if err := inventory.ValidateVar(inventory.KeyFilename, r.Script); err != nil || strings.Contains(r.Script, "..") || strings.HasPrefix(r.Script, "/") {
-			return config.VLAN{}, invalid("--script %q is not a file name under bootstrap/%s/: use a relative name like test.ipxe", r.Script, p.cfg.Boot.Site)
-		}
-	}
-	for _, v := range r.Vars {
-		if v.Key == inventory.KeyFilename || v.Key == inventory.KeyDistribution {
-			return config.VLAN{}, invalid("--txt %s=%s: set %s with --%s", v.Key, v.Value, v.Key, map[string]string{"filename": "script", "distribution": "distro"}[v.Key])
-		}
-		if err := inventory.ValidateVar(v.Key, v.Value); err != nil {
-			return config.VLAN{}, invalid("--txt: %v", err)
-		}
 	}
 	var vlan config.VLAN
 	switch {
@@ -156,6 +139,15 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 		return config.VLAN{}, invalid("VLAN %d has no ipv6 prefix for an IPv6-only host: give --ip", vlan.ID)
 	}
 	return vlan, nil
+}
+
+// validateHost checks what a VM and a bare-metal host both have: a name and
+// the boot intent the command writes.
+func validateHost(name, distro, script string, vars []inventory.Var) error {
+	if err := inventory.ValidateName(name); err != nil {
+		return invalid("%v", err)
+	}
+	return checkIntent(distro, script, vars)
 }
 
 func (p planner) subnets() string {

@@ -20,7 +20,9 @@ func (app *App) hostCommand() *cobra.Command {
 	return cmd
 }
 
-// parseVars parses repeated --txt KEY=VALUE flags.
+// parseVars parses repeated --txt KEY=VALUE flags. Only the syntax: the
+// orchestrator checks names and values by the rules of `vmprov serve`
+// (templates.CheckIntent) and says which flag a refused value came from.
 func parseVars(txt []string) ([]inventory.Var, error) {
 	var vars []inventory.Var
 	for _, kv := range txt {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/orchestrator"
 	"github.com/vmprov/vmprov/templates"
 )
@@ -41,12 +40,9 @@ func (app *App) createCommand() *cobra.Command {
 				}
 				r.IPv4 = a
 			}
-			for _, kv := range txt {
-				k, v, ok := splitKV(kv)
-				if !ok {
-					return usageError{fmt.Errorf("--txt %q is not KEY=VALUE", kv)}
-				}
-				r.Vars = append(r.Vars, inventory.Var{Key: k, Value: v})
+			var err error
+			if r.Vars, err = parseVars(txt); err != nil {
+				return err
 			}
 			o, closeFn, err := app.orchestrator(!dryRun)
 			if err != nil {

@@ -25,6 +25,13 @@ func vmprov(t *testing.T, args ...string) (int, string, string) {
 // labConfig writes a config for a real BIND and the libvirt test driver.
 func labConfig(t *testing.T) string {
 	t.Helper()
+	cfg, _ := labConfigBIND(t)
+	return cfg
+}
+
+// labConfigBIND is labConfig that also returns the BIND it configures.
+func labConfigBIND(t *testing.T) (string, *lab.BIND) {
+	t.Helper()
 	b := lab.BINDForTest(t)
 	dir := t.TempDir()
 	_, _, secret := b.TSIG()
@@ -45,7 +52,7 @@ vlans:
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return cfg, b
 }
 
 func TestCLIWorkflow(t *testing.T) {

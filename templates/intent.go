@@ -1,0 +1,88 @@
+package templates
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The boot intent is a host's TXT record, one name=value character-string per variable
+// (seed 000). The command line writes it and the boot service reads it; both check it
+// with CheckIntent so that nothing is written that /pxedust would refuse to render.
+
+// Intent variables with rules beyond ValidVarName and ValidVarValue.
+const (
+	intentFilename     = "filename"     // the bootstrap script, see CheckScript
+	intentDistribution = "distribution" // a Distributions name
+	intentMirror       = "mirror"       // a base URL, see ValidURL
+)
+
+// CheckIntent checks a whole boot intent, in TXT order: filename must pass CheckScript,
+// distribution must be a known distribution (LookupDistribution), every other name must
+// pass ValidVarName and its value ValidVarValue (mirror must also be a base URL, see
+// ValidURL), and no name may be set twice (a TXT record has no precedence between its
+// strings). Neither filename nor distribution is required. Every error names the refused
+// name or value and the rule, and wraps ErrInvalidVar.
+func CheckIntent(vars []Var) error {
+	for i, v := range vars {
+		if err := CheckVar(v); err != nil {
+			return err
+		}
+		if j := slices.IndexFunc(vars[:i], func(w Var) bool { return w.Name == v.Name }); j >= 0 {
+			return fmt.Errorf("%w: name %q set twice (%s=%s and %s=%s)", ErrInvalidVar, v.Name, v.Name, vars[j].Value, v.Name, v.Value)
+		}
+	}
+	return nil
+}
+
+// CheckVar checks one variable of a boot intent by the rules of CheckIntent, for callers
+// that report each variable with its own origin (a --txt flag, a TXT string).
+func CheckVar(v Var) error {
+	switch v.Name {
+	case intentFilename:
+		return CheckScript(v.Value)
+	case intentDistribution:
+		if _, err := LookupDistribution(v.Value); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidVar, err)
+		}
+		return nil
+	}
+	if err := ValidVarName(v.Name); err != nil {
+		return err
+	}
+	if err := ValidVarValue(v.Name, v.Value); err != nil {
+		return err
+	}
+	if v.Name == intentMirror {
+		// The answer files derive the installer's mirror from it (Host.prepare).
+		if err := ValidURL(v.Value); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidVar, v.Name, err)
+		}
+	}
+	return nil
+}
+
+// CheckScript checks a bootstrap script name (TXT filename=, --script): a file name
+// relative to bootstrap/SITE/. /pxedust chains BOOT/bootstrap/SITE/NAME, so the name must
+// not leave that directory (no leading "/", no ".." element), and it must be the single
+// path segment PXEDust renders: letters, digits, '.', '_' and '-', not starting with a
+// dot, at most 128 bytes (a subset of what ValidVarValue allows, so the name is also a
+// valid TXT value).
+func CheckScript(name string) error {
+	const want = "want a file name in bootstrap/SITE/ like test.ipxe"
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: script: empty name (%s)", ErrInvalidVar, want)
+	case strings.HasPrefix(name, "/"):
+		return fmt.Errorf("%w: script %q is an absolute path (%s)", ErrInvalidVar, name, want)
+	case slices.Contains(strings.Split(name, "/"), ".."):
+		return fmt.Errorf("%w: script %q: \"..\" would leave bootstrap/SITE/ (%s)", ErrInvalidVar, name, want)
+	case strings.Contains(name, "/"):
+		return fmt.Errorf("%w: script %q is in a subdirectory: /pxedust chains one path segment (%s)", ErrInvalidVar, name, want)
+	}
+	// The rule PXEDust applies to its Filename, so that an accepted name renders.
+	if err := validSegment("script", name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidVar, err)
+	}
+	return nil
+}
