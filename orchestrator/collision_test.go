@@ -2,8 +2,10 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -64,5 +66,95 @@ func TestSLAACCollision(t *testing.T) {
 	ans, err := fake.Lookup(t.Context(), "web6.example.com.", dns.TypeAAAA)
 	if err != nil || len(ans.Records) != 1 {
 		t.Fatalf("AAAA = %v, %v", ans.Records, err)
+	}
+}
+
+// TestReverseNameTaken: a PTR owner name taken when the claim runs fails it
+// with a *ReverseNameError that names the owner, in the message create has
+// always printed. An IPv6-only create retries with another MAC, except when
+// removing its forward records failed too: a retry would then only find its
+// own name taken.
+func TestReverseNameTaken(t *testing.T) {
+	cfg, err := config.Parse([]byte("dns: {zone: example.com.}\nvlans: [{id: 135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, ipv6: '2001:db8:135::/64'}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rev4, rev6 = "2.0.192.in-addr.arpa.", "5.3.1.0.8.b.d.0.1.0.0.2.ip6.arpa."
+	macs := []string{"2a:4a:6a:00:00:01", "2a:4a:6a:00:00:02"}
+	owner6 := func(mac string) string {
+		m, _ := net.ParseMAC(mac)
+		a, _ := inventory.EUI64(netip.MustParsePrefix("2001:db8:135::/64"), m)
+		return inventory.ReverseName(a)
+	}
+	owner4 := inventory.ReverseName(netip.MustParseAddr("192.0.2.9"))
+	undoErr := errors.New("undo refused")
+	for _, tt := range []struct {
+		name      string
+		ipv4      string
+		owner     string // taken just before the claim writes it
+		zone      string
+		undoFails bool
+		wantMAC   string // "": create fails
+		claims    int    // forward claims
+	}{
+		{"ipv4", "192.0.2.9", owner4, rev4, false, "", 1},
+		{"ipv6-only retries", "", owner6(macs[0]), rev6, false, macs[1], 2},
+		{"ipv6-only undo fails", "", owner6(macs[0]), rev6, true, "", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := dnstest.NewFake("example.com.", rev4, rev6)
+			claims := 0
+			fake.SetApplyHook(func(ctx context.Context, cs dnsupdate.ChangeSet) error {
+				switch {
+				case cs.Zone == "example.com." && len(cs.NameNotInUse) > 0:
+					claims++
+				case len(cs.NameNotInUse) == 1 && cs.NameNotInUse[0] == tt.owner:
+					// Another host takes the address between check and claim.
+					taken := &dns.PTR{Hdr: dns.RR_Header{Name: tt.owner, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 60}, Ptr: "other.example.com."}
+					return fake.Apply(ctx, dnsupdate.ChangeSet{Zone: tt.zone, Add: []dns.RR{taken}})
+				case tt.undoFails && len(cs.RRsetEquals) > 0:
+					return undoErr
+				}
+				return nil
+			})
+			o, err := New(Config{Config: cfg, DNS: fake, Hypervisor: hvtest.NewFake()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			o.randMAC = func() (net.HardwareAddr, error) {
+				m, _ := net.ParseMAC(macs[i%len(macs)])
+				i++
+				return m, nil
+			}
+			r := Request{Name: "web9", VLAN: 135, Distro: "core"}
+			if tt.ipv4 != "" {
+				r.IPv4 = netip.MustParseAddr(tt.ipv4)
+			}
+			p, err := o.Create(t.Context(), r)
+			if claims != tt.claims {
+				t.Errorf("%d forward claims, want %d", claims, tt.claims)
+			}
+			if tt.wantMAC != "" {
+				if err != nil || p.MAC != tt.wantMAC {
+					t.Fatalf("Create = %v, %v; want MAC %s", p, err, tt.wantMAC)
+				}
+				return
+			}
+			want := "name exists: reverse name " + tt.owner + " already exists in zone " + tt.zone + ": the address is in use by another host"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want it to contain %q", err, want)
+			}
+			var rn *ReverseNameError
+			if got := errors.As(err, &rn); got == tt.undoFails {
+				t.Errorf("errors.As(*ReverseNameError) = %v, undo failing %v: %v", got, tt.undoFails, err)
+			}
+			if rn != nil && (rn.Name != tt.owner || rn.Zone != tt.zone || !errors.Is(err, ErrNameExists)) {
+				t.Errorf("ReverseNameError = %+v, Is(ErrNameExists) = %v", rn, errors.Is(err, ErrNameExists))
+			}
+			if tt.undoFails != errors.Is(err, undoErr) {
+				t.Errorf("err = %v: wraps the undo's failure = %v, want %v", err, !tt.undoFails, tt.undoFails)
+			}
+		})
 	}
 }

@@ -29,6 +29,21 @@ type zoneFinder interface {
 // ErrNameExists means the host name or one of its addresses is already in DNS.
 var ErrNameExists = errors.New("name exists")
 
+// ReverseNameError means the PTR owner name of one of the host's addresses
+// already exists: another host has the address. It wraps ErrNameExists.
+// Create retries an IPv6-only host, whose address comes from a random MAC,
+// with another MAC when it sees one.
+type ReverseNameError struct {
+	Name string // the PTR owner name, e.g. 55.2.0.192.in-addr.arpa.
+	Zone string // the reverse zone holding it
+}
+
+func (e *ReverseNameError) Error() string {
+	return fmt.Sprintf("%v: reverse name %s already exists in zone %s: the address is in use by another host", ErrNameExists, e.Name, e.Zone)
+}
+
+func (e *ReverseNameError) Unwrap() error { return ErrNameExists }
+
 // hostDNS writes and removes a host's records.
 type hostDNS struct {
 	dns          DNS
@@ -97,7 +112,8 @@ func addrs(host inventory.Host) []netip.Addr {
 // requires the name (and the _mac name) not to exist, so of two concurrent
 // claims exactly one wins; each reverse UPDATE requires its PTR owner not to
 // exist. A failed reverse claim removes what this claim added.
-// The error wraps ErrNameExists when a prerequisite failed.
+// The error wraps ErrNameExists when a prerequisite failed, as a
+// *ReverseNameError when it was a reverse one and its undo succeeded.
 func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(context.Context) error, err error) {
 	fwd := dnsupdate.ChangeSet{Zone: h.zone, NameNotInUse: []string{host.FQDN}, Add: h.forwardRRs(host)}
 	if host.MACRecord && host.MAC != nil {
@@ -142,12 +158,15 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 		if err := h.dns.Apply(ctx, cs); err != nil {
 			uerr := undoAll(context.WithoutCancel(ctx))
 			if errors.Is(err, dnsupdate.ErrPrerequisite) {
-				err = fmt.Errorf("%w: reverse name %s already exists in zone %s: the address is in use by another host", ErrNameExists, r.rr.Hdr.Name, r.zone)
+				err = &ReverseNameError{Name: r.rr.Hdr.Name, Zone: r.zone}
 			} else {
 				err = fmt.Errorf("dns update of %s in zone %s: %w", r.rr.Hdr.Name, r.zone, err)
 			}
 			if uerr != nil {
-				return nil, fmt.Errorf("%w; removing the records already added also failed: %v", err, uerr)
+				// Records of this claim are left, so a retry with another
+				// address would only find its own name taken: the error
+				// wraps the undo's failure, not the reverse name's.
+				return nil, fmt.Errorf("%v; removing the records already added also failed: %w", err, uerr)
 			}
 			return nil, err
 		}

@@ -148,9 +148,11 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 		if err == nil {
 			break
 		}
-		if r.IPv4.IsValid() || !errors.Is(err, ErrNameExists) || !strings.Contains(err.Error(), "reverse name") || attempt >= maxMACTries {
+		var taken *ReverseNameError
+		if r.IPv4.IsValid() || !errors.As(err, &taken) || attempt >= maxMACTries {
 			return nil, fmt.Errorf("create %s: %w", r.Name, err)
 		}
+		o.log.Info("random MAC's address taken meanwhile, picking another", "mac", pl.MAC, "ip", pl.host.IPv6.String())
 		tried[pl.MAC] = true
 	}
 	o.log.Info("dns claimed", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN)
