@@ -954,4 +954,3 @@ func (r *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (r *logRecorder) WithGroup(string) slog.Handler { return r }
-
