@@ -1,0 +1,230 @@
+package netboot_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
+)
+
+// answerConfig has one IPv4 VLAN and one IPv6-only VLAN, in the lab's
+// reverse zones, with the default loaders and a BSDP image.
+func answerConfig(t testing.TB) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(`
+dns: {zone: example.com., server: "127.0.0.1:53"}
+boot: {url: "http://192.0.2.1:8080", url_v6: "http://[2001:db8:135::1]:8080", site: example}
+vlans:
+  - {id: 135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1}
+  - {id: 136, ipv6: "2001:db8:135::/64"}
+bsdp:
+  images: [{id: 0x81000089, name: The-Image, bootfile: mactel64.efi}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// short renders an answer for the table: "-" for none, else the file with
+// its TFTP server and echoed vendor class, "bsdp", "config" or "chain SCRIPT".
+func short(a netboot.Answer) string {
+	switch a.Action {
+	case netboot.ActionFile:
+		s := a.File
+		if a.TFTPServer.IsValid() {
+			s += "@" + a.TFTPServer.String()
+		}
+		if a.VendorClass != "" {
+			s += "+" + a.VendorClass
+		}
+		return s
+	case netboot.ActionBSDP:
+		return "bsdp"
+	case netboot.ActionConfig:
+		return "config"
+	case netboot.ActionChain:
+		return "chain " + a.Base + " " + a.Script
+	}
+	if a.Why == "" {
+		return "- (no reason given)"
+	}
+	return "-"
+}
+
+// TestAnswerTable decides every firmware of the table for hosts identified
+// every way DNS identifies them, on an IPv4 VLAN and on an IPv6-only VLAN,
+// against real BIND and the fake: the decision depends on the firmware and
+// the protocol, never on how the host was found.
+func TestAnswerTable(t *testing.T) {
+	intent := inventory.Intent{{Key: "filename", Value: "site.ipxe"}, {Key: "distribution", Value: "bookworm"}}
+	vm4 := inventory.Host{Name: "vm4", FQDN: "vm4.example.com.", MAC: mustMAC("02:04:06:08:72:0a"), IPv4: netip.MustParseAddr("192.0.2.10"), Intent: intent}
+	vm6 := inventory.Host{Name: "vm6", FQDN: "vm6.example.com.", MAC: mustMAC("2a:4a:6a:74:55:06"), IPv6: netip.MustParseAddr("2001:db8:135::284a:6aff:fe74:5506"), Intent: intent}
+	metal4 := inventory.Host{Name: "metal4", FQDN: "metal4.example.com.", MAC: mustMAC("00:25:90:96:c4:9a"), IPv4: netip.MustParseAddr("192.0.2.50"), MACRecord: true, Intent: intent}
+	metal6 := inventory.Host{Name: "metal6", FQDN: "metal6.example.com.", MAC: mustMAC("00:25:90:96:c4:9b"), IPv6: netip.MustParseAddr("2001:db8:135::50"), MACRecord: true, Intent: intent}
+	bare := inventory.Host{Name: "bare", FQDN: "bare.example.com.", MAC: mustMAC("02:04:06:08:72:14"), IPv4: netip.MustParseAddr("192.0.2.20")}
+
+	// What each firmware gets, by protocol. The IPv6-only VLAN is served
+	// by DHCPv6 only, an IPv4 VLAN by DHCPv4; TFTP and HTTP go by the
+	// client's address family.
+	want4 := map[string]string{
+		"bios": "undionly.kpxe@192.0.2.1", "efi": "ipxe.efi@192.0.2.1", "efi32": "ipxe-i386.efi@192.0.2.1",
+		"efi-http": "http://192.0.2.1:8080/ipxe/ipxe.efi+HTTPClient", "arm64": "ipxe-arm64.efi@192.0.2.1",
+		"arm64-http": "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe",
+		"bsdp": "bsdp", "grub": "-", "pxelinux": "-", "none": "-",
+	}
+	want6 := map[string]string{
+		"bios": "tftp://[2001:db8:135::1]/undionly.kpxe", "efi": "tftp://[2001:db8:135::1]/ipxe.efi", "efi32": "tftp://[2001:db8:135::1]/ipxe-i386.efi",
+		"efi-http": "http://[2001:db8:135::1]:8080/ipxe/ipxe.efi+HTTPClient", "arm64": "tftp://[2001:db8:135::1]/ipxe-arm64.efi",
+		"arm64-http": "http://[2001:db8:135::1]:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://[2001:db8:135::1]:8080/boot.ipxe",
+		"bsdp": "-", "grub": "-", "pxelinux": "-", "none": "-",
+	}
+	wantTFTP := map[string]string{"grub": "config", "pxelinux": "config"}
+	wantHTTP := map[string]string{"ipxe": "chain %s site.ipxe"}
+
+	paths := []struct {
+		name   string
+		client netboot.Client
+		host   inventory.Host
+		vlan   int
+		v6only bool
+	}{
+		{"strict MAC", netboot.Client{MAC: vm4.MAC, VLAN: 135}, vm4, 135, false},
+		{"FCrDNS of an IPv4 address", netboot.Client{Addr: vm4.IPv4}, vm4, 135, false},
+		{"_mac CNAME, IPv4", netboot.Client{MAC: metal4.MAC, VLAN: 135}, metal4, 135, false},
+		{"SLAAC MAC", netboot.Client{MAC: vm6.MAC, VLAN: 136}, vm6, 136, true},
+		{"FCrDNS of an IPv6 address", netboot.Client{Addr: vm6.IPv6}, vm6, 136, true},
+		{"_mac CNAME, IPv6-only", netboot.Client{MAC: metal6.MAC, VLAN: 136}, metal6, 136, true},
+	}
+	b := serveconfig.Booter(answerConfig(t))
+	srv4, srv6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8:135::1")
+	for bname, mk := range backends(t) {
+		t.Run(bname, func(t *testing.T) {
+			be := mk(t)
+			var rs []string
+			for _, h := range []inventory.Host{vm4, vm6, metal4, metal6, bare} {
+				rs = append(rs, hostRecords(h)...)
+			}
+			load(t, be, rs...)
+			p := netboot.NewDNSPolicy(serveconfig.Policy(answerConfig(t), nil), be)
+			for _, path := range paths {
+				t.Run(path.name, func(t *testing.T) {
+					d, err := p.Decide(t.Context(), path.client)
+					if err != nil {
+						t.Fatalf("Decide: %v", err)
+					}
+					if d.Host.FQDN != path.host.FQDN || d.VLAN.ID != path.vlan || d.By == "" {
+						t.Fatalf("decided %s on VLAN %d (by %q), want %s on VLAN %d", d.Host.FQDN, d.VLAN.ID, d.By, path.host.FQDN, path.vlan)
+					}
+					for _, fw := range netboot.Firmwares() {
+						via, want, srv := netboot.ViaDHCPv4, want4[fw.Name], srv4
+						if path.v6only {
+							via, want, srv = netboot.ViaDHCPv6, want6[fw.Name], srv6
+						}
+						got := short(b.Answer(d, netboot.Query{Firmware: fw.Firmware, Via: via, Server: srv}))
+						if got != want {
+							t.Errorf("%s over %s = %q, want %q", fw.Name, via, got, want)
+						}
+						for _, vw := range []struct {
+							via  netboot.Via
+							want map[string]string
+						}{{netboot.ViaTFTP, wantTFTP}, {netboot.ViaHTTP, wantHTTP}} {
+							want := vw.want[fw.Name]
+							switch {
+							case want == "":
+								want = "-"
+							case strings.Contains(want, "%s"):
+								want = fmt.Sprintf(want, b.BaseURL(path.v6only))
+							}
+							got := short(b.Answer(d, netboot.Query{Firmware: fw.Firmware, Via: vw.via, IPv6: path.v6only}))
+							if got != want {
+								t.Errorf("%s over %s = %q, want %q", fw.Name, vw.via, got, want)
+							}
+						}
+					}
+				})
+			}
+			// A host without a boot intent keeps its DHCP boot file but gets
+			// no chain and no per-host file, and the answer says why.
+			t.Run("no boot intent", func(t *testing.T) {
+				d, err := p.Decide(t.Context(), netboot.Client{Addr: bare.IPv4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ipxe, _ := netboot.ParseFirmware("ipxe")
+				if got := short(b.Answer(d, netboot.Query{Firmware: ipxe, Via: netboot.ViaDHCPv4, Server: srv4})); got != want4["ipxe"] {
+					t.Errorf("DHCPv4 = %q, want %q", got, want4["ipxe"])
+				}
+				for _, q := range []netboot.Query{{Firmware: ipxe, Via: netboot.ViaHTTP}, {Firmware: netboot.Firmware{Kind: netboot.KindGRUB}, Via: netboot.ViaTFTP}} {
+					a := b.Answer(d, q)
+					if a.Action != netboot.ActionNone || !strings.Contains(a.Why, "no boot intent") {
+						t.Errorf("%s over %s = %+v, want none: no boot intent", q.Firmware, q.Via, a)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestAnswerMissing checks the answers that cannot be given, and why.
+func TestAnswerMissing(t *testing.T) {
+	d := netboot.Decision{Host: inventory.Host{FQDN: "h.example.com.", Intent: inventory.Intent{{Key: "distribution", Value: "core"}}}}
+	pxe := func(a netboot.Arch) netboot.Firmware { return netboot.Firmware{Kind: netboot.KindPXE, Arch: a, HasArch: true} }
+	full := netboot.Booter{URL: "http://192.0.2.1", Loaders: map[netboot.Arch]string{0: "undionly.kpxe", 7: "ipxe.efi"}}
+	tests := []struct {
+		name string
+		b    netboot.Booter
+		q    netboot.Query
+		why  string
+	}{
+		{"no loader for the arch", full, netboot.Query{Firmware: pxe(11), Via: netboot.ViaDHCPv4, Server: netip.MustParseAddr("192.0.2.1")}, "no serve.loaders entry for architecture 11"},
+		{"PXE without arch", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindPXE}, Via: netboot.ViaDHCPv4}, "no architecture"},
+		{"PXE over DHCPv6, link-local server", full, netboot.Query{Firmware: pxe(7), Via: netboot.ViaDHCPv6, Server: netip.MustParseAddr("fe80::1")}, "no global IPv6 address"},
+		{"iPXE over DHCPv6, IPv4 boot URL only", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaDHCPv6}, "set boot.url_v6"},
+		{"HTTP boot without loader", netboot.Booter{URL: "http://192.0.2.1"}, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindHTTP, Arch: 16, HasArch: true}, Via: netboot.ViaDHCPv4}, "no serve.loaders entry for architecture 16 (or 7)"},
+		{"BSDP without images", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindBSDP}, Via: netboot.ViaDHCPv4}, "no bsdp.images"},
+		{"plain client", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindNone}, Via: netboot.ViaDHCPv4}, "not a booting client"},
+		{"GRUB over HTTP", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindGRUB}, Via: netboot.ViaHTTP}, "asks over TFTP"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.b.Answer(d, tt.q)
+			if a.Action != netboot.ActionNone || !strings.Contains(a.Why, tt.why) {
+				t.Errorf("Answer = %+v, want none because %q", a, tt.why)
+			}
+		})
+	}
+}
+
+// TestClassify names the firmware from the classes and architecture a
+// request carries.
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		s    netboot.Signals
+		want string
+	}{
+		{"BIOS PXE ROM", netboot.Signals{VendorClasses: []string{"PXEClient:Arch:00000:UNDI:002001"}, Arch: 0, HasArch: true}, "bios"},
+		{"OVMF PXE", netboot.Signals{VendorClasses: []string{"PXEClient:Arch:00007:UNDI:003000"}, Arch: 7, HasArch: true}, "efi"},
+		{"OVMF HTTP boot", netboot.Signals{VendorClasses: []string{"HTTPClient:Arch:00016:UNDI:003000"}, Arch: 16, HasArch: true}, "efi-http"},
+		{"HTTP arch without vendor class (DHCPv6)", netboot.Signals{Arch: 19, HasArch: true}, "arm64-http"},
+		{"arm64 PXE over DHCPv6: arch only", netboot.Signals{Arch: 11, HasArch: true}, "arm64"},
+		{"iPXE says PXEClient too", netboot.Signals{UserClassIPXE: true, VendorClasses: []string{"PXEClient:Arch:00000:UNDI:002001"}, Arch: 0, HasArch: true}, "ipxe"},
+		{"iPXE over HTTP boot", netboot.Signals{UserClassIPXE: true, VendorClasses: []string{"HTTPClient"}, Arch: 16, HasArch: true}, "ipxe/arch 16"},
+		{"Intel Mac", netboot.Signals{VendorClasses: []string{"AAPLBSDPC/i386/MacBookPro11,1"}}, "bsdp"},
+		{"dhclient", netboot.Signals{VendorClasses: []string{"MSFT 5.0"}}, "none"},
+		{"nothing", netboot.Signals{}, "none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := netboot.Classify(tt.s).String(); got != tt.want {
+				t.Errorf("Classify(%+v) = %s, want %s", tt.s, got, tt.want)
+			}
+		})
+	}
+}
