@@ -150,6 +150,37 @@ func (app *App) orchestrator(withHV bool) (*orchestrator.Orchestrator, func(), e
 	return o, closeFn, nil
 }
 
+// withOrchestrator runs do with the orchestrator (libvirt too when withHV)
+// and releases it: the body every DNS and VM command shares.
+func (app *App) withOrchestrator(withHV bool, do func(*orchestrator.Orchestrator) error) error {
+	o, closeFn, err := app.orchestrator(withHV)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return do(o)
+}
+
+// printPlan runs do with the orchestrator and prints the plan it returns
+// as output says: JSON, or text after header (when not empty). It is the
+// RunE body of create, host add, reinstall and show.
+func (app *App) printPlan(withHV bool, output, header string, do func(*orchestrator.Orchestrator) (*orchestrator.Plan, error)) error {
+	return app.withOrchestrator(withHV, func(o *orchestrator.Orchestrator) error {
+		p, err := do(o)
+		if err != nil {
+			return err
+		}
+		if output == "json" {
+			return writeJSON(app.Stdout, p)
+		}
+		if header != "" {
+			fmt.Fprintln(app.Stdout, header)
+		}
+		writePlan(app.Stdout, p)
+		return nil
+	})
+}
+
 // outputFlag adds -o/--output with text and json.
 func outputFlag(cmd *cobra.Command, v *string) {
 	cmd.Flags().StringVarP(v, "output", "o", "text", "output format: text or json")

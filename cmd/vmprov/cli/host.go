@@ -79,20 +79,9 @@ func (app *App) hostAddCommand() *cobra.Command {
 			if r.Vars, err = parseVars(txt); err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(false)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			p, err := o.AddHost(cmd.Context(), r)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(app.Stdout, p)
-			}
-			writePlan(app.Stdout, p)
-			return nil
+			return app.printPlan(false, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				return o.AddHost(cmd.Context(), r)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -113,16 +102,13 @@ func (app *App) hostRemoveCommand() *cobra.Command {
 		Short: "Remove a bare-metal host's records, its _mac CNAME included",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, closeFn, err := app.orchestrator(false)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if err := o.RemoveHost(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(app.Stdout, "removed %s\n", args[0])
-			return nil
+			return app.withOrchestrator(false, func(o *orchestrator.Orchestrator) error {
+				if err := o.RemoveHost(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(app.Stdout, "removed %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -137,26 +123,23 @@ func (app *App) hostListCommand() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(false)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ps, err := o.ListHosts(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				if ps == nil {
-					ps = []*orchestrator.Plan{}
+			return app.withOrchestrator(false, func(o *orchestrator.Orchestrator) error {
+				ps, err := o.ListHosts(cmd.Context())
+				if err != nil {
+					return err
 				}
-				return writeJSON(app.Stdout, ps)
-			}
-			fmt.Fprintf(app.Stdout, "%-20s %-17s %-15s %-28s %s\n", "NAME", "MAC", "IPV4", "IPV6", "DISTRO")
-			for _, p := range ps {
-				fmt.Fprintf(app.Stdout, "%-20s %-17s %-15s %-28s %s\n", p.Name, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
-			}
-			return nil
+				if output == "json" {
+					if ps == nil {
+						ps = []*orchestrator.Plan{}
+					}
+					return writeJSON(app.Stdout, ps)
+				}
+				fmt.Fprintf(app.Stdout, "%-20s %-17s %-15s %-28s %s\n", "NAME", "MAC", "IPV4", "IPV6", "DISTRO")
+				for _, p := range ps {
+					fmt.Fprintf(app.Stdout, "%-20s %-17s %-15s %-28s %s\n", p.Name, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+				}
+				return nil
+			})
 		},
 	}
 	outputFlag(cmd, &output)
@@ -188,20 +171,9 @@ func (app *App) reinstallCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(false)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			p, err := o.Reinstall(cmd.Context(), args[0], distro, script, vars)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(app.Stdout, p)
-			}
-			writePlan(app.Stdout, p)
-			return nil
+			return app.printPlan(false, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				return o.Reinstall(cmd.Context(), args[0], distro, script, vars)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&distro, "distro", "", "distribution to install (TXT distribution=)")

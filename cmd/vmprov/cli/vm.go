@@ -44,28 +44,14 @@ func (app *App) createCommand() *cobra.Command {
 			if r.Vars, err = parseVars(txt); err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(!dryRun)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			var p *orchestrator.Plan
 			if dryRun {
-				p, err = o.Plan(cmd.Context(), r)
-			} else {
-				p, err = o.Create(cmd.Context(), r)
+				return app.printPlan(false, output, "dry run: nothing was changed", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+					return o.Plan(cmd.Context(), r)
+				})
 			}
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(app.Stdout, p)
-			}
-			if dryRun {
-				fmt.Fprintln(app.Stdout, "dry run: nothing was changed")
-			}
-			writePlan(app.Stdout, p)
-			return nil
+			return app.printPlan(true, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				return o.Create(cmd.Context(), r)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -97,16 +83,13 @@ func (app *App) destroyCommand() *cobra.Command {
 		Short: "Stop and undefine a VM, delete its disk and remove all its DNS records",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, closeFn, err := app.orchestrator(true)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if err := o.Destroy(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(app.Stdout, "destroyed %s\n", args[0])
-			return nil
+			return app.withOrchestrator(true, func(o *orchestrator.Orchestrator) error {
+				if err := o.Destroy(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(app.Stdout, "destroyed %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -121,26 +104,23 @@ func (app *App) listCommand() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(true)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ps, err := o.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				for _, p := range ps {
-					p.DomainXML = ""
+			return app.withOrchestrator(true, func(o *orchestrator.Orchestrator) error {
+				ps, err := o.List(cmd.Context())
+				if err != nil {
+					return err
 				}
-				return writeJSON(app.Stdout, ps)
-			}
-			fmt.Fprintf(app.Stdout, "%-20s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", "STATE", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
-			for _, p := range ps {
-				fmt.Fprintf(app.Stdout, "%-20s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, p.State, p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
-			}
-			return nil
+				if output == "json" {
+					for _, p := range ps {
+						p.DomainXML = ""
+					}
+					return writeJSON(app.Stdout, ps)
+				}
+				fmt.Fprintf(app.Stdout, "%-20s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", "STATE", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
+				for _, p := range ps {
+					fmt.Fprintf(app.Stdout, "%-20s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, p.State, p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+				}
+				return nil
+			})
 		},
 	}
 	outputFlag(cmd, &output)
@@ -162,20 +142,9 @@ func (app *App) showCommandFor(withHV bool, short string) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			o, closeFn, err := app.orchestrator(withHV)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			p, err := o.Show(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(app.Stdout, p)
-			}
-			writePlan(app.Stdout, p)
-			return nil
+			return app.printPlan(withHV, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				return o.Show(cmd.Context(), args[0])
+			})
 		},
 	}
 	outputFlag(cmd, &output)
