@@ -1,4 +1,4 @@
-// Package orchestrator runs vmprov's VM workflow (ARCHITECTURE.md, seed 000
+// Package orchestrator runs vmprov's VM workflow (docs/design.md, "The VM workflow"; seed 000
 // "Installing the Virtual Machine"): plan the host (VLAN, MAC, addresses,
 // records, domain XML), claim it in DNS with RFC 2136 prerequisites, create
 // its disk, define and start its domain — and undo every earlier step when a

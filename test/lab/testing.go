@@ -29,7 +29,7 @@ func RequireRoot(t testing.TB, binaries ...string) {
 	}
 	for _, b := range binaries {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("lab: needs %s on PATH (TESTING.md lists the Debian packages)", b)
+			t.Skipf("lab: needs %s on PATH (test/install-deps.sh installs the Debian packages: make deps)", b)
 		}
 	}
 }
