@@ -70,7 +70,7 @@ func TestDependencyDirections(t *testing.T) {
 				}
 				for _, f := range tt.forbidden {
 					if strings.HasPrefix(d, f) || d == strings.TrimSuffix(f, "/") {
-						t.Errorf("%s imports %s, which docs/design.md ("Package map") forbids", pkg, d)
+						t.Errorf("%s imports %s, which docs/design.md (\"Package map\") forbids", pkg, d)
 					}
 				}
 			}
