@@ -189,11 +189,13 @@ type explainDHCP struct {
 	Why string `json:"why,omitempty"`
 }
 
-// explainBoot is the boot answer of one firmware.
+// explainBoot is the boot answer of one firmware, by the protocol it
+// asks over.
 type explainBoot struct {
 	Firmware string `json:"firmware"`
-	DHCPv4   string `json:"dhcp4"`
-	DHCPv6   string `json:"dhcp6"`
+	DHCPv4   string `json:"dhcp4,omitempty"`
+	DHCPv6   string `json:"dhcp6,omitempty"`
+	TFTP     string `json:"tftp,omitempty"`
 }
 
 // explainFile is one file a client would fetch and what it gets.
@@ -684,27 +686,27 @@ func explainDHCPv6(ctx context.Context, svc *bootService, c *config.Config, rec 
 	return out
 }
 
-// bootTable is the boot answer of every firmware in the table for d.
+// bootTable is the boot answer of every firmware in the table for d, over
+// the protocols it uses: DHCPv4 (not on an IPv6-only VLAN), DHCPv6 (on a
+// VLAN with IPv6; not for Macs) and TFTP (GRUB and PXELINUX).
 func bootTable(b netboot.Booter, d netboot.Decision, c *config.Config, vlan netboot.VLAN) []explainBoot {
 	srv4, _ := serverV4(c, vlan)
 	srv6, _ := serverV6(c, vlan)
 	var out []explainBoot
 	for _, r := range netboot.Firmwares() {
 		row := explainBoot{Firmware: r.Name}
-		for _, via := range []netboot.Via{netboot.ViaDHCPv4, netboot.ViaDHCPv6, netboot.ViaTFTP} {
-			srv := srv4
-			if via == netboot.ViaDHCPv6 {
-				srv = srv6
+		answer := func(via netboot.Via, srv netip.Addr) string {
+			return describeAnswer(b.Answer(d, netboot.Query{Firmware: r.Firmware, Via: via, Server: srv}))
+		}
+		switch r.Firmware.Kind {
+		case netboot.KindGRUB, netboot.KindPXELinux:
+			row.TFTP = answer(netboot.ViaTFTP, netip.Addr{})
+		default:
+			if vlan.IPv4.IsValid() {
+				row.DHCPv4 = answer(netboot.ViaDHCPv4, srv4)
 			}
-			a := b.Answer(d, netboot.Query{Firmware: r.Firmware, Via: via, Server: srv})
-			s := describeAnswer(a)
-			switch {
-			case via == netboot.ViaTFTP && a.Action == netboot.ActionConfig:
-				row.DHCPv4 = s
-			case via == netboot.ViaDHCPv4 && (r.Firmware.Kind != netboot.KindGRUB && r.Firmware.Kind != netboot.KindPXELinux):
-				row.DHCPv4 = s
-			case via == netboot.ViaDHCPv6 && vlan.IPv6.IsValid():
-				row.DHCPv6 = s
+			if vlan.IPv6.IsValid() && r.Firmware.Kind != netboot.KindBSDP {
+				row.DHCPv6 = answer(netboot.ViaDHCPv6, srv6)
 			}
 		}
 		out = append(out, row)
@@ -831,7 +833,11 @@ func (x *Explanation) write(w interface{ Write([]byte) (int, error) }, full bool
 		if d.Why != "" {
 			p("  no answer: %s\n", d.Why)
 		} else {
-			p("  %s %s", d.Type, d.Address)
+			if d.Address != "" {
+				p("  %s %s", d.Type, d.Address)
+			} else {
+				p("  %s, no address (the host has no address of this family on the VLAN)", d.Type)
+			}
 			if d.Lease != "" {
 				p(", lease %s", d.Lease)
 			}
@@ -861,9 +867,12 @@ func (x *Explanation) write(w interface{ Write([]byte) (int, error) }, full bool
 	if len(x.Boot) > 0 {
 		p("\nboot file by firmware:\n")
 		for _, b := range x.Boot {
-			p("  %-11s dhcp4: %s\n", b.Firmware, b.DHCPv4)
-			if b.DHCPv6 != "" {
-				p("  %-11s dhcp6: %s\n", "", b.DHCPv6)
+			name := b.Firmware
+			for _, v := range [][2]string{{"dhcp4", b.DHCPv4}, {"dhcp6", b.DHCPv6}, {"tftp", b.TFTP}} {
+				if v[1] != "" {
+					p("  %-11s %s: %s\n", name, v[0], v[1])
+					name = ""
+				}
 			}
 		}
 	}
