@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vmprov/vmprov/dnsupdate"
@@ -214,20 +216,33 @@ func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Queries: c.queries.Load(), Errors: c.errors.Load()}
 }
 
-// WriteMetrics writes the counters and the cache size in the Prometheus
-// text exposition format.
+// Collector returns the cache's metrics, read at each scrape: the Stats
+// counters as vmprov_dns_cache_hits_total, vmprov_dns_cache_misses_total,
+// vmprov_dns_queries_total and vmprov_dns_query_errors_total, and Len as the
+// gauge vmprov_dns_cache_entries.
+func (c *Cache) Collector() prometheus.Collector {
+	return CounterCollectors([]Counter{
+		{Name: "vmprov_dns_cache_hits_total", Help: "DNS lookups of the boot policy answered from the cache.", Value: &c.hits},
+		{Name: "vmprov_dns_cache_misses_total", Help: "DNS lookups of the boot policy that waited for a query.", Value: &c.misses},
+		{Name: "vmprov_dns_queries_total", Help: "DNS queries sent by the boot policy.", Value: &c.queries},
+		{Name: "vmprov_dns_query_errors_total", Help: "DNS queries of the boot policy that failed.", Value: &c.errors},
+	}, prometheus.NewGaugeFunc(
+		prometheus.GaugeOpts{Name: "vmprov_dns_cache_entries", Help: "DNS answers held by the boot policy cache."},
+		func() float64 { return float64(c.Len()) },
+	))
+}
+
+// WriteMetrics writes Collector's metrics in the Prometheus text format.
+//
+// Deprecated: register Collector in a prometheus.Registerer instead.
+// WriteMetrics remains while DNSPolicy.WriteMetrics calls it.
 func (c *Cache) WriteMetrics(w io.Writer) {
-	s := c.Stats()
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"vmprov_dns_cache_hits_total", "DNS lookups of the boot policy answered from the cache.", s.Hits},
-		{"vmprov_dns_cache_misses_total", "DNS lookups of the boot policy that waited for a query.", s.Misses},
-		{"vmprov_dns_queries_total", "DNS queries sent by the boot policy.", s.Queries},
-		{"vmprov_dns_query_errors_total", "DNS queries of the boot policy that failed.", s.Errors},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.Collector())
+	fams, _ := reg.Gather() // the cache's own collectors are consistent
+	for _, f := range fams {
+		if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
+			return
+		}
 	}
-	fmt.Fprintf(w, "# HELP vmprov_dns_cache_entries DNS answers held by the boot policy cache.\n# TYPE vmprov_dns_cache_entries gauge\nvmprov_dns_cache_entries %d\n", c.Len())
 }

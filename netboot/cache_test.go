@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/netboot"
@@ -175,11 +176,25 @@ func TestCacheErrorsNotKept(t *testing.T) {
 	if s := c.Stats(); s.Errors != 2 || c.Len() != 0 {
 		t.Errorf("stats %+v, len %d", s, c.Len())
 	}
-	var sb strings.Builder
-	c.WriteMetrics(&sb)
-	for _, want := range []string{"vmprov_dns_query_errors_total 2\n", "vmprov_dns_queries_total 2\n", "# TYPE vmprov_dns_cache_entries gauge\n"} {
-		if !strings.Contains(sb.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, sb.String())
-		}
+	// What /metrics shows of it.
+	want := `
+# HELP vmprov_dns_cache_entries DNS answers held by the boot policy cache.
+# TYPE vmprov_dns_cache_entries gauge
+vmprov_dns_cache_entries 0
+# HELP vmprov_dns_cache_hits_total DNS lookups of the boot policy answered from the cache.
+# TYPE vmprov_dns_cache_hits_total counter
+vmprov_dns_cache_hits_total 0
+# HELP vmprov_dns_cache_misses_total DNS lookups of the boot policy that waited for a query.
+# TYPE vmprov_dns_cache_misses_total counter
+vmprov_dns_cache_misses_total 2
+# HELP vmprov_dns_queries_total DNS queries sent by the boot policy.
+# TYPE vmprov_dns_queries_total counter
+vmprov_dns_queries_total 2
+# HELP vmprov_dns_query_errors_total DNS queries of the boot policy that failed.
+# TYPE vmprov_dns_query_errors_total counter
+vmprov_dns_query_errors_total 2
+`
+	if err := testutil.CollectAndCompare(c.Collector(), strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

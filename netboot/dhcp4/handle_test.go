@@ -21,6 +21,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
@@ -869,18 +872,36 @@ func TestMetrics(t *testing.T) {
 	if diff := cmp.Diff(Stats{Offers: 2, Acks: 1, Naks: 1, Silent: 1, Malformed: 1, Errors: 1}, s.Stats()); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
-	var b strings.Builder
-	s.WriteMetrics(&b)
-	for _, want := range []string{
-		`vmprov_dhcp4_replies_total{type="offer"} 2`,
-		`vmprov_dhcp4_replies_total{type="ack"} 1`,
-		`vmprov_dhcp4_replies_total{type="nak"} 1`,
-		"vmprov_dhcp4_silent_total 1",
-		"vmprov_dhcp4_malformed_total 1",
-		"vmprov_dhcp4_errors_total 1",
-	} {
-		if !strings.Contains(b.String(), want+"\n") {
-			t.Errorf("metrics lack %q:\n%s", want, b.String())
-		}
+	// What /metrics shows of them.
+	want := `
+# HELP vmprov_dhcp4_errors_total DHCPv4 requests not answered because DNS failed, and replies not sent.
+# TYPE vmprov_dhcp4_errors_total counter
+vmprov_dhcp4_errors_total 1
+# HELP vmprov_dhcp4_malformed_total DHCPv4 packets dropped as malformed.
+# TYPE vmprov_dhcp4_malformed_total counter
+vmprov_dhcp4_malformed_total 1
+# HELP vmprov_dhcp4_replies_total DHCPv4 replies sent, by message type.
+# TYPE vmprov_dhcp4_replies_total counter
+vmprov_dhcp4_replies_total{type="ack"} 1
+vmprov_dhcp4_replies_total{type="nak"} 1
+vmprov_dhcp4_replies_total{type="offer"} 2
+# HELP vmprov_dhcp4_silent_total DHCPv4 requests not answered: unknown clients, another server's, RELEASE, DECLINE.
+# TYPE vmprov_dhcp4_silent_total counter
+vmprov_dhcp4_silent_total 1
+`
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"vmprov_dhcp4_errors_total", "vmprov_dhcp4_malformed_total", "vmprov_dhcp4_replies_total", "vmprov_dhcp4_silent_total"); err != nil {
+		t.Error(err)
+	}
+	// Every call of the policy is timed, DNS failure included.
+	text, err := testutil.CollectAndFormat(s.Collector(), expfmt.TypeTextPlain, netboot.DecisionDurationName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := fmt.Sprintf(`vmprov_decision_duration_seconds_count{proto="dhcp4"} %d`, len(p.clients))
+	if len(p.clients) == 0 || !strings.Contains(string(text), count+"\n") {
+		t.Errorf("decision histogram lacks %q (the policy decided %d times):\n%s", count, len(p.clients), text)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
@@ -64,9 +64,11 @@ type Server struct {
 	bsdpImages   []bsdp.Image
 
 	offers, acks, naks, silent, malformed, errs atomic.Uint64
+	// decisions times policy's decisions (policy is a netboot.TimedPolicy).
+	decisions prometheus.Histogram
 }
 
-// Stats are the server's counters since New, for the metrics endpoint.
+// Stats are the server's counters since New, which Collector exports.
 type Stats struct {
 	Offers    uint64 // DHCPOFFERs
 	Acks      uint64 // DHCPACKs, to REQUESTs and INFORMs
@@ -88,23 +90,20 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// WriteMetrics writes the counters in the Prometheus text format, so the
-// server is an httpboot.Collector.
-func (s *Server) WriteMetrics(w io.Writer) {
-	st := s.Stats()
-	const name = "vmprov_dhcp4_replies_total"
-	fmt.Fprintf(w, "# HELP %s DHCPv4 replies sent, by message type.\n# TYPE %s counter\n", name, name)
-	fmt.Fprintf(w, "%s{type=\"offer\"} %d\n%s{type=\"ack\"} %d\n%s{type=\"nak\"} %d\n", name, st.Offers, name, st.Acks, name, st.Naks)
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"vmprov_dhcp4_silent_total", "DHCPv4 requests not answered: unknown clients, another server's, RELEASE, DECLINE.", st.Silent},
-		{"vmprov_dhcp4_malformed_total", "DHCPv4 packets dropped as malformed.", st.Malformed},
-		{"vmprov_dhcp4_errors_total", "DHCPv4 requests not answered because DNS failed, and replies not sent.", st.Errors},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
-	}
+// Collector returns the server's metrics for a prometheus.Registerer: the
+// Stats counters as vmprov_dhcp4_replies_total{type="offer|ack|nak"},
+// vmprov_dhcp4_silent_total, vmprov_dhcp4_malformed_total and
+// vmprov_dhcp4_errors_total, and vmprov_decision_duration_seconds{proto="dhcp4"}.
+func (s *Server) Collector() prometheus.Collector {
+	const replies, repliesHelp = "vmprov_dhcp4_replies_total", "DHCPv4 replies sent, by message type."
+	return netboot.CounterCollectors([]netboot.Counter{
+		{Name: replies, Help: repliesHelp, Labels: prometheus.Labels{"type": "offer"}, Value: &s.offers},
+		{Name: replies, Help: repliesHelp, Labels: prometheus.Labels{"type": "ack"}, Value: &s.acks},
+		{Name: replies, Help: repliesHelp, Labels: prometheus.Labels{"type": "nak"}, Value: &s.naks},
+		{Name: "vmprov_dhcp4_silent_total", Help: "DHCPv4 requests not answered: unknown clients, another server's, RELEASE, DECLINE.", Value: &s.silent},
+		{Name: "vmprov_dhcp4_malformed_total", Help: "DHCPv4 packets dropped as malformed.", Value: &s.malformed},
+		{Name: "vmprov_dhcp4_errors_total", Help: "DHCPv4 requests not answered because DNS failed, and replies not sent.", Value: &s.errs},
+	}, s.decisions)
 }
 
 // count records the outcome of one request.
@@ -133,8 +132,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LeaseTime <= 0 {
 		return nil, errors.New("dhcp4: new server: lease time is 0: set serve.lease_time")
 	}
+	decisions := netboot.NewDecisionHistogram("dhcp4")
 	s := &Server{
-		policy:       cfg.Policy,
+		policy:       netboot.TimedPolicy(cfg.Policy, decisions),
+		decisions:    decisions,
 		booter:       cfg.Booter,
 		vlans:        cfg.VLANs,
 		interfaces:   cfg.Interfaces,

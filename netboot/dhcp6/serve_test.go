@@ -15,6 +15,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
@@ -226,17 +228,40 @@ func TestServe(t *testing.T) {
 		if st.Advertises < 2 || st.Replies < 6 || st.Silent < 2 || st.Malformed != 0 || st.Errors != 0 {
 			t.Errorf("stats %+v, want at least 2 advertises, 6 replies, 2 silent and no malformed or errors", st)
 		}
-		var b strings.Builder
-		srv.WriteMetrics(&b)
-		for _, want := range []string{
-			fmt.Sprintf("vmprov_dhcp6_replies_total{type=\"advertise\"} %d\n", st.Advertises),
-			fmt.Sprintf("vmprov_dhcp6_replies_total{type=\"reply\"} %d\n", st.Replies),
-			fmt.Sprintf("vmprov_dhcp6_silent_total %d\n", st.Silent),
-			"# TYPE vmprov_dhcp6_malformed_total counter\n",
-		} {
-			if !strings.Contains(b.String(), want) {
-				t.Errorf("metrics lack %q:\n%s", want, b.String())
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(srv.Collector())
+		want := fmt.Sprintf(`
+# HELP vmprov_dhcp6_replies_total DHCPv6 answers sent, by message type.
+# TYPE vmprov_dhcp6_replies_total counter
+vmprov_dhcp6_replies_total{type="advertise"} %d
+vmprov_dhcp6_replies_total{type="reply"} %d
+# HELP vmprov_dhcp6_silent_total DHCPv6 messages not answered: unidentified clients, another server's.
+# TYPE vmprov_dhcp6_silent_total counter
+vmprov_dhcp6_silent_total %d
+# HELP vmprov_dhcp6_malformed_total DHCPv6 packets dropped as malformed.
+# TYPE vmprov_dhcp6_malformed_total counter
+vmprov_dhcp6_malformed_total 0
+`, st.Advertises, st.Replies, st.Silent)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+			"vmprov_dhcp6_replies_total", "vmprov_dhcp6_silent_total", "vmprov_dhcp6_malformed_total"); err != nil {
+			t.Error(err)
+		}
+		// Every answer, and every silence for a client unknown to DNS,
+		// rests on a decision of the policy, which is timed.
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var decisions uint64
+		for _, f := range fams {
+			if f.GetName() == netboot.DecisionDurationName {
+				for _, m := range f.GetMetric() {
+					decisions += m.GetHistogram().GetSampleCount()
+				}
 			}
+		}
+		if answers := st.Advertises + st.Replies; decisions < answers {
+			t.Errorf("%s counts %d decisions, want at least %d (one per answer)", netboot.DecisionDurationName, decisions, answers)
 		}
 	})
 }

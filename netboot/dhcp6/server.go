@@ -48,7 +48,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -61,6 +60,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/dhcpv6/server6"
 	"github.com/insomniacslk/dhcp/iana"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmprov/vmprov/netboot"
@@ -102,9 +102,11 @@ type Server struct {
 	lease, t1, t2      time.Duration
 
 	advertises, replies, silent, malformed, errs atomic.Uint64
+	// decisions times policy's decisions (policy is a netboot.TimedPolicy).
+	decisions prometheus.Histogram
 }
 
-// Stats are the server's counters since New, for the metrics endpoint.
+// Stats are the server's counters since New, which Collector exports.
 type Stats struct {
 	Advertises uint64 // Advertise messages
 	Replies    uint64 // Reply messages, to Request, Renew, Rebind, Confirm, Release, Information-Request and Rapid Commit Solicit
@@ -124,23 +126,19 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// WriteMetrics writes the counters in the Prometheus text format, so the
-// server is an httpboot.Collector.
-func (s *Server) WriteMetrics(w io.Writer) {
-	st := s.Stats()
-	const name = "vmprov_dhcp6_replies_total"
-	fmt.Fprintf(w, "# HELP %s DHCPv6 answers sent, by message type.\n# TYPE %s counter\n", name, name)
-	fmt.Fprintf(w, "%s{type=\"advertise\"} %d\n%s{type=\"reply\"} %d\n", name, st.Advertises, name, st.Replies)
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"vmprov_dhcp6_silent_total", "DHCPv6 messages not answered: unidentified clients, another server's.", st.Silent},
-		{"vmprov_dhcp6_malformed_total", "DHCPv6 packets dropped as malformed.", st.Malformed},
-		{"vmprov_dhcp6_errors_total", "DHCPv6 messages not answered because DNS failed, and replies not sent.", st.Errors},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
-	}
+// Collector returns the server's metrics for a prometheus.Registerer: the
+// Stats counters as vmprov_dhcp6_replies_total{type="advertise|reply"},
+// vmprov_dhcp6_silent_total, vmprov_dhcp6_malformed_total and
+// vmprov_dhcp6_errors_total, and vmprov_decision_duration_seconds{proto="dhcp6"}.
+func (s *Server) Collector() prometheus.Collector {
+	const replies, repliesHelp = "vmprov_dhcp6_replies_total", "DHCPv6 answers sent, by message type."
+	return netboot.CounterCollectors([]netboot.Counter{
+		{Name: replies, Help: repliesHelp, Labels: prometheus.Labels{"type": "advertise"}, Value: &s.advertises},
+		{Name: replies, Help: repliesHelp, Labels: prometheus.Labels{"type": "reply"}, Value: &s.replies},
+		{Name: "vmprov_dhcp6_silent_total", Help: "DHCPv6 messages not answered: unidentified clients, another server's.", Value: &s.silent},
+		{Name: "vmprov_dhcp6_malformed_total", Help: "DHCPv6 packets dropped as malformed.", Value: &s.malformed},
+		{Name: "vmprov_dhcp6_errors_total", Help: "DHCPv6 messages not answered because DNS failed, and replies not sent.", Value: &s.errs},
+	}, s.decisions)
 }
 
 // count records the answer to one message.
@@ -166,8 +164,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("dhcp6: new server: no policy")
 	}
+	decisions := netboot.NewDecisionHistogram("dhcp6")
 	s := &Server{
-		policy:             cfg.Policy,
+		policy:             netboot.TimedPolicy(cfg.Policy, decisions),
+		decisions:          decisions,
 		booter:             cfg.Booter,
 		vlans:              cfg.VLANs,
 		interfaces:         cfg.Interfaces,

@@ -13,7 +13,8 @@
 //	GET /boot.ipxe                  the script `vmprov ipxe build` embeds
 //	GET /ipxe/{path...}             DIR/ipxe, with Range
 //	GET /assets/{path...}           DIR/assets, with Range
-//	GET /healthz, GET /metrics      liveness, Prometheus text format
+//	GET /healthz                    liveness
+//	GET /metrics                    Config.Metrics in the Prometheus exposition formats
 //
 // The site name "install" is taken by the install routes. Only GET and
 // HEAD are answered. Every answer that depends on the client
@@ -35,6 +36,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/templates"
 )
@@ -54,10 +58,10 @@ type Config struct {
 	// Log receives one line per request (ip, host, file, status, bytes,
 	// dur, err); nil discards.
 	Log *slog.Logger
-	// Metrics counts requests; nil means the Server keeps its own.
-	Metrics *Metrics
-	// Collectors add their metrics to /metrics, e.g. *netboot.DNSPolicy.
-	Collectors []Collector
+	// Metrics is what /metrics serves: vmprov serve's registry, which
+	// holds Collector's metrics and every other server's. Nil: no /metrics
+	// route (404).
+	Metrics prometheus.Gatherer
 	// TrustedProxies are peers whose X-Forwarded-For header names the
 	// client (its last address is used). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
@@ -68,7 +72,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics
 	mux     *http.ServeMux
 	// bootScript is /boot.ipxe, rendered once; bootErr is why it could not be.
 	bootScript []byte
@@ -80,12 +84,11 @@ var _ http.Handler = (*Server)(nil)
 // New returns a Server for cfg. It does not touch the file system or DNS;
 // missing folders under Dir simply answer 404.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, mux: http.NewServeMux()}
+	m := newMetrics()
+	cfg.Policy = netboot.TimedPolicy(cfg.Policy, m.decisions)
+	s := &Server{cfg: cfg, log: cfg.Log, metrics: m, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.metrics == nil {
-		s.metrics = NewMetrics()
 	}
 	s.bootScript, s.bootErr = templates.BootScript(templates.BootInput{BootURL: cfg.Booter.URL, BootURLv6: cfg.Booter.URLv6})
 
@@ -97,13 +100,15 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /ipxe/{path...}", s.static("ipxe"))
 	s.mux.HandleFunc("GET /assets/{path...}", s.static("assets"))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
-	s.mux.HandleFunc("GET /metrics", s.handleMetrics)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		}))
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w, r) })
 	return s
 }
-
-// Metrics returns the request counters /metrics reports.
-func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // ServeHTTP refuses odd requests, routes the rest, and logs and counts
 // every one.
@@ -284,16 +289,6 @@ func (s *Server) handleBootScript(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	plain(w, r, http.StatusOK, "ok\n")
-}
-
-func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	var b strings.Builder
-	s.metrics.WriteMetrics(&b)
-	for _, c := range s.cfg.Collectors {
-		c.WriteMetrics(&b)
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	write(w, r, http.StatusOK, []byte(b.String()))
 }
 
 // Serve answers HTTP on l until ctx ends, then shuts down gracefully within

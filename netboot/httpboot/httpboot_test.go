@@ -21,6 +21,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
@@ -230,10 +232,11 @@ func slogFor(w io.Writer) *slog.Logger {
 }
 
 type env struct {
-	srv *httpboot.Server
-	dir string
-	big []byte
-	dns backend
+	srv     *httpboot.Server
+	dir     string
+	big     []byte
+	dns     backend
+	metrics *prometheus.Registry // what /metrics serves
 }
 
 func newEnv(t testing.TB, b backend, log io.Writer) *env {
@@ -246,14 +249,16 @@ func newEnv(t testing.TB, b backend, log io.Writer) *env {
 	dir, big := serveDir(t)
 	var logger = slogFor(log)
 	pol := netboot.NewDNSPolicy(serveconfig.Policy(cfg, logger), b)
+	reg := prometheus.NewPedanticRegistry()
 	srv := httpboot.New(httpboot.Config{
-		Policy:     pol,
-		Booter:     serveconfig.Booter(cfg),
-		Dir:        dir,
-		Log:        logger,
-		Collectors: []httpboot.Collector{pol},
+		Policy:  pol,
+		Booter:  serveconfig.Booter(cfg),
+		Dir:     dir,
+		Log:     logger,
+		Metrics: reg,
 	})
-	return &env{srv: srv, dir: dir, big: big, dns: b}
+	reg.MustRegister(srv.Collector(), pol.Cache().Collector()) // as vmprov serve does
+	return &env{srv: srv, dir: dir, big: big, dns: b, metrics: reg}
 }
 
 // get runs one request from remote through the handler.
@@ -493,21 +498,50 @@ func TestMetrics(t *testing.T) {
 	}
 	body := w.Body.String()
 	for _, want := range []string{
-		"# TYPE vmprov_http_requests_total counter\n",
-		`vmprov_http_requests_total{route="/pxedust",code="200"} 2` + "\n",
-		`vmprov_http_requests_total{route="/pxedust",code="404"} 1` + "\n",
-		`vmprov_http_requests_total{route="refused",code="400"} 1` + "\n",
-		`vmprov_http_response_bytes_total{route="/pxedust"} `,
+		"# TYPE vmprov_http_request_duration_seconds histogram\n",
 		`vmprov_http_request_duration_seconds_count{route="/pxedust"} 3` + "\n",
+		`vmprov_http_response_bytes_total{route="/pxedust"} `,
+		// Three /pxedust decisions; the refused request needed none.
+		`vmprov_decision_duration_seconds_count{proto="http"} 3` + "\n",
 		"vmprov_dns_cache_hits_total ",
 		"vmprov_dns_queries_total 5\n", // PTR 172, A, AAAA, TXT; PTR 99
 	} {
 		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
-	if got := e.srv.Metrics().Requests("/pxedust", 200); got != 2 {
-		t.Errorf("Requests = %d, want 2", got)
+	// The request counters, /metrics's own request included.
+	want := `
+# HELP vmprov_http_requests_total HTTP requests by route and status code.
+# TYPE vmprov_http_requests_total counter
+vmprov_http_requests_total{code="200",route="/metrics"} 1
+vmprov_http_requests_total{code="200",route="/pxedust"} 2
+vmprov_http_requests_total{code="404",route="/pxedust"} 1
+vmprov_http_requests_total{code="400",route="refused"} 1
+`
+	if err := testutil.GatherAndCompare(e.metrics, strings.NewReader(want), "vmprov_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestNoMetrics: without a registry the server answers as before, and
+// /metrics is not a route.
+func TestNoMetrics(t *testing.T) {
+	b := backends()["fake"](t)
+	cfg, err := config.Parse([]byte(testConfigYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	load(t, b, records...)
+	srv := httpboot.New(httpboot.Config{Policy: netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b), Booter: serveconfig.Booter(cfg)})
+	for target, status := range map[string]int{"/pxedust": 200, "/metrics": 404} {
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = net.JoinHostPort(centosIP, "40000")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != status {
+			t.Errorf("%s: status %d, want %d", target, w.Code, status)
+		}
 	}
 }
 

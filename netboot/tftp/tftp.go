@@ -38,6 +38,7 @@ import (
 	"time"
 
 	pintftp "github.com/pin/tftp/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmprov/vmprov/inventory"
@@ -99,7 +100,7 @@ type Config struct {
 	Retries int
 }
 
-// Stats are the server's counters since New, for the metrics endpoint.
+// Stats are the server's counters since New, which Collector exports.
 type Stats struct {
 	Transfers uint64 // files sent completely
 	Bytes     uint64 // bytes of completed transfers
@@ -121,6 +122,8 @@ type Server struct {
 	retries int
 
 	transfers, bytes, failed, notFound, refused, generated, errs atomic.Uint64
+	// decisions times policy's decisions (policy is a netboot.TimedPolicy).
+	decisions prometheus.Histogram
 }
 
 // New opens cfg.Root and returns a Server. Close releases the root.
@@ -132,7 +135,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tftp: root %s: %w", cfg.Root, err)
 	}
-	s := &Server{root: root, policy: cfg.Policy, booter: cfg.Booter, render: cfg.Render, log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries}
+	decisions := netboot.NewDecisionHistogram("tftp")
+	s := &Server{
+		root: root, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render,
+		log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries, decisions: decisions,
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,24 +163,22 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// WriteMetrics writes the counters in the Prometheus text format, so the
-// server is an httpboot.Collector.
-func (s *Server) WriteMetrics(w io.Writer) {
-	st := s.Stats()
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"vmprov_tftp_transfers_total", "TFTP files sent completely.", st.Transfers},
-		{"vmprov_tftp_bytes_total", "Bytes of completed TFTP transfers.", st.Bytes},
-		{"vmprov_tftp_failed_total", "TFTP transfers that did not complete.", st.Failed},
-		{"vmprov_tftp_not_found_total", "TFTP read requests for files not found.", st.NotFound},
-		{"vmprov_tftp_refused_total", "TFTP write requests and names outside the root.", st.Refused},
-		{"vmprov_tftp_generated_total", "Per-host TFTP files rendered and sent.", st.Generated},
-		{"vmprov_tftp_errors_total", "TFTP requests not served because DNS or rendering failed.", st.Errors},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
-	}
+// Collector returns the server's metrics for a prometheus.Registerer: the
+// Stats counters as vmprov_tftp_transfers_total, vmprov_tftp_bytes_total,
+// vmprov_tftp_failed_total, vmprov_tftp_not_found_total,
+// vmprov_tftp_refused_total, vmprov_tftp_generated_total and
+// vmprov_tftp_errors_total, and vmprov_decision_duration_seconds{proto="tftp"}
+// (per-host files only: other files need no decision).
+func (s *Server) Collector() prometheus.Collector {
+	return netboot.CounterCollectors([]netboot.Counter{
+		{Name: "vmprov_tftp_transfers_total", Help: "TFTP files sent completely.", Value: &s.transfers},
+		{Name: "vmprov_tftp_bytes_total", Help: "Bytes of completed TFTP transfers.", Value: &s.bytes},
+		{Name: "vmprov_tftp_failed_total", Help: "TFTP transfers that did not complete.", Value: &s.failed},
+		{Name: "vmprov_tftp_not_found_total", Help: "TFTP read requests for files not found.", Value: &s.notFound},
+		{Name: "vmprov_tftp_refused_total", Help: "TFTP write requests and names outside the root.", Value: &s.refused},
+		{Name: "vmprov_tftp_generated_total", Help: "Per-host TFTP files rendered and sent.", Value: &s.generated},
+		{Name: "vmprov_tftp_errors_total", Help: "TFTP requests not served because DNS or rendering failed.", Value: &s.errs},
+	}, s.decisions)
 }
 
 // Serve listens on addr (host:port, e.g. ":69") and serves until ctx ends.

@@ -23,6 +23,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	pintftp "github.com/pin/tftp/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/inventory"
@@ -537,6 +539,12 @@ func TestPerHostFiles(t *testing.T) {
 		}
 	})
 	waitStats(t, s, "5 generated", func(st Stats) bool { return st.Generated == 5 })
+	// Each per-host file rested on a timed decision of the policy.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+	if n := decisions(t, reg); n < 5 {
+		t.Errorf("vmprov_decision_duration_seconds{proto=\"tftp\"} counts %d decisions, want at least 5", n)
+	}
 
 	t.Run("unknown requester", func(t *testing.T) {
 		_, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{}, Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg))})
@@ -779,7 +787,7 @@ func TestServe(t *testing.T) {
 	}
 }
 
-func TestWriteMetrics(t *testing.T) {
+func TestMetrics(t *testing.T) {
 	root, _ := testRoot(t)
 	s, addr := startServer(t, Config{Root: root})
 	if _, _, err := get(t, addr, "undionly.kpxe", 0); err != nil {
@@ -788,17 +796,56 @@ func TestWriteMetrics(t *testing.T) {
 	_, _, _ = get(t, addr, "missing", 0)
 	_, _, _ = get(t, addr, "../x", 0)
 	waitStats(t, s, "1 transfer", func(st Stats) bool { return st.Transfers == 1 })
-	var b strings.Builder
-	s.WriteMetrics(&b)
-	for _, want := range []string{
-		"vmprov_tftp_transfers_total 1",
-		"vmprov_tftp_bytes_total 70000",
-		"vmprov_tftp_not_found_total 1",
-		"vmprov_tftp_refused_total 1",
-		"vmprov_tftp_failed_total 0",
-	} {
-		if !strings.Contains(b.String(), want+"\n") {
-			t.Errorf("metrics lack %q:\n%s", want, b.String())
+	// What /metrics shows of them; no policy, so no decisions.
+	want := `
+# HELP vmprov_tftp_bytes_total Bytes of completed TFTP transfers.
+# TYPE vmprov_tftp_bytes_total counter
+vmprov_tftp_bytes_total 70000
+# HELP vmprov_tftp_errors_total TFTP requests not served because DNS or rendering failed.
+# TYPE vmprov_tftp_errors_total counter
+vmprov_tftp_errors_total 0
+# HELP vmprov_tftp_failed_total TFTP transfers that did not complete.
+# TYPE vmprov_tftp_failed_total counter
+vmprov_tftp_failed_total 0
+# HELP vmprov_tftp_generated_total Per-host TFTP files rendered and sent.
+# TYPE vmprov_tftp_generated_total counter
+vmprov_tftp_generated_total 0
+# HELP vmprov_tftp_not_found_total TFTP read requests for files not found.
+# TYPE vmprov_tftp_not_found_total counter
+vmprov_tftp_not_found_total 1
+# HELP vmprov_tftp_refused_total TFTP write requests and names outside the root.
+# TYPE vmprov_tftp_refused_total counter
+vmprov_tftp_refused_total 1
+# HELP vmprov_tftp_transfers_total TFTP files sent completely.
+# TYPE vmprov_tftp_transfers_total counter
+vmprov_tftp_transfers_total 1
+`
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"vmprov_tftp_bytes_total", "vmprov_tftp_errors_total", "vmprov_tftp_failed_total", "vmprov_tftp_generated_total",
+		"vmprov_tftp_not_found_total", "vmprov_tftp_refused_total", "vmprov_tftp_transfers_total"); err != nil {
+		t.Error(err)
+	}
+	if n := decisions(t, reg); n != 0 {
+		t.Errorf("%d decisions without a policy", n)
+	}
+}
+
+// decisions returns the count of vmprov_decision_duration_seconds in g.
+func decisions(t testing.TB, g prometheus.Gatherer) uint64 {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, f := range fams {
+		if f.GetName() == netboot.DecisionDurationName {
+			for _, m := range f.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
 		}
 	}
+	return n
 }

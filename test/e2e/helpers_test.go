@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/vmprov/vmprov/test/lab"
 	"github.com/vmprov/vmprov/test/lab/demo"
@@ -169,23 +172,82 @@ func dig(t *testing.T, e *demo.Env, typ, name string) []string {
 	return strings.Fields(out)
 }
 
-// metric returns the value of the sample named series (metric name and
-// labels, as /metrics writes them) from serve's /metrics, read from inside
-// the lab's namespace; -1 when /metrics has no such sample.
-func metric(t *testing.T, e *demo.Env, series string) float64 {
+// metric returns the value of a series of serve's /metrics, read from
+// inside the lab's namespace (see seriesValue); -1 when /metrics has no
+// such series.
+func metric(t *testing.T, e *demo.Env, name string, labels ...string) float64 {
 	t.Helper()
 	out, err := e.Lab.Netns.Exec(t.Context(), "curl", "-sf", e.BootURL+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("/metrics: %q: %v", line, err)
+	v, err := seriesValue(out, name, labels...)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	return v
+}
+
+// seriesValue parses body, a scrape in the Prometheus text format, with
+// expfmt and returns the value of the series name whose labels include
+// labels (names and values in pairs): a counter's, gauge's or untyped
+// value, or with name ending in _count or _sum a histogram's or summary's
+// count or sum. Several matching series are summed, as a PromQL sum()
+// would; none gives -1.
+func seriesValue(body, name string, labels ...string) (float64, error) {
+	if len(labels)%2 != 0 {
+		return 0, fmt.Errorf("series %s: labels %q are not name-value pairs", name, labels)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	family, part := name, ""
+	if _, ok := fams[name]; !ok {
+		for _, suffix := range []string{"_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && fams[base] != nil {
+				family, part = base, suffix
 			}
-			return f
 		}
 	}
-	return -1
+	sum, found := 0.0, false
+	for _, m := range fams[family].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i < len(labels); i += 2 {
+			if v, ok := have[labels[i]]; !ok || v != labels[i+1] {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case part == "" && m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case part == "" && m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case part == "" && m.Untyped != nil:
+			sum += m.GetUntyped().GetValue()
+		case part == "_count" && m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		case part == "_sum" && m.Histogram != nil:
+			sum += m.GetHistogram().GetSampleSum()
+		case part == "_count" && m.Summary != nil:
+			sum += float64(m.GetSummary().GetSampleCount())
+		case part == "_sum" && m.Summary != nil:
+			sum += m.GetSummary().GetSampleSum()
+		default:
+			continue
+		}
+		found = true
+	}
+	if !found {
+		return -1, nil
+	}
+	return sum, nil
 }

@@ -60,10 +60,22 @@ func TestNetbootIPv4(t *testing.T) {
 
 	checkCmdline(t, b, boot, map[string]string{"puppet_environment": "e2e"})
 
-	// serve's /metrics counts what the boot did, DHCPv4 included.
-	for _, series := range []string{`vmprov_dhcp4_replies_total{type="ack"}`, "vmprov_dns_queries_total"} {
-		if v := metric(t, e, series); v < 1 {
-			t.Errorf("/metrics %s = %v after a boot, want at least 1", series, v)
+	// serve's /metrics counts what the boot did, DHCPv4 included, timed
+	// the decisions of its DHCPv4 and HTTP answers, and has the Go
+	// runtime's and the process's metrics.
+	for _, s := range []struct {
+		name   string
+		labels []string
+	}{
+		{"vmprov_dhcp4_replies_total", []string{"type", "ack"}},
+		{"vmprov_dns_queries_total", nil},
+		{"vmprov_decision_duration_seconds_count", []string{"proto", "dhcp4"}},
+		{"vmprov_decision_duration_seconds_count", []string{"proto", "http"}},
+		{"process_resident_memory_bytes", nil},
+		{"go_goroutines", nil},
+	} {
+		if v := metric(t, e, s.name, s.labels...); v < 1 {
+			t.Errorf("/metrics %s%q = %v after a boot, want at least 1", s.name, s.labels, v)
 		}
 	}
 }

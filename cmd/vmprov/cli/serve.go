@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -91,6 +93,10 @@ type bootService struct {
 	v6     *dhcp6.Server // nil without DHCP interfaces or IPv6 VLANs
 	tftp   *tftp.Server  // nil when serve.tftp is off
 	web    *httpboot.Server
+	// metrics holds the metrics of the parts above, of the Go runtime and
+	// of the process; web serves it on /metrics. One registry per service,
+	// none global.
+	metrics *prometheus.Registry
 }
 
 // Close releases the TFTP root.
@@ -110,11 +116,15 @@ type serviceOptions struct {
 	makeTFTPRoot bool
 }
 
-// newBootService maps c onto the servers' configurations.
+// newBootService maps c onto the servers' configurations and registers
+// their metrics, the Go runtime's and the process's in the service's own
+// registry; registering is cheap, so vmprov explain, which serves no
+// /metrics, pays little for it.
 func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt serviceOptions) (*bootService, error) {
 	b := &bootService{
-		policy: netboot.NewDNSPolicy(serveconfig.Policy(c, log.With("proto", "policy")), r),
-		booter: serveconfig.Booter(c),
+		policy:  netboot.NewDNSPolicy(serveconfig.Policy(c, log.With("proto", "policy")), r),
+		booter:  serveconfig.Booter(c),
+		metrics: prometheus.NewRegistry(),
 	}
 	ok := false
 	defer func() {
@@ -122,13 +132,9 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 			b.Close()
 		}
 	}()
-	collectors := []httpboot.Collector{b.policy}
 	var err error
 	if b.tftp, err = tftpServer(c, b.policy, b.booter, log, opt.makeTFTPRoot); err != nil {
 		return nil, err
-	}
-	if b.tftp != nil {
-		collectors = append(collectors, b.tftp)
 	}
 	duid := opt.duid
 	common := serveconfig.DHCP(c, b.policy, log)
@@ -140,7 +146,6 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 		if err != nil {
 			return nil, err
 		}
-		collectors = append(collectors, b.v4)
 		if hasIPv6(c) {
 			if duid == nil {
 				if duid, err = serverDUID(c); err != nil {
@@ -154,10 +159,29 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 			if err != nil {
 				return nil, err
 			}
-			collectors = append(collectors, b.v6)
 		}
 	}
-	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Collectors: collectors})
+	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Metrics: b.metrics})
+	exported := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		b.policy.Cache().Collector(),
+		b.web.Collector(),
+	}
+	if b.tftp != nil {
+		exported = append(exported, b.tftp.Collector())
+	}
+	if b.v4 != nil {
+		exported = append(exported, b.v4.Collector())
+	}
+	if b.v6 != nil {
+		exported = append(exported, b.v6.Collector())
+	}
+	for _, m := range exported {
+		if err := b.metrics.Register(m); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	ok = true
 	return b, nil
 }

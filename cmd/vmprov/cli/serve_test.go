@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,8 +14,14 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/dnsupdate/dnstest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -109,17 +116,69 @@ func TestServeHTTP(t *testing.T) {
 	if code, body := get("/pxedust"); code != http.StatusNotFound || strings.Contains(body, "example.com") {
 		t.Errorf("/pxedust for an unknown client = %d %q", code, body)
 	}
-	// /metrics carries the HTTP routes and every server's counters: the
-	// policy's DNS cache (the /pxedust above queried DNS) and TFTP.
+	// /metrics carries the HTTP routes, every server's metrics (the
+	// policy's DNS cache: the /pxedust above queried DNS; TFTP), the
+	// decision that /pxedust took, and the Go runtime and the process.
 	code, body := get("/metrics")
 	if code != http.StatusOK {
-		t.Errorf("/metrics = %d\n%s", code, body)
+		t.Fatalf("/metrics = %d\n%s", code, body)
 	}
-	for _, want := range []string{"pxedust", "vmprov_dns_queries_total", "vmprov_tftp_transfers_total 0\n"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, body)
+	m := parseMetrics(t, body)
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"vmprov_http_requests_total", []string{"route", "/pxedust", "code", "404"}, 1},
+		{"vmprov_decision_duration_seconds", []string{"proto", "http"}, 1},
+		{"vmprov_dns_queries_total", nil, 1},
+		{"vmprov_tftp_transfers_total", nil, 0},
+		{"go_goroutines", nil, 1},
+		{"process_resident_memory_bytes", nil, 1},
+	} {
+		if v, ok := m.value(tt.name, tt.labels...); !ok || v < tt.min {
+			t.Errorf("/metrics %s%v = %v (present %v), want at least %v:\n%s", tt.name, tt.labels, v, ok, tt.min, body)
 		}
 	}
+}
+
+// metrics is a /metrics body parsed by expfmt, keyed by family name.
+type metrics map[string]*dto.MetricFamily
+
+func parseMetrics(t *testing.T, body string) metrics {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// value returns the value of the first series of family name with the
+// labels given in pairs: a counter's or gauge's value, a histogram's
+// count; false when there is none.
+func (m metrics) value(name string, labels ...string) (float64, bool) {
+	for _, s := range m[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range s.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && have[labels[i]] == labels[i+1]
+		}
+		switch {
+		case !match:
+		case s.Counter != nil:
+			return s.GetCounter().GetValue(), true
+		case s.Gauge != nil:
+			return s.GetGauge().GetValue(), true
+		case s.Histogram != nil:
+			return float64(s.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
 }
 
 // TestServeTFTPOff: serve.tftp: off runs no TFTP server.
@@ -133,8 +192,15 @@ func TestServeTFTPOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	get, log := serveForTest(t, cfg)
-	if _, body := get("/metrics"); strings.Contains(body, "vmprov_tftp_") {
-		t.Errorf("/metrics has TFTP counters with serve.tftp: off:\n%s", body)
+	_, body := get("/metrics")
+	m := parseMetrics(t, body)
+	for name := range m {
+		if strings.HasPrefix(name, "vmprov_tftp_") {
+			t.Errorf("/metrics has %s with serve.tftp: off:\n%s", name, body)
+		}
+	}
+	if _, ok := m.value("vmprov_decision_duration_seconds", "proto", "tftp"); ok {
+		t.Errorf("/metrics has TFTP decisions with serve.tftp: off:\n%s", body)
 	}
 	if !strings.Contains(log.String(), "tftp=off") {
 		t.Errorf("serve's start line does not say tftp=off:\n%s", log.String())
@@ -161,5 +227,35 @@ func TestServerDUID(t *testing.T) {
 	c.Serve.DHCPv6.ServerDUID = "00:03:00" // DUID-LL type without a hardware type
 	if _, err := serverDUID(c); err == nil || !strings.Contains(err.Error(), "serve.dhcp6.server_duid") {
 		t.Errorf("truncated DUID-LL: err = %v, want one naming serve.dhcp6.server_duid", err)
+	}
+}
+
+// TestBootServiceMetrics: each boot service has a registry of its own, so
+// two of them in one process (vmprov explain beside serve, tests) do not
+// collide, and nothing is registered globally.
+func TestBootServiceMetrics(t *testing.T) {
+	c, err := config.Parse([]byte("dns: {zone: example.com.}\nboot: {url: 'http://192.0.2.1'}\nserve: {tftp: off}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var regs []*prometheus.Registry
+	for range 2 {
+		b, err := newBootService(c, dnstest.NewFake("example.com."), slog.New(slog.DiscardHandler), serviceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		regs = append(regs, b.metrics)
+	}
+	if regs[0] == regs[1] {
+		t.Fatal("two boot services share a registry")
+	}
+	for _, name := range []string{"vmprov_dns_queries_total", "vmprov_dns_cache_entries", "go_goroutines", "process_resident_memory_bytes"} {
+		if n, err := testutil.GatherAndCount(regs[1], name); err != nil || n != 1 {
+			t.Errorf("%s: %d series, %v; want 1", name, n, err)
+		}
+	}
+	if n, err := testutil.GatherAndCount(prometheus.DefaultGatherer, "vmprov_dns_queries_total"); err != nil || n != 0 {
+		t.Errorf("the default registry has %d vmprov_dns_queries_total series (%v), want none", n, err)
 	}
 }
