@@ -174,7 +174,9 @@ func TestAnswerTable(t *testing.T) {
 // TestAnswerMissing checks the answers that cannot be given, and why.
 func TestAnswerMissing(t *testing.T) {
 	d := netboot.Decision{Host: inventory.Host{FQDN: "h.example.com.", Intent: inventory.Intent{{Key: "distribution", Value: "core"}}}}
-	pxe := func(a netboot.Arch) netboot.Firmware { return netboot.Firmware{Kind: netboot.KindPXE, Arch: a, HasArch: true} }
+	pxe := func(a netboot.Arch) netboot.Firmware {
+		return netboot.Firmware{Kind: netboot.KindPXE, Arch: a, HasArch: true}
+	}
 	full := netboot.Booter{URL: "http://192.0.2.1", Loaders: map[netboot.Arch]string{0: "undionly.kpxe", 7: "ipxe.efi"}}
 	tests := []struct {
 		name string
