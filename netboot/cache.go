@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vmprov/vmprov/dnsupdate"
@@ -230,19 +228,4 @@ func (c *Cache) Collector() prometheus.Collector {
 		prometheus.GaugeOpts{Name: "vmprov_dns_cache_entries", Help: "DNS answers held by the boot policy cache."},
 		func() float64 { return float64(c.Len()) },
 	))
-}
-
-// WriteMetrics writes Collector's metrics in the Prometheus text format.
-//
-// Deprecated: register Collector in a prometheus.Registerer instead.
-// WriteMetrics remains while DNSPolicy.WriteMetrics calls it.
-func (c *Cache) WriteMetrics(w io.Writer) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c.Collector())
-	fams, _ := reg.Gather() // the cache's own collectors are consistent
-	for _, f := range fams {
-		if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
-			return
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -114,9 +113,6 @@ func NewDNSPolicy(cfg PolicyConfig, r Resolver) *DNSPolicy {
 
 // Cache returns the cache the policy reads DNS through.
 func (p *DNSPolicy) Cache() *Cache { return p.dns }
-
-// WriteMetrics writes the DNS cache counters (Prometheus text format).
-func (p *DNSPolicy) WriteMetrics(w io.Writer) { p.dns.WriteMetrics(w) }
 
 // Decide identifies c from DNS. A MAC, when present, identifies the client
 // and Addr is not consulted (the DHCP server compares a requested address

@@ -172,6 +172,9 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, route string, dur ti
 	if rec.err != "" {
 		attrs = append(attrs, slog.String("err", rec.err))
 	}
+	if rec.sha256 != "" {
+		attrs = append(attrs, slog.String("sha256", rec.sha256))
+	}
 	s.log.LogAttrs(ctx, level, "http request", attrs...)
 }
 

@@ -1,6 +1,8 @@
 package httpboot
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"strconv"
@@ -14,6 +16,9 @@ type recorder struct {
 	host   string // the identified host, when there is one
 	err    string // why the answer is not a success
 	warn   bool   // the request or the DNS data behind it was malformed
+	// sha256 is the digest of a generated per-client script, logged so
+	// that an operator can match what a host got with vmprov explain.
+	sha256 string
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -97,6 +102,8 @@ func invalid(w http.ResponseWriter, r *http.Request, err error) {
 
 // script sends a generated, per-client text: never cached by proxies.
 func script(w http.ResponseWriter, r *http.Request, body []byte) {
+	sum := sha256.Sum256(body)
+	note(w).sha256 = hex.EncodeToString(sum[:])
 	w.Header().Set("Cache-Control", "no-store")
 	write(w, r, http.StatusOK, body)
 }

@@ -18,10 +18,11 @@ import (
 	"github.com/vmprov/vmprov/test/lab"
 )
 
-// TestRealDNS serves TFTP on the bridge of a lab segment that two client
+// TestRealDNS serves TFTP on the bridge of a lab segment that three client
 // namespaces join, and identifies the requesters through vmprov's
 // DNS policy reading real BIND: each host gets its own grub.cfg and
-// pxelinux.cfg, rendered by package templates, and not the other's.
+// pxelinux.cfg, rendered by package templates, and not another's; the
+// bare-metal one asks by the MAC of its _mac CNAME.
 func TestRealDNS(t *testing.T) {
 	lab.RequireRoot(t, "ip", "named")
 	ctx := t.Context()
@@ -38,6 +39,10 @@ func TestRealDNS(t *testing.T) {
 		`web10.example.com. 300 IN TXT "filename=test.ipxe" "distribution=core"`,
 		"web11.example.com. 300 IN A 192.0.2.11",
 		`web11.example.com. 300 IN TXT "distribution=bookworm"`,
+		// bare metal: its MAC is its _mac CNAME, not derived from 192.0.2.12.
+		"web12.example.com. 300 IN A 192.0.2.12",
+		`web12.example.com. 300 IN TXT "distribution=rocky9"`,
+		"00-25-90-96-c4-9a._mac.example.com. 300 IN CNAME web12.example.com.",
 	} {
 		rr, err := dns.NewRR(s)
 		if err != nil {
@@ -49,7 +54,7 @@ func TestRealDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ptrs []dns.RR
-	for _, s := range []string{"10.2.0.192.in-addr.arpa. 300 IN PTR web10.example.com.", "11.2.0.192.in-addr.arpa. 300 IN PTR web11.example.com."} {
+	for _, s := range []string{"10.2.0.192.in-addr.arpa. 300 IN PTR web10.example.com.", "11.2.0.192.in-addr.arpa. 300 IN PTR web11.example.com.", "12.2.0.192.in-addr.arpa. 300 IN PTR web12.example.com."} {
 		rr, err := dns.NewRR(s)
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +68,7 @@ func TestRealDNS(t *testing.T) {
 	seg := lab.SegmentForTest(t) // br135, 192.0.2.1/24, in seg.Router
 	srvNS := seg.Router
 	clients := map[string]*lab.Namespace{}
-	for _, ip := range []string{"192.0.2.10", "192.0.2.11"} {
+	for _, ip := range []string{"192.0.2.10", "192.0.2.11", "192.0.2.12"} {
 		clients[ip] = seg.ClientForTest(t, nil, netip.MustParsePrefix(ip+"/24"))
 	}
 
@@ -132,6 +137,10 @@ func TestRealDNS(t *testing.T) {
 		{"192.0.2.11", "grub.cfg-01-" + mac10, "", "file not found"},
 		{"192.0.2.10", "boot/grub/i386-pc/grub.cfg-01-" + mac11, "", "file not found"},
 		{"192.0.2.10", "undionly.kpxe", "", ""},
+		{"192.0.2.12", "grub.cfg-01-00-25-90-96-c4-9a", "# vmprov grub.cfg for web12.example.com (00:25:90:96:c4:9a)", ""},
+		{"192.0.2.12", "pxelinux.cfg/01-00-25-90-96-c4-9a", "# vmprov pxelinux.cfg for web12.example.com (00:25:90:96:c4:9a)", ""},
+		{"192.0.2.10", "grub.cfg-01-00-25-90-96-c4-9a", "", "file not found"},
+		{"192.0.2.12", "grub.cfg-01-" + mac10, "", "file not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.from+" "+tt.name, func(t *testing.T) {
@@ -150,5 +159,5 @@ func TestRealDNS(t *testing.T) {
 			}
 		})
 	}
-	waitStats(t, s, "3 generated files, 2 refused per-host files", func(st Stats) bool { return st.Generated == 3 && st.NotFound == 2 })
+	waitStats(t, s, "5 generated files, 4 refused per-host files", func(st Stats) bool { return st.Generated == 5 && st.NotFound == 4 })
 }

@@ -358,9 +358,17 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 	}
 	log = log.With("host", d.Host.FQDN)
 	if !macEqual(d.Host.MAC, mac) {
-		s.notFound.Add(1)
-		log.Warn("per-host file of another MAC refused: not found", "mac", d.Host.MAC.String())
-		return nil, errNotFound
+		// Confirmed by address, a host's MAC is derived from its records
+		// (strict MAC, EUI-64); a bare-metal host's real MAC is published as
+		// its _mac CNAME instead, which only a lookup by that MAC finds.
+		// The file is the requester's when that MAC names the same host.
+		dm, err := s.policy.Decide(ctx, netboot.Client{MAC: mac})
+		if err != nil || dm.Host.FQDN != d.Host.FQDN {
+			s.notFound.Add(1)
+			log.Warn("per-host file of another MAC refused: not found", "mac", d.Host.MAC.String())
+			return nil, errNotFound
+		}
+		d.Host.MAC = dm.Host.MAC
 	}
 	fw := netboot.Firmware{Kind: netboot.KindGRUB}
 	if kind == PXELinuxConfig {

@@ -93,6 +93,9 @@ func TestNetbootIPv6Only(t *testing.T) {
 	}
 
 	checkCmdline(t, b, boot, map[string]string{"puppet_environment": "e2e"})
+
+	// vmprov explain predicts what serve answered this VM, byte for byte.
+	checkExplain(t, e, b)
 	if v := metric(t, e, "vmprov_dhcp6_replies_total", "type", "reply"); v < 1 {
 		t.Errorf("/metrics vmprov_dhcp6_replies_total{type=\"reply\"} = %v after a DHCPv6 boot, want at least 1", v)
 	}

@@ -60,6 +60,9 @@ func TestNetbootIPv4(t *testing.T) {
 
 	checkCmdline(t, b, boot, map[string]string{"puppet_environment": "e2e"})
 
+	// vmprov explain predicts what serve answered this VM, byte for byte.
+	checkExplain(t, e, b)
+
 	// serve's /metrics counts what the boot did, DHCPv4 included, timed
 	// the decisions of its DHCPv4 and HTTP answers, and has the Go
 	// runtime's and the process's metrics.

@@ -26,6 +26,9 @@ type LogLine struct {
 	Class  string    `json:"class"`
 	Type   string    `json:"type"` // DHCPv6 message type of the request
 	Host   string    `json:"host"`
+	// SHA256 is the digest of a generated HTTP answer (/pxedust, the
+	// install scripts), as vmprov explain prints it.
+	SHA256 string `json:"sha256"`
 }
 
 // ParseLog parses the JSON lines of a serve log; other lines are skipped.
