@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,13 +27,12 @@ import (
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/dnsupdate/dnstest"
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
 	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 const testConfigYAML = `
 dns: {zone: example.com.}
@@ -620,7 +618,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, tt.name+".golden", dump(resp))
+				checkGolden(t, tt.name+".golden", dump(resp))
 			})
 		}
 	})
@@ -634,25 +632,9 @@ func dump(r *dhcpv4.DHCPv4) []byte {
 	return []byte(r.Summary() + "\n" + hex.Dump(r.ToBytes()))
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name), got)
 }
 
 // TestIdenticalInstances is the active-active property: two servers with

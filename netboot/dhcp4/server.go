@@ -1,7 +1,7 @@
 // Package dhcp4 is vmprov's DHCPv4 server: it answers only clients that DNS
 // identifies (through a netboot.Policy), gives each its DNS address with the
 // options of its VLAN, and points booting firmware at the right loader by
-// client class (ARCHITECTURE.md "The boot chain").
+// client class (docs/design.md, "The boot decision").
 //
 // The server keeps no lease state and reads no clock: the answer to a
 // request depends on the request, the configuration, the interface it came

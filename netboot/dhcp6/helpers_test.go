@@ -3,7 +3,6 @@ package dhcp6_test
 import (
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"net"
 	"net/netip"
@@ -25,8 +24,6 @@ import (
 	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files (and regenerate testdata packets)")
 
 // testConfig is the boot service configuration of the tests: seed 000's
 // VLAN 135 renumbered into documentation ranges the lab's zones serve, and

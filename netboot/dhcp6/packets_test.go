@@ -19,6 +19,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
 
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
 )
 
@@ -150,7 +151,7 @@ func captureNclient6(t *testing.T, mac net.HardwareAddr, do func(ctx context.Con
 // what nclient6 sends.
 func TestTestdataPackets(t *testing.T) {
 	for _, p := range handBuilt() {
-		if *update {
+		if golden.Update() {
 			writePacket(t, p.name, p.comment, p.b)
 			continue
 		}
@@ -227,7 +228,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := hex.Dump(resp.ToBytes()) + "\n" + printable(resp.Summary()) + "\n"
 			path := filepath.Join("testdata", "golden", tt.golden+".golden")
-			if *update {
+			if golden.Update() {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}

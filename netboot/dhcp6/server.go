@@ -14,7 +14,7 @@
 // DUID-UUID (seed 004) but form their link-local address from their MAC.
 //
 // A client whose MAC is known but not in DNS gets no answer: DHCPv6 on a
-// shared VLAN must not disturb other servers' clients (ARCHITECTURE.md). A
+// shared VLAN must not disturb other servers' clients (docs/design.md). A
 // client that gives no MAC at all (a DUID-UUID or DUID-EN with a
 // stable-privacy link-local address, not relayed with option 79) gets no
 // answer either by default, for the same reason: nothing shows it belongs

@@ -2,7 +2,7 @@
 // of seed 000 that iPXE follows, answer files for installers, and static
 // iPXE binaries and installer assets.
 //
-// Routes (ARCHITECTURE.md, "The boot chain"):
+// Routes (docs/design.md, "The boot chain"):
 //
 //	GET /mac/{hexhyp}/ipxe          DIR/mac/{hexhyp}/ipxe, else 404
 //	GET /pxedust                    FCrDNS of the client → #!ipxe, set lines, chain to the site script

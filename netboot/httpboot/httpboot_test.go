@@ -3,7 +3,6 @@ package httpboot_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,34 +26,17 @@ import (
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/dnsupdate/dnstest"
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/httpboot"
 	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
 // golden compares got with testdata/name.golden, rewriting it with -update.
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 // backend is DNS as the boot service sees it (dnsupdate seam).
@@ -378,7 +360,7 @@ func TestRoutes(t *testing.T) {
 						t.Errorf("404 body names a host: %q", got)
 					}
 					if tt.golden != "" {
-						golden(t, tt.golden, w.Body.Bytes())
+						checkGolden(t, tt.golden, w.Body.Bytes())
 					}
 					if tt.body != "" || tt.golden == "" {
 						if diff := cmp.Diff(tt.body, got); diff != "" {

@@ -105,7 +105,7 @@ func TestRealClients(t *testing.T) {
 				t.Fatalf("status %d, want %d; body:\n%s", status, tt.status, body)
 			}
 			if tt.golden != "" {
-				golden(t, tt.golden, body)
+				checkGolden(t, tt.golden, body)
 			} else if string(body) != "not found\n" {
 				t.Errorf("body %q", body)
 			}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -21,18 +20,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	pintftp "github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/internal/golden"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 const testConfigYAML = `
 dns: {zone: example.com.}
@@ -528,7 +525,7 @@ func TestPerHostFiles(t *testing.T) {
 			if size != int64(len(body)) {
 				t.Errorf("tsize %d for %d bytes", size, len(body))
 			}
-			golden(t, tt.golden, body)
+			checkGolden(t, tt.golden, body)
 		})
 	}
 	t.Run("a file in the root wins", func(t *testing.T) {
@@ -571,25 +568,9 @@ func TestPerHostFiles(t *testing.T) {
 	})
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name+".golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name+".golden"), got)
 }
 
 func TestCleanName(t *testing.T) {
