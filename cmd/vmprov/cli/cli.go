@@ -29,6 +29,7 @@ type App struct {
 	configPath string
 	connect    string
 	verbose    bool
+	jsonLogs   bool // serve --log-json
 	cfg        *config.Config
 	log        *slog.Logger
 }
@@ -79,14 +80,19 @@ with TSIG): A/AAAA, PTR, a TXT boot intent and, for bare metal, a _mac CNAME.`,
 	return root
 }
 
-// logger logs to stderr in text form.
+// logger is every command's logger, made once: to stderr, in text or
+// (serve --log-json) JSON, at Debug with -v and Info otherwise.
 func (app *App) logger() *slog.Logger {
 	if app.log == nil {
-		level := slog.LevelInfo
+		opts := &slog.HandlerOptions{Level: slog.LevelInfo}
 		if app.verbose {
-			level = slog.LevelDebug
+			opts.Level = slog.LevelDebug
 		}
-		app.log = slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: level}))
+		var h slog.Handler = slog.NewTextHandler(app.Stderr, opts)
+		if app.jsonLogs {
+			h = slog.NewJSONHandler(app.Stderr, opts)
+		}
+		app.log = slog.New(h)
 	}
 	return app.log
 }

@@ -61,9 +61,7 @@ on serve.http and serve.tftp. SIGTERM drains open transfers and exits.`,
 			if c.Boot.URL == "" && c.Boot.URLv6 == "" {
 				return fmt.Errorf("boot.url is empty: set the URL clients reach this service at, e.g. http://192.0.2.1")
 			}
-			if jsonLogs {
-				app.log = slog.New(slog.NewJSONHandler(app.Stderr, &slog.HandlerOptions{Level: app.level()}))
-			}
+			app.jsonLogs = jsonLogs
 			return app.serve(cmd.Context(), c)
 		},
 	}
@@ -74,13 +72,6 @@ on serve.http and serve.tftp. SIGTERM drains open transfers and exits.`,
 	f.BoolVar(&noDHCP, "no-dhcp", false, "serve only HTTP and TFTP (DHCP comes from elsewhere)")
 	f.BoolVar(&jsonLogs, "log-json", false, "log in JSON")
 	return cmd
-}
-
-func (app *App) level() slog.Level {
-	if app.verbose {
-		return slog.LevelDebug
-	}
-	return slog.LevelInfo
 }
 
 // bootService is the boot service's parts for one configuration, wired
