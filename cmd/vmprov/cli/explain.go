@@ -527,13 +527,7 @@ func explainDHCPv4(ctx context.Context, svc *bootService, c *config.Config, rec 
 			}
 		}
 	}
-	out.Log = rec.lines()
-	if err != nil {
-		out.Why = err.Error()
-		return out
-	}
-	if resp == nil {
-		out.Why = "no answer (see log)"
+	if !out.answered(rec, err, resp == nil) {
 		return out
 	}
 	out.Type = resp.MessageType().String()
@@ -575,6 +569,21 @@ func explainDHCPv4(ctx context.Context, svc *bootService, c *config.Config, rec 
 		}
 	}
 	return out
+}
+
+// answered records serve's log of the exchange and says whether it ended
+// in a reply; if not, Why says what happened instead.
+func (d *explainDHCP) answered(rec *logRecorder, err error, none bool) bool {
+	d.Log = rec.lines()
+	switch {
+	case err != nil:
+		d.Why = err.Error()
+	case none:
+		d.Why = "no answer (see log)"
+	default:
+		return true
+	}
+	return false
 }
 
 func joinIPs(ips []net.IP) string {
@@ -655,13 +664,7 @@ func explainDHCPv6(ctx context.Context, svc *bootService, c *config.Config, rec 
 			resp, _ = r.(*dhcpv6.Message)
 		}
 	}
-	out.Log = rec.lines()
-	if err != nil {
-		out.Why = err.Error()
-		return out
-	}
-	if resp == nil {
-		out.Why = "no answer (see log)"
+	if !out.answered(rec, err, resp == nil) {
 		return out
 	}
 	out.Type = resp.MessageType.String()
