@@ -172,7 +172,7 @@ func (h Host) prepare() (*host, error) {
 		x.ISOURL = v
 	}
 	u, _ := url.Parse(h.MirrorURL) // validated above
-	x.MirrorProto, x.MirrorHost, x.MirrorDir = u.Scheme, u.Host, u.Path+"/"+d.Archive
+	x.MirrorProto, x.MirrorHost, x.MirrorDir = u.Scheme, rawHost(h.MirrorURL, u), u.EscapedPath()+"/"+d.Archive
 	x.Firstboot = h.BootURL + "/bootstrap/install/" + d.Name + "/firstboot"
 	if v, ok := varValue(h.Vars, "firstboot"); ok {
 		x.Firstboot = v
@@ -183,6 +183,26 @@ func (h Host) prepare() (*host, error) {
 	}
 	x.Cmdline = x.cmdline()
 	return x, nil
+}
+
+// rawHost returns the host (and port) of raw, which parses to u, as raw spells it.
+//
+// The templates write URL parts as the TXT value spells them, percent-escapes kept:
+// rawHost for the host and u.EscapedPath() for the path, never u.Host or u.Path. Those
+// are decoded, and a decoded %0A, %20 or %27 (in a path, or in an IPv6 zone, which
+// net/url decodes to spaces and quotes too) adds a preseed directive or a GRUB command.
+// The escaped form is also what the consumers want: debian-installer, apt and GRUB's http
+// put the host and directory back into a URL or request line as they are, so a mirror
+// whose path holds an escape (%7E) keeps working, where refusing escapes would break it.
+func rawHost(raw string, u *url.URL) string {
+	a := raw[len(u.Scheme)+len("://"):] // url.Parse found a host, so "//" follows the scheme
+	if i := strings.IndexAny(a, "/?#"); i >= 0 {
+		a = a[:i]
+	}
+	if i := strings.LastIndex(a, "@"); i >= 0 {
+		a = a[i+1:]
+	}
+	return a
 }
 
 // answerURL is where the installer fetches its answer file (TXT overrides apply).
@@ -280,7 +300,8 @@ func MetaData(h Host) ([]byte, error) {
 // Firstboot returns the firstboot script. Installers save their kernel command line
 // (which holds firstboot= and every host variable) and run `firstboot --install FILE`;
 // on first boot it writes the key=value pairs to /etc/vmprov/firstboot.env, configures
-// Puppet when puppet_server is set (seed 000), and runs /etc/vmprov/firstboot.d/*.
+// Puppet when puppet_server is set (seed 000), and runs /etc/vmprov/firstboot.d/* with
+// the pairs in their environment (never in its own shell, so no key replaces its variables).
 func Firstboot() []byte {
 	b, err := files.ReadFile("files/firstboot")
 	if err != nil {
@@ -309,6 +330,9 @@ func GrubConfig(in GrubInput) ([]byte, error) {
 	if u == nil || u.Scheme != "http" {
 		return nil, fmt.Errorf("grub.cfg: %w: GRUB fetches over plain http only, got %q", ErrInvalidHost, x.PXEBootURL)
 	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery {
+		return nil, fmt.Errorf("grub.cfg: %w: GRUB loads from (http,HOST)PATH: want http://HOST/PATH without user info or query, got %q", ErrInvalidHost, x.PXEBootURL)
+	}
 	linux, initrd := "linux", "initrd"
 	if in.EFI {
 		linux, initrd = "linuxefi", "initrdefi"
@@ -316,7 +340,7 @@ func GrubConfig(in GrubInput) ([]byte, error) {
 	return render("grub.cfg", struct {
 		*host
 		Linux, Initrd, Server, Path string
-	}{x, linux, initrd, u.Host, u.Path})
+	}{x, linux, initrd, rawHost(x.PXEBootURL, u), u.EscapedPath()}) // escaped: see rawHost
 }
 
 // PXELinuxConfig renders a per-host pxelinux.cfg/01-<mac> (seed 002): PXELINUX loads

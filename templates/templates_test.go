@@ -278,6 +278,21 @@ func TestBadInputs(t *testing.T) {
 			h.MirrorURL = "https://repo.example.com"
 			return GrubConfig(GrubInput{Host: h})
 		}, ErrInvalidHost, "plain http"},
+		{"grub pxeboot with user info", func() ([]byte, error) {
+			h := seedHost(t, "core")
+			h.Vars = append(h.Vars, Var{"pxeboot", "http://u@repo.example.com/p"})
+			return GrubConfig(GrubInput{Host: h})
+		}, ErrInvalidHost, "without user info or query"},
+		{"grub pxeboot with query", func() ([]byte, error) {
+			h := seedHost(t, "core")
+			h.Vars = append(h.Vars, Var{"pxeboot", "http://repo.example.com/p?x"})
+			return GrubConfig(GrubInput{Host: h})
+		}, ErrInvalidHost, `"http://repo.example.com/p?x"`},
+		{"grub pxeboot without host", func() ([]byte, error) {
+			h := seedHost(t, "core")
+			h.Vars = append(h.Vars, Var{"pxeboot", "http:repo"})
+			return GrubConfig(GrubInput{Host: h})
+		}, ErrInvalidHost, "(http,HOST)PATH"},
 		{"install var name", func() ([]byte, error) {
 			return InstallScript(InstallInput{BootURL: "http://boot.example.com", VarNames: []string{"a b"}})
 		}, ErrInvalidVar, `"a b"`},
