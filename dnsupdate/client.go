@@ -219,6 +219,14 @@ func attempts(n int) string {
 	return strconv.Itoa(n) + " attempts"
 }
 
+// unansweredError is the failure of an attempt whose request may have
+// reached the server: it was sent, or being sent, when the connection
+// failed, timed out or brought no valid answer. The server may have acted
+// on it.
+type unansweredError struct{ error }
+
+func (e unansweredError) Unwrap() error { return e.error }
+
 // permanentError is a local failure that another attempt cannot cure.
 type permanentError struct{ error }
 
@@ -265,6 +273,13 @@ func (c *Client) attempt(ctx context.Context, proto string, m *dns.Msg) (resp *d
 		return nil, nil, err
 	}
 	defer nc.Close()
+	// From here on the request may reach the server, so a failure leaves
+	// its outcome unknown.
+	defer func() {
+		if err != nil {
+			err = unansweredError{err}
+		}
+	}()
 	// A deadline in the past unblocks reads at once when ctx ends.
 	stop := context.AfterFunc(actx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()

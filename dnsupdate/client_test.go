@@ -215,6 +215,69 @@ func TestApplyRetriesTimeout(t *testing.T) {
 	}
 }
 
+// TestApplyMaybeApplied: an update whose answer was lost may have been
+// applied, so a failure after it matches ErrMaybeApplied: above all the
+// retry's prerequisite failure, which the lost attempt itself may have
+// caused. A refusal or SERVFAIL is an answer, and a connection that never
+// opened carried nothing: neither leaves the outcome open.
+func TestApplyMaybeApplied(t *testing.T) {
+	const (
+		lost = -1 // no answer
+	)
+	for _, tt := range []struct {
+		name         string
+		answers      []int // per attempt: an rcode or lost
+		wantErr      bool
+		prerequisite bool
+		maybeApplied bool
+		says         string
+	}{
+		{"lost, then taken", []int{lost, dns.RcodeYXDomain}, true, true, true,
+			"prerequisite failed: name already exists (YXDOMAIN), after an attempt that got no answer ("},
+		{"lost, then other values", []int{lost, dns.RcodeNXRrset}, true, true, true, "the server may have applied that attempt"},
+		{"lost every time", []int{lost, lost, lost}, true, false, true, "(after 3 attempts): the server may have applied the update"},
+		{"lost, then refused", []int{lost, dns.RcodeRefused}, true, false, true, "may have applied"},
+		{"lost, then applied", []int{lost, dns.RcodeSuccess}, false, false, false, ""},
+		{"taken", []int{dns.RcodeYXDomain}, true, true, false, "YXDOMAIN"},
+		{"SERVFAIL, then taken", []int{dns.RcodeServerFailure, dns.RcodeYXDomain}, true, true, false, "YXDOMAIN"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, func(n int, _ string, r *dns.Msg) *dns.Msg {
+				if n >= len(tt.answers) || tt.answers[n] == lost {
+					return nil
+				}
+				return reply(r, tt.answers[n])
+			})
+			err := newTestClient(t, s, Config{Timeout: 100 * time.Millisecond}).Apply(t.Context(), claim)
+			if (err != nil) != tt.wantErr || errors.Is(err, ErrPrerequisite) != tt.prerequisite || errors.Is(err, ErrMaybeApplied) != tt.maybeApplied {
+				t.Fatalf("Apply = %v: Is(ErrPrerequisite) %v, Is(ErrMaybeApplied) %v; want error %v, %v, %v",
+					err, errors.Is(err, ErrPrerequisite), errors.Is(err, ErrMaybeApplied), tt.wantErr, tt.prerequisite, tt.maybeApplied)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("error %q lacks %q", err, tt.says)
+			}
+			if n := len(s.requests()); n != len(tt.answers) {
+				t.Errorf("server saw %d requests, want %d", n, len(tt.answers))
+			}
+		})
+	}
+	// Nothing was sent when no connection opened.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := New(Config{Server: addr, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.backoff = time.Millisecond
+	if err := c.Apply(t.Context(), claim); err == nil || errors.Is(err, ErrMaybeApplied) {
+		t.Errorf("Apply with nothing listening = %v, want an error not matching ErrMaybeApplied", err)
+	}
+}
+
 func TestApplyRespectsContext(t *testing.T) {
 	s := startServer(t, func(int, string, *dns.Msg) *dns.Msg { return nil })
 	c := newTestClient(t, s, Config{Timeout: 10 * time.Second})

@@ -15,6 +15,36 @@ import (
 // values".
 var ErrPrerequisite = errors.New("dns update prerequisite not met")
 
+// ErrMaybeApplied matches (with errors.Is) a failed Apply that the server
+// may nevertheless have applied: an attempt was sent and its answer never
+// came (the connection failed or timed out after the request went out), and
+// what followed did not settle the question. Above all, when the server
+// applied that attempt, the retry fails the prerequisites the attempt made
+// false, and the error matches both ErrPrerequisite and ErrMaybeApplied.
+// Only the records can tell then: the caller reads them back and compares
+// them with the change set.
+//
+// A SERVFAIL is an answer, not a lost one: RFC 2136 3.4 makes a failed
+// update change nothing.
+var ErrMaybeApplied = errors.New("dns update may have been applied")
+
+// maybeAppliedError is the failure of an Apply one of whose attempts went
+// unanswered.
+type maybeAppliedError struct {
+	err        error // how Apply failed in the end
+	unanswered error // how the first unanswered attempt failed
+}
+
+func (e *maybeAppliedError) Error() string {
+	if errors.As(e.err, new(unansweredError)) {
+		// The last attempt went unanswered too.
+		return fmt.Sprintf("%v: the server may have applied the update", e.err)
+	}
+	return fmt.Sprintf("%v, after an attempt that got no answer (%v): the server may have applied that attempt", e.err, e.unanswered)
+}
+
+func (e *maybeAppliedError) Unwrap() []error { return []error{e.err, ErrMaybeApplied} }
+
 // Operations named by RcodeError.Op.
 const (
 	OpUpdate   = "update"

@@ -22,10 +22,12 @@ import (
 // key is configured, re-signed with a fresh time and ID on every attempt.
 // It repeats an attempt only after a network error, a timeout or SERVFAIL,
 // never after a definite refusal. An attempt whose answer was lost may still
-// have been applied: its retry then fails its own prerequisites, so a caller
-// that sees ErrPrerequisite after a retried claim may look the records up to
-// tell its own claim from another's. Apply is safe for concurrent use,
-// returns when ctx ends, and does not modify cs.
+// have been applied: its retry then fails the prerequisites it made false
+// (a claim of a free name finds the name taken, by itself). Such a failure,
+// and any other after an unanswered attempt, matches ErrMaybeApplied, so
+// that the caller can look the records up to tell its own change from
+// another's. Apply is safe for concurrent use, returns when ctx ends, and
+// does not modify cs.
 type Updater interface {
 	Apply(ctx context.Context, cs ChangeSet) error
 }
@@ -212,15 +214,27 @@ func (c *Client) Apply(ctx context.Context, cs ChangeSet) error {
 		m.Id = dns.Id()
 		return m
 	}
-	_, err := c.exchange(ctx, "tcp", build, func(r *dns.Msg, tsigErr error) error {
+	// unanswered is the failure of the first attempt that may have reached
+	// the server without its answer reaching us.
+	var unanswered error
+	err := c.retry(ctx, func() error {
+		r, tsigErr, err := c.attempt(ctx, "tcp", build())
+		if err != nil {
+			if unanswered == nil && errors.As(err, new(unansweredError)) {
+				unanswered = err
+			}
+			return err
+		}
 		return c.checkResponse(OpUpdate, zone, "", r, tsigErr)
 	})
 	if err != nil {
-		var re *RcodeError
-		if errors.As(err, &re) {
-			return err
+		if re := new(RcodeError); !errors.As(err, &re) {
+			err = fmt.Errorf("dns update for zone %s at %s: %w", zone, c.server, err)
 		}
-		return fmt.Errorf("dns update for zone %s at %s: %w", zone, c.server, err)
+		if unanswered != nil {
+			return &maybeAppliedError{err: err, unanswered: unanswered}
+		}
+		return err
 	}
 	c.log.Debug("dns update applied", "zone", zone, "dur", time.Since(start))
 	return nil

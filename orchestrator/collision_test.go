@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -112,7 +113,7 @@ func TestReverseNameTaken(t *testing.T) {
 					// Another host takes the address between check and claim.
 					taken := &dns.PTR{Hdr: dns.RR_Header{Name: tt.owner, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 60}, Ptr: "other.example.com."}
 					return fake.Apply(ctx, dnsupdate.ChangeSet{Zone: tt.zone, Add: []dns.RR{taken}})
-				case tt.undoFails && len(cs.RRsetEquals) > 0:
+				case tt.undoFails && len(cs.Remove) > 0:
 					return undoErr
 				}
 				return nil
@@ -154,6 +155,67 @@ func TestReverseNameTaken(t *testing.T) {
 			}
 			if tt.undoFails != errors.Is(err, undoErr) {
 				t.Errorf("err = %v: wraps the undo's failure = %v, want %v", err, !tt.undoFails, tt.undoFails)
+			}
+		})
+	}
+}
+
+// TestClaimOutcomeUnknown: a claim that the server applied, whose answer
+// was lost, and whose records cannot be read back either. A forward claim
+// says so and how to look and clean up; a reverse claim is undone, its own
+// PTR included, and leaves nothing.
+func TestClaimOutcomeUnknown(t *testing.T) {
+	cfg, err := config.Parse([]byte("dns: {zone: example.com.}\nvlans: [{id: 135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rev4 = "2.0.192.in-addr.arpa."
+	lost := fmt.Errorf("dns update for zone X: i/o timeout (after 3 attempts): %w", dnsupdate.ErrMaybeApplied)
+	for _, tt := range []struct {
+		zone string // whose first UPDATE is applied and its answer lost
+		want []string
+		left bool // the host's records are left, for destroy
+	}{
+		{"example.com.", []string{"may be in DNS now: look with `vmprov show web9`", "`vmprov destroy web9`", "reading the records back to tell also failed"}, true},
+		{rev4, []string{"dns update of 9.2.0.192.in-addr.arpa. in zone " + rev4, "reading the records back to tell also failed"}, false},
+	} {
+		t.Run(tt.zone, func(t *testing.T) {
+			fake := dnstest.NewFake("example.com.", rev4)
+			done := false
+			fake.SetApplyHook(func(ctx context.Context, cs dnsupdate.ChangeSet) error {
+				if done || cs.Zone != tt.zone {
+					return nil
+				}
+				done = true
+				if err := fake.Apply(ctx, cs); err != nil {
+					t.Errorf("apply: %v", err)
+				}
+				fake.FailNextLookup(dns.RcodeServerFailure) // the read-back
+				return lost
+			})
+			o, err := New(Config{Config: cfg, DNS: fake, Hypervisor: hvtest.NewFake()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = o.Create(t.Context(), Request{Name: "web9", IPv4: netip.MustParseAddr("192.0.2.9"), Distro: "core"})
+			if err == nil || errors.Is(err, ErrNameExists) {
+				t.Fatalf("Create = %v, want an unknown outcome", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if err := o.Destroy(t.Context(), "web9"); tt.left != (err == nil) {
+				t.Errorf("destroy = %v, want records left: %v", err, tt.left)
+			}
+			for _, q := range []struct {
+				name  string
+				qtype uint16
+			}{{"web9.example.com.", dns.TypeA}, {"web9.example.com.", dns.TypeTXT}, {"9.2.0.192.in-addr.arpa.", dns.TypePTR}} {
+				if ans, err := fake.Lookup(t.Context(), q.name, q.qtype); err != nil || len(ans.Records) > 0 {
+					t.Errorf("%s %s left: %v, %v", q.name, dns.TypeToString[q.qtype], ans.Records, err)
+				}
 			}
 		})
 	}

@@ -69,6 +69,8 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 }
 
 // RemoveHost removes a bare-metal host's records, its _mac CNAME included.
+// A _mac CNAME left without the records it names is removed too: its MAC
+// could not be registered again otherwise.
 func (o *Orchestrator) RemoveHost(ctx context.Context, name string) error {
 	if err := inventory.ValidateName(name); err != nil {
 		return invalid("%v", err)
@@ -77,17 +79,54 @@ func (o *Orchestrator) RemoveHost(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("host remove %s: %w", name, err)
 	}
-	if !found {
-		return fmt.Errorf("host remove %s: %w in zone %s", name, ErrNotFound, o.cfg.DNS.Zone)
-	}
-	macOwner, err := o.macOwnerOf(ctx, h)
+	macOwners, err := o.macOwnersOf(ctx, h)
 	if err != nil {
 		return fmt.Errorf("host remove %s: %w", name, err)
 	}
-	if err := o.dns.release(ctx, h, macOwner); err != nil {
+	if !found && len(macOwners) == 0 {
+		return fmt.Errorf("host remove %s: %w in zone %s", name, ErrNotFound, o.cfg.DNS.Zone)
+	}
+	if err := o.dns.release(ctx, h, macOwners); err != nil {
 		return fmt.Errorf("host remove %s: %w", name, err)
 	}
 	return nil
+}
+
+// ShowHost returns what DNS holds for a bare-metal host: its records, and
+// its MAC with the _mac CNAME that publishes it.
+func (o *Orchestrator) ShowHost(ctx context.Context, name string) (*Plan, error) {
+	if err := inventory.ValidateName(name); err != nil {
+		return nil, invalid("%v", err)
+	}
+	h, found, err := o.dns.lookupHost(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("host show %s: %w", name, err)
+	}
+	macOwners, err := o.macOwnersOf(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("host show %s: %w", name, err)
+	}
+	if !found && len(macOwners) == 0 {
+		return nil, fmt.Errorf("host show %s: %w in zone %s", name, ErrNotFound, o.cfg.DNS.Zone)
+	}
+	var macs []net.HardwareAddr
+	for _, owner := range macOwners {
+		if mac, ok := o.macOf(owner); ok {
+			macs = append(macs, mac)
+		}
+	}
+	if len(macs) > 0 {
+		h.MAC, h.MACRecord = macs[0], true
+	}
+	p := o.describe(h, nil)
+	if len(macs) > 0 {
+		p.MAC = macs[0].String()
+	}
+	// A host registered by hand under a second MAC shows both CNAMEs.
+	for _, mac := range macs[min(1, len(macs)):] {
+		p.Records = append(p.Records, inventory.Record{Name: inventory.MACOwner(mac, o.cfg.DNS.Zone), Type: "CNAME", Data: h.FQDN})
+	}
+	return p, nil
 }
 
 // transferer is implemented by DNS clients that can read a whole zone.
@@ -115,18 +154,31 @@ func (o *Orchestrator) macCNAMEs(ctx context.Context) (map[string]string, error)
 	return out, nil
 }
 
-// macOwnerOf finds the _mac CNAME that points at the host.
-func (o *Orchestrator) macOwnerOf(ctx context.Context, h inventory.Host) (string, error) {
+// macOwnersOf returns the owners of the _mac CNAMEs that point at the host,
+// sorted: one for a host that vmprov host add registered.
+func (o *Orchestrator) macOwnersOf(ctx context.Context, h inventory.Host) ([]string, error) {
 	cnames, err := o.macCNAMEs(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	var owners []string
 	for owner, target := range cnames {
 		if target == dns.CanonicalName(h.FQDN) {
-			return owner, nil
+			owners = append(owners, owner)
 		}
 	}
-	return "", nil
+	sort.Strings(owners)
+	return owners, nil
+}
+
+// macOf returns the MAC a _mac CNAME owner publishes.
+func (o *Orchestrator) macOf(owner string) (net.HardwareAddr, bool) {
+	hexhyp, ok := strings.CutSuffix(owner, "._mac."+dns.CanonicalName(o.cfg.DNS.Zone))
+	if !ok {
+		return nil, false
+	}
+	mac, err := inventory.ParseHexHyp(hexhyp)
+	return mac, err == nil
 }
 
 // ListHosts returns the bare-metal hosts: every _mac CNAME with the records
@@ -146,8 +198,8 @@ func (o *Orchestrator) ListHosts(ctx context.Context) ([]*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host list: %w", err)
 		}
-		mac, err := inventory.ParseHexHyp(strings.TrimSuffix(owner, "._mac."+o.cfg.DNS.Zone))
-		if err != nil {
+		mac, ok := o.macOf(owner)
+		if !ok {
 			continue
 		}
 		h.MAC, h.MACRecord = mac, true
@@ -195,7 +247,7 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	} else {
 		cs.RRsetAbsent = []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}}
 	}
-	if err := o.dns.dns.Apply(ctx, cs); err != nil {
+	if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, cs.Add) {
 		if errors.Is(err, dnsupdate.ErrPrerequisite) {
 			return nil, fmt.Errorf("reinstall %s: its TXT record changed meanwhile: run the command again", name)
 		}
@@ -204,4 +256,17 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	h.Intent = in
 	o.log.Info("boot intent rewritten", "host", h.FQDN)
 	return o.describe(h, nil), nil
+}
+
+// rewritten reports whether a TXT rewrite that failed with err was applied
+// all the same: its answer was lost (dnsupdate.ErrMaybeApplied), most
+// likely its retry then found the old TXT gone, and the TXT holds exactly
+// the new records. Whoever wrote them, the intent is what was asked for.
+func (o *Orchestrator) rewritten(ctx context.Context, err error, txt []dns.RR) bool {
+	if !errors.Is(err, dnsupdate.ErrMaybeApplied) {
+		return false
+	}
+	k := dnsupdate.RRKey{Name: txt[0].Header().Name, Type: dns.TypeTXT}
+	ok, lerr := o.dns.holdExactly(context.WithoutCancel(ctx), []dnsupdate.RRKey{k}, txt)
+	return lerr == nil && ok
 }

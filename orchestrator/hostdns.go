@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -114,6 +116,10 @@ func addrs(host inventory.Host) []netip.Addr {
 // exist. A failed reverse claim removes what this claim added.
 // The error wraps ErrNameExists when a prerequisite failed, as a
 // *ReverseNameError when it was a reverse one and its undo succeeded.
+//
+// An UPDATE whose answer was lost after the server applied it is retried
+// by the client, and the retry fails the prerequisites the first attempt
+// made false; applyClaim tells that from a name taken by another host.
 func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(context.Context) error, err error) {
 	fwd := dnsupdate.ChangeSet{Zone: h.zone, NameNotInUse: []string{host.FQDN}, Add: h.forwardRRs(host)}
 	if host.MACRecord && host.MAC != nil {
@@ -134,8 +140,13 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 		}
 		revs = append(revs, rev{z, rr})
 	}
-	if err := h.dns.Apply(ctx, fwd); err != nil {
-		if errors.Is(err, dnsupdate.ErrPrerequisite) {
+	if err := h.applyClaim(ctx, fwd); err != nil {
+		var unknown *unknownOutcomeError
+		switch {
+		case errors.As(err, &unknown):
+			return nil, fmt.Errorf("dns update of %s in zone %s: %w: %s may be in DNS now: look with `vmprov show %s`, and remove it with `vmprov destroy %s` (or `vmprov host remove %s`)",
+				host.FQDN, h.zone, err, host.FQDN, host.Name, host.Name, host.Name)
+		case errors.Is(err, dnsupdate.ErrPrerequisite):
 			taken := host.FQDN
 			if len(fwd.NameNotInUse) > 1 && !h.nameInUse(ctx, host.FQDN) {
 				taken = fwd.NameNotInUse[1] + " (the MAC is registered to another host)"
@@ -144,20 +155,37 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 		}
 		return nil, fmt.Errorf("dns update of %s in zone %s: %w", host.FQDN, h.zone, err)
 	}
-	var done []dnsupdate.ChangeSet
+	// The undo removes our records by value (RFC 2136 2.5.4): only records
+	// that hold exactly what this claim wrote, whoever changed the rest
+	// meanwhile, and with no prerequisite, so that an undo whose answer is
+	// lost is retried harmlessly. PTRs go first, and the forward records
+	// only once every PTR is gone: a PTR whose host has no forward records
+	// is one that destroy cannot find.
+	var claimed []rev
 	undoAll := func(ctx context.Context) error {
 		var errs []error
-		for i := len(done) - 1; i >= 0; i-- {
-			errs = append(errs, h.dns.Apply(ctx, done[i]))
+		for i := len(claimed) - 1; i >= 0; i-- {
+			r := claimed[i]
+			if err := h.dns.Apply(ctx, dnsupdate.ChangeSet{Zone: r.zone, Remove: []dns.RR{r.rr}}); err != nil {
+				errs = append(errs, fmt.Errorf("remove PTR %s from zone %s: %w", r.rr.Hdr.Name, r.zone, err))
+			}
 		}
-		errs = append(errs, h.dns.Apply(ctx, guardedRemove(h.zone, fwd.Add)))
-		return errors.Join(errs...)
+		if len(errs) > 0 {
+			return fmt.Errorf("%w; the records of %s are kept, so that `vmprov destroy %s` finds the host and removes them all", errors.Join(errs...), host.FQDN, host.Name)
+		}
+		if err := h.dns.Apply(ctx, dnsupdate.ChangeSet{Zone: h.zone, Remove: fwd.Add}); err != nil {
+			return fmt.Errorf("remove the records of %s from zone %s: %w", host.FQDN, h.zone, err)
+		}
+		return nil
 	}
 	for _, r := range revs {
+		// A PTR of ours that a failed claim may have left is removed with
+		// the rest; one naming another host is not ours and stays.
+		claimed = append(claimed, r)
 		cs := dnsupdate.ChangeSet{Zone: r.zone, NameNotInUse: []string{r.rr.Hdr.Name}, Add: []dns.RR{r.rr}}
-		if err := h.dns.Apply(ctx, cs); err != nil {
+		if err := h.applyClaim(ctx, cs); err != nil {
 			uerr := undoAll(context.WithoutCancel(ctx))
-			if errors.Is(err, dnsupdate.ErrPrerequisite) {
+			if errors.Is(err, dnsupdate.ErrPrerequisite) && !errors.As(err, new(*unknownOutcomeError)) {
 				err = &ReverseNameError{Name: r.rr.Hdr.Name, Zone: r.zone}
 			} else {
 				err = fmt.Errorf("dns update of %s in zone %s: %w", r.rr.Hdr.Name, r.zone, err)
@@ -170,21 +198,97 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 			}
 			return nil, err
 		}
-		done = append(done, guardedRemove(r.zone, []dns.RR{r.rr}))
 	}
 	return undoAll, nil
 }
 
-// guardedRemove deletes rrs only while each of their RRsets still holds
-// exactly our values (RFC 2136 section 2.4.2), so a rollback never removes
-// records somebody else wrote meanwhile.
-func guardedRemove(zone string, rrs []dns.RR) dnsupdate.ChangeSet {
-	cs := dnsupdate.ChangeSet{Zone: zone}
-	for _, rr := range rrs {
-		cs.RRsetEquals = append(cs.RRsetEquals, rr)
-		cs.RemoveRRset = append(cs.RemoveRRset, dnsupdate.RRKey{Name: rr.Header().Name, Type: rr.Header().Rrtype})
+// unknownOutcomeError is a claim that the server may have applied, whose
+// records could not be read back to tell.
+type unknownOutcomeError struct{ err, lookup error }
+
+func (e *unknownOutcomeError) Error() string {
+	return fmt.Sprintf("%v; reading the records back to tell also failed: %v", e.err, e.lookup)
+}
+
+func (e *unknownOutcomeError) Unwrap() error { return e.err }
+
+// applyClaim applies cs, which requires the names NameNotInUse to be free
+// and adds the records Add at them. When the client reports that the server
+// may have applied it although Apply failed (dnsupdate.ErrMaybeApplied: an
+// answer was lost, and most likely the retry then found the names taken),
+// applyClaim reads the names back: if they hold exactly the records of cs,
+// the claim is ours and succeeded, and it returns nil.
+//
+// Why records equal to ours are ours: an UPDATE is atomic, so after our
+// attempt was applied the names hold exactly what it added, and after it was
+// refused they hold what refused it. The names were free, or the attempt
+// would have been refused, and only holders of the TSIG key write them. For
+// someone else to have written exactly these records (the same addresses,
+// the same boot intent, for a bare-metal host the same MAC, for an
+// IPv6-only VM an address drawn from a random MAC) a key holder would have
+// had to publish this very host, between our lost answer and our retry: in
+// practice, only our own first attempt does that. The remaining case is the
+// same host published before this command ran, its name taken and our
+// attempt refused: create has refused a name whose domain exists already,
+// and for a host add the host is then exactly what was asked for. A PTR
+// naming our host, at an address we are claiming for it, is ours to keep
+// whoever wrote it, since we hold its forward name.
+//
+// When the read-back fails, the error is an *unknownOutcomeError.
+func (h hostDNS) applyClaim(ctx context.Context, cs dnsupdate.ChangeSet) error {
+	err := h.dns.Apply(ctx, cs)
+	if err == nil || !errors.Is(err, dnsupdate.ErrMaybeApplied) {
+		return err
 	}
-	return cs
+	var keys []dnsupdate.RRKey
+	for _, n := range cs.NameNotInUse {
+		for _, t := range claimedTypes {
+			keys = append(keys, dnsupdate.RRKey{Name: n, Type: t})
+		}
+	}
+	// The names are read even when ctx has ended (the update failed
+	// because of it): a claim found applied then counts as done, and the
+	// caller's next step, failing on ctx, undoes it with the rest.
+	ours, rerr := h.holdExactly(context.WithoutCancel(ctx), keys, cs.Add)
+	switch {
+	case rerr != nil:
+		return &unknownOutcomeError{err: err, lookup: rerr}
+	case ours:
+		return nil
+	}
+	return fmt.Errorf("%w; reading the records back shows it was not", err)
+}
+
+// claimedTypes are the types a claimed name may hold: what vmprov writes,
+// and CNAME, which excludes everything else at its name.
+var claimedTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeCNAME, dns.TypePTR}
+
+// holdExactly reports whether the RRsets keys hold exactly the records of
+// rrs (whose owners and types are among keys): each of them and nothing
+// else, TTLs aside.
+func (h hostDNS) holdExactly(ctx context.Context, keys []dnsupdate.RRKey, rrs []dns.RR) (bool, error) {
+	var got []dns.RR
+	for _, k := range keys {
+		ans, err := h.dns.Lookup(ctx, k.Name, k.Type)
+		if err != nil {
+			return false, fmt.Errorf("look up %s: %w", k, err)
+		}
+		for _, rr := range ans.Records {
+			// An answer may hold the CNAME that leads to the type asked.
+			if hd := rr.Header(); hd.Rrtype == k.Type && strings.EqualFold(hd.Name, k.Name) {
+				got = append(got, rr)
+			}
+		}
+	}
+	if len(got) != len(rrs) {
+		return false, nil
+	}
+	for _, want := range rrs {
+		if !slices.ContainsFunc(got, func(rr dns.RR) bool { return dns.IsDuplicate(rr, want) }) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // lookupHost reads what DNS holds for fqdn. found is false when the name has
@@ -215,9 +319,12 @@ func (h hostDNS) lookupHost(ctx context.Context, name string) (host inventory.Ho
 	return host, found, nil
 }
 
-// release removes the host's records: its name's A/AAAA/TXT, the PTRs of its
-// addresses that still point to it, and its _mac CNAME when mac is given.
-func (h hostDNS) release(ctx context.Context, host inventory.Host, macOwner string) error {
+// release removes the host's records: the PTRs of its addresses that still
+// name it, then its name's records and the _mac CNAMEs at macOwners. Every
+// removal is idempotent, so an UPDATE whose answer is lost is retried
+// harmlessly. When a PTR cannot be removed, the name's records stay: they
+// are how a second release finds the PTR.
+func (h hostDNS) release(ctx context.Context, host inventory.Host, macOwners []string) error {
 	var errs []error
 	for _, a := range addrs(host) {
 		owner := inventory.ReverseName(a)
@@ -232,15 +339,18 @@ func (h hostDNS) release(ctx context.Context, host inventory.Host, macOwner stri
 			errs = append(errs, fmt.Errorf("remove %s from zone %s: %w", owner, z, err))
 		}
 	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w; the records of %s are kept, so that running the command again finds the PTRs", errors.Join(errs...), host.FQDN)
+	}
 	cs := dnsupdate.ChangeSet{Zone: h.zone, RemoveName: []string{host.FQDN}}
-	if macOwner != "" {
-		cname := &dns.CNAME{Hdr: dns.RR_Header{Name: macOwner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: host.FQDN}
+	for _, owner := range macOwners {
+		cname := &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: host.FQDN}
 		cs.Remove = append(cs.Remove, cname)
 	}
 	if err := h.dns.Apply(ctx, cs); err != nil {
-		errs = append(errs, fmt.Errorf("remove %s from zone %s: %w", host.FQDN, h.zone, err))
+		return fmt.Errorf("remove %s from zone %s: %w", host.FQDN, h.zone, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 const dnsTypePTR = dns.TypePTR

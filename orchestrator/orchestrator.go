@@ -228,6 +228,14 @@ var ErrNotFound = errors.New("no such host")
 // Destroy stops and undefines the domain, deletes its disk and removes all
 // its DNS records. It succeeds when some part is already gone, and fails
 // with ErrNotFound when nothing of the host exists.
+//
+// A name without a vmprov domain may be a bare-metal host (vmprov host
+// add): Destroy then removes its _mac CNAME too, as host remove does. An
+// operator who destroys a host means all of it gone, and a CNAME left
+// behind would keep its MAC registered to nothing, refused by a new host add
+// and invisible to host remove. Finding the CNAME takes a zone transfer, so
+// it is looked for only when there is no domain: vmprov never publishes one
+// for a VM.
 func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	if err := inventory.ValidateName(name); err != nil {
 		return invalid("%v", err)
@@ -253,11 +261,17 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
-	if !found && !foundDomain {
+	var macOwners []string
+	if !foundDomain {
+		if macOwners, err = o.macOwnersOf(ctx, host); err != nil {
+			return fmt.Errorf("destroy %s: %w", name, err)
+		}
+	}
+	if !found && !foundDomain && len(macOwners) == 0 {
 		return fmt.Errorf("destroy %s: %w: neither DNS zone %s nor %s has it (see `vmprov list`)", name, ErrNotFound, o.cfg.DNS.Zone, o.cfg.Libvirt.URI)
 	}
-	if found {
-		errs = append(errs, o.dns.release(ctx, host, ""))
+	if found || len(macOwners) > 0 {
+		errs = append(errs, o.dns.release(ctx, host, macOwners))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)

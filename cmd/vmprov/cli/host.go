@@ -147,7 +147,22 @@ func (app *App) hostListCommand() *cobra.Command {
 }
 
 func (app *App) hostShowCommand() *cobra.Command {
-	return app.showCommandFor(false, "Show a host's DNS records")
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a bare-metal host's MAC and DNS records, its _mac CNAME included",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return app.printPlan(false, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				return o.ShowHost(cmd.Context(), args[0])
+			})
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
 }
 
 func (app *App) reinstallCommand() *cobra.Command {
