@@ -128,6 +128,11 @@ type Serve struct {
 	Loaders map[uint16]string `yaml:"loaders" json:"loaders"`
 	// DHCPv6 tunes the DHCPv6 server.
 	DHCPv6 DHCPv6 `yaml:"dhcp6" json:"dhcp6"`
+	// PublicMACScripts serves DIR/mac/MAC/ipxe to anyone who asks, as the
+	// web server of seed 000 did. Off by default: strict MACs follow from
+	// addresses, so a per-MAC script goes only to the FCrDNS-confirmed host
+	// with that MAC, and everyone else gets the 404 of a missing script.
+	PublicMACScripts bool `yaml:"public_mac_scripts" json:"public_mac_scripts"`
 }
 
 // DHCPv6 tunes `vmprov serve`'s DHCPv6 server.

@@ -1,6 +1,7 @@
 package httpboot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/templates"
 )
 
@@ -92,7 +94,11 @@ func macFolder(hexhyp string) (string, bool) {
 }
 
 // handleMAC serves a per-MAC script (seed 000's folders named after the
-// MAC); absent ones are the normal case and answer 404.
+// MAC); absent ones are the normal case and answer 404. Strict and SLAAC
+// MACs follow from addresses, so anyone could name another host's folder:
+// unless Config.PublicMACScripts, the script goes only to the requester
+// that owns the MAC (macOwner), and everyone else gets the same 404 as for
+// a missing script, decided before the file is looked at.
 func (s *Server) handleMAC(w http.ResponseWriter, r *http.Request) {
 	name, ok := macFolder(r.PathValue("hexhyp"))
 	if !ok {
@@ -100,7 +106,46 @@ func (s *Server) handleMAC(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r)
 		return
 	}
+	if !s.cfg.PublicMACScripts && !s.macOwner(w, r, name) {
+		return
+	}
 	s.serveFile(w, r, "mac", name+"/ipxe")
+}
+
+// macOwner reports whether the requester is the host with the MAC of
+// folder name (hexhyp). false means the answer is written: 404 for anyone
+// else, 503 when DNS failed. Confirmed by address, a host's MAC is derived
+// from its records (strict MAC, EUI-64); a bare-metal host's own MAC is
+// published as its _mac CNAME, which only a decision by that MAC finds, so
+// the requester also owns the MAC when that decision names the same host
+// (as netboot/tftp's per-host files).
+func (s *Server) macOwner(w http.ResponseWriter, r *http.Request, name string) bool {
+	_, d, ok := s.decide(w, r)
+	if !ok {
+		return false
+	}
+	mac, err := inventory.ParseHexHyp(name)
+	if err != nil { // macFolder accepted it
+		note(w).err = err.Error()
+		notFound(w, r)
+		return false
+	}
+	if bytes.Equal(d.Host.MAC, mac) {
+		return true
+	}
+	dm, err := s.cfg.Policy.Decide(r.Context(), netboot.Client{MAC: mac})
+	rec := note(w)
+	switch {
+	case err == nil && dm.Host.FQDN == d.Host.FQDN:
+		return true
+	case err != nil && !errors.Is(err, netboot.ErrUnknown):
+		rec.err = err.Error()
+		plain(w, r, http.StatusServiceUnavailable, "service unavailable\n")
+		return false
+	}
+	rec.err, rec.warn = "per-MAC script of another MAC refused", true
+	notFound(w, r)
+	return false
 }
 
 // handleSite serves DIR/bootstrap/{site}/{file...}. When the configured

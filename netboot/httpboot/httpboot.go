@@ -65,6 +65,9 @@ type Config struct {
 	// TrustedProxies are peers whose X-Forwarded-For header names the
 	// client (its last address is used). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// PublicMACScripts serves DIR/mac/MAC/ipxe to anyone
+	// (serve.public_mac_scripts); false: only to the host with that MAC.
+	PublicMACScripts bool
 }
 
 // Server answers the boot service's HTTP routes. It is an http.Handler and

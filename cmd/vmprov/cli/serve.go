@@ -152,7 +152,8 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 			}
 		}
 	}
-	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Metrics: b.metrics})
+	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Metrics: b.metrics,
+		PublicMACScripts: c.Serve.PublicMACScripts})
 	exported := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
