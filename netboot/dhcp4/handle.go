@@ -27,7 +27,8 @@ type Ingress struct {
 	// Interface names the receiving interface, for logs.
 	Interface string
 	// VLAN is the id of the configured VLAN the interface is on; 0 means
-	// none, and then only relayed requests are answered.
+	// none, and then only routed requests are answered: relayed ones, and
+	// those bound clients of a VLAN unicast past their relay (ciaddr set).
 	VLAN int
 	// ServerIP is the server's address on that interface: the server
 	// identifier (option 54) and the PXE next-server. Required.
@@ -72,7 +73,7 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 
 	vlan, ok := s.vlanOf(req, in)
 	if !ok {
-		log.Debug("request from a network without a configured IPv4 VLAN: ignored", "ip", addr4(req.GatewayIPAddr))
+		log.Debug("request from a network without a configured IPv4 VLAN: ignored", "giaddr", addr4(req.GatewayIPAddr).String(), "ciaddr", addr4(req.ClientIPAddr).String())
 		return nil, nil
 	}
 	log = log.With("vlan", vlan.ID)
@@ -169,13 +170,13 @@ func validate(req *dhcpv4.DHCPv4) error {
 	return nil
 }
 
-// vlanOf returns the VLAN a request comes from: the one holding giaddr for
-// relayed requests, else the ingress interface's.
+// vlanOf returns the VLAN a request comes from: the one holding the
+// address routedFrom finds, else the ingress interface's.
 func (s *Server) vlanOf(req *dhcpv4.DHCPv4, in Ingress) (netboot.VLAN, bool) {
 	id := in.VLAN
-	if gi := addr4(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
-		v, ok := s.vlans.Of(gi)
-		if !ok || !v.IPv4.Contains(gi) {
+	if from := routedFrom(req, in); from.IsValid() {
+		v, ok := s.vlans.Of(from)
+		if !ok || !v.IPv4.Contains(from) {
 			return netboot.VLAN{}, false
 		}
 		id = v.ID
@@ -185,6 +186,31 @@ func (s *Server) vlanOf(req *dhcpv4.DHCPv4, in Ingress) (netboot.VLAN, bool) {
 		return netboot.VLAN{}, false
 	}
 	return v, true
+}
+
+// routedFrom returns the address that places a request routed to the
+// server, or the zero Addr for a request from the ingress interface's own
+// link. That address is giaddr for a relayed request. A bound client
+// unicasts its REQUEST (RENEWING, RFC 2131 section 4.4.5), INFORM and
+// RELEASE straight to the server, past its relay, so on an interface of
+// no VLAN, which only routed traffic reaches, such a request is placed by
+// ciaddr (sections 4.3.2 and 4.3.5: the server trusts it and answers it).
+// A DISCOVER or DECLINE there is never placed by ciaddr, which RFC 2131
+// table 5 has the client set to 0.
+func routedFrom(req *dhcpv4.DHCPv4, in Ingress) netip.Addr {
+	if gi := addr4(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+		return gi
+	}
+	if in.VLAN != 0 {
+		return netip.Addr{}
+	}
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform, dhcpv4.MessageTypeRelease:
+		if ci := addr4(req.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() {
+			return ci
+		}
+	}
+	return netip.Addr{}
 }
 
 // newReply starts a reply to req: header fields per RFC 2131 section 4.3.1

@@ -195,6 +195,9 @@ func forEachPolicy(t *testing.T, fn func(t *testing.T, s *Server)) {
 var (
 	serverIP = netip.MustParseAddr("192.0.2.1")
 	ingress  = Ingress{Interface: "br135", VLAN: 135, ServerIP: serverIP}
+	// serverLink is an interface of no VLAN that relays and the VLANs'
+	// routers reach.
+	serverLink = Ingress{Interface: "eth9", ServerIP: netip.MustParseAddr("203.0.113.1")}
 )
 
 // macOf returns the strict MAC of 192.0.2.x on VLAN 135.
@@ -475,6 +478,53 @@ func TestHandle(t *testing.T) {
 			name: "interface without a VLAN answers nothing",
 			req:  func(t testing.TB) *dhcpv4.DHCPv4 { return request(t, dhcpv4.MessageTypeDiscover, macOf(14)) },
 			in:   Ingress{Interface: "eth9", ServerIP: serverIP},
+		},
+		{
+			name: "renewal unicast past the relay to an interface without a VLAN: VLAN from ciaddr",
+			req: func(t testing.TB) *dhcpv4.DHCPv4 {
+				return request(t, dhcpv4.MessageTypeRequest, net.HardwareAddr{2, 4, 6, 8, 0x84, 20},
+					dhcpv4.WithClientIP(net.IPv4(198, 51, 100, 20)))
+			},
+			in: serverLink,
+			want: &summary{Type: "ACK", YIAddr: "198.51.100.20", CIAddr: "198.51.100.20", SIAddr: "0.0.0.0", GIAddr: "0.0.0.0", Mask: "255.255.255.0",
+				Router: "[198.51.100.1]", DNS: "[198.51.100.53]", Domain: "example.com", Host: "other", ServerID: "203.0.113.1", Lease: "1h0m0s",
+				Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54}},
+		},
+		{
+			name: "inform unicast past the relay to an interface without a VLAN: VLAN from ciaddr",
+			req: func(t testing.TB) *dhcpv4.DHCPv4 {
+				return request(t, dhcpv4.MessageTypeInform, net.HardwareAddr{2, 4, 6, 8, 0x84, 20},
+					dhcpv4.WithClientIP(net.IPv4(198, 51, 100, 20)))
+			},
+			in: serverLink,
+			want: &summary{Type: "ACK", YIAddr: "0.0.0.0", CIAddr: "198.51.100.20", SIAddr: "0.0.0.0", GIAddr: "0.0.0.0", Mask: "255.255.255.0",
+				Router: "[198.51.100.1]", DNS: "[198.51.100.53]", Domain: "example.com", Host: "other", ServerID: "203.0.113.1",
+				Options: []uint8{1, 3, 6, 12, 15, 53, 54}},
+		},
+		{
+			name: "renewal to an interface without a VLAN from the address of another host gets a NAK",
+			req: func(t testing.TB) *dhcpv4.DHCPv4 {
+				return request(t, dhcpv4.MessageTypeRequest, net.HardwareAddr{2, 4, 6, 8, 0x84, 20},
+					dhcpv4.WithClientIP(net.IPv4(198, 51, 100, 21)))
+			},
+			in:   serverLink,
+			want: &summary{Type: "NAK", YIAddr: "0.0.0.0", CIAddr: "0.0.0.0", SIAddr: "0.0.0.0", GIAddr: "0.0.0.0", ServerID: "203.0.113.1", Router: "[]", DNS: "[]", Options: []uint8{53, 54, 56}},
+		},
+		{
+			name: "renewal to an interface without a VLAN from an address of no VLAN gets nothing",
+			req: func(t testing.TB) *dhcpv4.DHCPv4 {
+				return request(t, dhcpv4.MessageTypeRequest, net.HardwareAddr{2, 4, 6, 8, 0x84, 20},
+					dhcpv4.WithClientIP(net.IPv4(203, 0, 113, 20)))
+			},
+			in: serverLink,
+		},
+		{
+			name: "discover with ciaddr on an interface without a VLAN gets nothing (ciaddr is 0 in a DISCOVER)",
+			req: func(t testing.TB) *dhcpv4.DHCPv4 {
+				return request(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{2, 4, 6, 8, 0x84, 20},
+					dhcpv4.WithClientIP(net.IPv4(198, 51, 100, 20)))
+			},
+			in: serverLink,
 		},
 		{
 			name: "offer is not served by a server",
