@@ -1,5 +1,5 @@
 // Package tftp is vmprov's read-only TFTP server (RFC 1350 with the blksize
-// and tsize options of RFC 2348 and RFC 2349), built on pin/tftp.
+// and tsize options of RFC 2347, RFC 2348 and RFC 2349).
 //
 // It serves the files under one root directory (serve.dir/tftp: loaders
 // such as undionly.kpxe and ipxe.efi, GRUB and PXELINUX images) and
@@ -18,10 +18,19 @@
 // is refused, a leading "/" means the root (as tftpd-hpa --secure does, and
 // as GRUB asks for "(tftp)/boot/grub/..." in seed 001), and os.Root refuses
 // symbolic links that lead out of it.
+//
+// Transfers are bounded: MaxTransfers at once, MaxTransfersPerClient per
+// source address; requests beyond them are dropped unanswered, which a
+// client takes for a lost packet and retries, where an ERROR would end its
+// boot attempt. Until a client has acknowledged a packet its source address
+// may be forged, so the first packet is sent at most twice and no ERROR
+// follows a silent client: a forged read request draws at most two
+// packets of at most 516 bytes.
 package tftp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,13 +42,13 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	pintftp "github.com/pin/tftp/v3"
+	"github.com/pin/tftp/v3/netascii"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
@@ -96,19 +105,28 @@ type Config struct {
 	Log *slog.Logger
 	// Timeout is how long one packet waits for its acknowledgement before
 	// it is sent again; zero means 5 s. Retries is how often; zero means 5.
+	// Both apply once the client has acknowledged a packet; before, the
+	// first packet is sent at most twice, waiting at most 1 s.
 	Timeout time.Duration
 	Retries int
+	// MaxTransfers bounds the transfers running at once, and
+	// MaxTransfersPerClient those of one source address; zero means the
+	// constants of those names. Requests beyond them are dropped.
+	MaxTransfers          int
+	MaxTransfersPerClient int
 }
 
 // Stats are the server's counters since New, which Collector exports.
 type Stats struct {
-	Transfers uint64 // files sent completely
-	Bytes     uint64 // bytes of completed transfers
-	Failed    uint64 // transfers that started and did not complete
-	NotFound  uint64 // read requests for files that do not exist (or are not the requester's)
-	Refused   uint64 // write requests and names outside the root
-	Generated uint64 // per-host files rendered and sent
-	Errors    uint64 // requests not served because DNS or rendering failed
+	Transfers  uint64 // files sent completely
+	Bytes      uint64 // bytes of completed transfers
+	Failed     uint64 // transfers that started and did not complete
+	NotFound   uint64 // read requests for files that do not exist (or are not the requester's)
+	Refused    uint64 // write requests and names outside the root
+	Generated  uint64 // per-host files rendered and sent
+	Errors     uint64 // requests not served because DNS or rendering failed
+	Busy       uint64 // requests dropped: MaxTransfers transfers were running
+	ClientBusy uint64 // requests dropped: the client had MaxTransfersPerClient running
 }
 
 // Server is a read-only TFTP server. It is safe for concurrent use.
@@ -121,7 +139,13 @@ type Server struct {
 	timeout time.Duration
 	retries int
 
+	maxTransfers, maxPerClient int
+	mu                         sync.Mutex
+	active                     int                // transfers running, under mu
+	perClient                  map[netip.Addr]int // transfers running by source, under mu
+
 	transfers, bytes, failed, notFound, refused, generated, errs atomic.Uint64
+	busy, clientBusy                                             atomic.Uint64
 	// decisions times policy's decisions (policy is a netboot.TimedPolicy).
 	decisions prometheus.Histogram
 }
@@ -139,6 +163,19 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		root: root, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render,
 		log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries, decisions: decisions,
+		maxTransfers: cfg.MaxTransfers, maxPerClient: cfg.MaxTransfersPerClient, perClient: map[netip.Addr]int{},
+	}
+	if s.timeout <= 0 {
+		s.timeout = 5 * time.Second
+	}
+	if s.retries <= 0 {
+		s.retries = 5
+	}
+	if s.maxTransfers <= 0 {
+		s.maxTransfers = MaxTransfers
+	}
+	if s.maxPerClient <= 0 {
+		s.maxPerClient = MaxTransfersPerClient
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -153,13 +190,15 @@ func (s *Server) Close() error { return s.root.Close() }
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Transfers: s.transfers.Load(),
-		Bytes:     s.bytes.Load(),
-		Failed:    s.failed.Load(),
-		NotFound:  s.notFound.Load(),
-		Refused:   s.refused.Load(),
-		Generated: s.generated.Load(),
-		Errors:    s.errs.Load(),
+		Transfers:  s.transfers.Load(),
+		Bytes:      s.bytes.Load(),
+		Failed:     s.failed.Load(),
+		NotFound:   s.notFound.Load(),
+		Refused:    s.refused.Load(),
+		Generated:  s.generated.Load(),
+		Errors:     s.errs.Load(),
+		Busy:       s.busy.Load(),
+		ClientBusy: s.clientBusy.Load(),
 	}
 }
 
@@ -167,9 +206,19 @@ func (s *Server) Stats() Stats {
 // Stats counters as vmprov_tftp_transfers_total, vmprov_tftp_bytes_total,
 // vmprov_tftp_failed_total, vmprov_tftp_not_found_total,
 // vmprov_tftp_refused_total, vmprov_tftp_generated_total and
-// vmprov_tftp_errors_total, and vmprov_decision_duration_seconds{proto="tftp"}
-// (per-host files only: other files need no decision).
+// vmprov_tftp_errors_total, vmprov_tftp_dropped_total{reason="busy"} and
+// {reason="client_busy"} (requests dropped at MaxTransfers and
+// MaxTransfersPerClient), the gauge vmprov_tftp_transfers_running, and
+// vmprov_decision_duration_seconds{proto="tftp"} (per-host files only:
+// other files need no decision).
 func (s *Server) Collector() prometheus.Collector {
+	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmprov_tftp_transfers_running", Help: "TFTP transfers running.",
+	}, func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return float64(s.active)
+	})
 	return netboot.CounterCollectors([]netboot.Counter{
 		{Name: "vmprov_tftp_transfers_total", Help: "TFTP files sent completely.", Value: &s.transfers},
 		{Name: "vmprov_tftp_bytes_total", Help: "Bytes of completed TFTP transfers.", Value: &s.bytes},
@@ -178,7 +227,11 @@ func (s *Server) Collector() prometheus.Collector {
 		{Name: "vmprov_tftp_refused_total", Help: "TFTP write requests and names outside the root.", Value: &s.refused},
 		{Name: "vmprov_tftp_generated_total", Help: "Per-host TFTP files rendered and sent.", Value: &s.generated},
 		{Name: "vmprov_tftp_errors_total", Help: "TFTP requests not served because DNS or rendering failed.", Value: &s.errs},
-	}, s.decisions)
+		{Name: "vmprov_tftp_dropped_total", Help: "TFTP requests dropped unanswered at the server's or the client's limit of transfers.",
+			Labels: prometheus.Labels{"reason": "busy"}, Value: &s.busy},
+		{Name: "vmprov_tftp_dropped_total", Help: "TFTP requests dropped unanswered at the server's or the client's limit of transfers.",
+			Labels: prometheus.Labels{"reason": "client_busy"}, Value: &s.clientBusy},
+	}, s.decisions, running)
 }
 
 // Serve listens on addr (host:port, e.g. ":69") and serves until ctx ends.
@@ -197,49 +250,109 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 // ServeConn serves requests arriving on conn until ctx ends, then closes
 // conn, waits for running transfers (each ends by itself within its
 // retries) and returns nil. Each transfer runs from a new port (its TID,
-// RFC 1350 section 4) on the address the request was sent to.
+// RFC 1350 section 4) on the address the request was sent to. ServeConn
+// may run on several conns at once; the bounds on transfers are the
+// Server's.
 //
 // The receive loop runs on the calling goroutine, and the transfers'
 // sockets are opened there, so a caller that runs ServeConn on a thread
 // inside a network namespace serves that namespace.
 func (s *Server) ServeConn(ctx context.Context, conn *net.UDPConn) error {
-	srv := pintftp.NewServer(
-		func(name string, rf io.ReaderFrom) error { return s.read(ctx, name, rf) },
-		s.write,
-	)
-	if s.timeout > 0 {
-		srv.SetTimeout(s.timeout)
-	}
-	if s.retries > 0 {
-		srv.SetRetries(s.retries)
-	}
-	var g errgroup.Group
-	served := make(chan struct{})
-	g.Go(func() error {
-		select {
-		case <-ctx.Done():
-		case <-served:
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	pc := newPacketConn(conn)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	buf := make([]byte, 2048) // RFC 2347 keeps a request within 512 bytes
+	for {
+		n, from, dst, ifIndex, err := pc.read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			conn.Close()
+			return fmt.Errorf("tftp: serve %s: %w", conn.LocalAddr(), err)
 		}
-		srv.Shutdown()
-		return nil
-	})
-	err := srv.Serve(conn)
-	close(served)
-	_ = g.Wait()
-	if err != nil {
-		return fmt.Errorf("tftp: serve %s: %w", conn.LocalAddr(), err)
+		r, ok := parseRequest(buf[:n])
+		if !ok {
+			s.log.Debug("tftp packet ignored: not a read or write request", "ip", from.Addr())
+			continue
+		}
+		if !s.admit(from.Addr()) {
+			continue
+		}
+		r.peer, r.local = from, dst
+		laddr := &net.UDPAddr{}
+		if dst.IsValid() && !dst.IsUnspecified() {
+			laddr.IP = dst.AsSlice()
+			if dst.Is6() && dst.IsLinkLocalUnicast() && ifIndex > 0 {
+				laddr.Zone = strconv.Itoa(ifIndex)
+			}
+		}
+		if ifIndex > 0 {
+			if ifi, err := net.InterfaceByIndex(ifIndex); err == nil {
+				r.mtu = ifi.MTU
+			}
+		}
+		tc, err := net.ListenUDP("udp", laddr)
+		if err != nil {
+			s.release(from.Addr())
+			s.errs.Add(1)
+			s.log.Error("tftp request not served: no socket for its transfer", "ip", from.Addr(), "err", err)
+			continue
+		}
+		wg.Go(func() {
+			defer s.release(from.Addr())
+			defer tc.Close()
+			t := &transfer{conn: tc, peer: from, timeout: s.timeout, retries: s.retries, buf: make([]byte, 1024)}
+			if r.op == opWRQ {
+				s.write(t, r)
+				return
+			}
+			s.read(ctx, t, r)
+		})
 	}
-	return nil
 }
 
-// Errors sent to clients. pin/tftp sends every error with code 1; the
-// message says what happened.
+// admit takes a transfer slot for a request from ip, or counts and drops
+// the request when MaxTransfers run, or MaxTransfersPerClient from ip.
+func (s *Server) admit(ip netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.active >= s.maxTransfers:
+		s.busy.Add(1)
+		s.log.Debug("tftp request dropped: the server runs its limit of transfers", "ip", ip, "max", s.maxTransfers)
+		return false
+	case s.perClient[ip] >= s.maxPerClient:
+		s.clientBusy.Add(1)
+		s.log.Debug("tftp request dropped: the client runs its limit of transfers", "ip", ip, "max", s.maxPerClient)
+		return false
+	}
+	s.active++
+	s.perClient[ip]++
+	return true
+}
+
+// release gives back the slot admit took.
+func (s *Server) release(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.perClient[ip]--; s.perClient[ip] <= 0 {
+		delete(s.perClient, ip)
+	}
+}
+
+// Errors sent to clients, with the RFC 1350 code errorCode gives them.
 var (
-	errNotFound    = errors.New("file not found")
-	errAccess      = errors.New("access violation")
-	errReadOnly    = errors.New("access violation: this server is read-only")
-	errUnavailable = errors.New("not available, try again")
-	errNotAFile    = errors.New("file not found: not a regular file")
+	errNotFound    = errors.New("file not found")           // code 1
+	errAccess      = errors.New("access violation")         // code 2
+	errIllegal     = errors.New("illegal TFTP operation")   // code 4
+	errUnavailable = errors.New("not available, try again") // code 0
+	errRead        = errors.New("read error on the server") // code 0
+	errReadOnly    = fmt.Errorf("%w: this server is read-only", errAccess)
+	errNotAFile    = fmt.Errorf("%w: not a regular file", errNotFound)
 	errNameTooLong = fmt.Errorf("%w: name longer than %d bytes", errAccess, maxNameLen)
 	errNameEmpty   = fmt.Errorf("%w: empty name", errAccess)
 	errNameControl = fmt.Errorf("%w: control character in name", errAccess)
@@ -248,63 +361,93 @@ var (
 	errNameByte    = fmt.Errorf("%w: invalid byte in name", errAccess)
 )
 
-// write refuses every write request.
-func (s *Server) write(name string, wt io.WriterTo) error {
+// write refuses a write request.
+func (s *Server) write(t *transfer, r request) {
 	s.refused.Add(1)
-	var ip netip.Addr
-	if it, ok := wt.(pintftp.IncomingTransfer); ok {
-		ip = addrOf(it.RemoteAddr())
-	}
-	s.log.Warn("write request refused", "ip", ip, "file", printable(name))
-	return errReadOnly
+	s.log.Warn("write request refused", "ip", r.peer.Addr(), "file", printable(r.name))
+	t.fail(errReadOnly)
 }
 
-// read serves one read request.
-func (s *Server) read(ctx context.Context, name string, rf io.ReaderFrom) error {
+// read serves one read request. Modes other than netascii are sent as
+// octet, as mail is obsolete (RFC 1350 section 1).
+func (s *Server) read(ctx context.Context, t *transfer, r request) {
 	start := time.Now()
-	var ip netip.Addr
-	ot, _ := rf.(pintftp.OutgoingTransfer)
-	if ot != nil {
-		ip = addrOf(ot.RemoteAddr())
-	}
-	log := s.log.With("ip", ip, "file", printable(name))
-	clean, err := CleanName(name)
+	ip := r.peer.Addr()
+	log := s.log.With("ip", ip, "file", printable(r.name))
+	clean, err := CleanName(r.name)
 	if err != nil {
 		s.refused.Add(1)
 		log.Warn("read request refused", "err", err)
-		return err
+		t.fail(err)
+		return
 	}
-	r, size, generated, err := s.open(ctx, log, clean, ip)
+	rd, size, generated, err := s.open(ctx, log, clean, ip)
 	if err != nil {
-		return err
+		t.fail(err)
+		return
 	}
-	if c, ok := r.(io.Closer); ok {
+	if c, ok := rd.(io.Closer); ok {
 		defer c.Close()
 	}
-	if ot != nil {
-		ot.SetSize(size) // RFC 2349 tsize; pin/tftp sends it when asked
+	if r.mode == "netascii" {
+		rd = netascii.ToReader(rd)
 	}
-	n, err := rf.ReadFrom(r)
+	n, err := s.sendFile(t, r, rd, size)
 	dur := time.Since(start)
-	if err != nil && n == 0 && strings.Contains(err.Error(), "code=8") {
+	var pe *peerError
+	switch {
+	case errors.As(err, &pe) && pe.code == codeOptions && n == 0:
 		// RFC 2347 error 8: the client ends the transfer after the option
 		// acknowledgement. EDK2 does so to learn tsize before it
-		// downloads. pin/tftp reports the client's code only in its text.
+		// downloads.
 		log.Debug("tftp size probe", "dur", dur)
-		return nil
-	}
-	if err != nil {
+	case errors.Is(err, errTimeout) && !t.verified:
+		// Nothing acknowledged: a client that gave up, or a forged source.
+		s.failed.Add(1)
+		log.Debug("tftp transfer failed: the client acknowledged nothing", "dur", dur)
+	case err != nil:
 		s.failed.Add(1)
 		log.Info("tftp transfer failed", "bytes", n, "dur", dur, "err", err)
-		return nil // pin/tftp has ended the transfer already
+	default:
+		s.transfers.Add(1)
+		s.bytes.Add(uint64(n))
+		if generated {
+			s.generated.Add(1)
+		}
+		log.Info("tftp transfer", "bytes", n, "dur", dur)
 	}
-	s.transfers.Add(1)
-	s.bytes.Add(uint64(n))
-	if generated {
-		s.generated.Add(1)
+}
+
+// sendFile sends the option acknowledgement, if any, and rd in blocks
+// (RFC 1350 section 6: a block shorter than blksize ends the transfer),
+// and returns the bytes the client acknowledged. Block numbers wrap from
+// 65535 to 0, as tftpd-hpa and iPXE do for files over 32 MiB at blksize
+// 512.
+func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int64, error) {
+	opts, blksize := negotiate(r, size)
+	if len(opts) > 0 {
+		if err := t.send(oackPacket(opts), 0); err != nil {
+			return 0, err
+		}
 	}
-	log.Info("tftp transfer", "bytes", n, "dur", dur)
-	return nil
+	pkt := make([]byte, 4+blksize)
+	binary.BigEndian.PutUint16(pkt, opDATA)
+	var n int64
+	for block := uint16(1); ; block++ {
+		m, err := io.ReadFull(rd, pkt[4:])
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			t.fail(errRead)
+			return n, fmt.Errorf("read: %w", err)
+		}
+		binary.BigEndian.PutUint16(pkt[2:], block)
+		if err := t.send(pkt[:4+m], block); err != nil {
+			return n, err
+		}
+		n += int64(m)
+		if m < blksize {
+			return n, nil
+		}
+	}
 }
 
 // open finds what clean names: a regular file under the root, else a
@@ -464,11 +607,6 @@ func parseMAC(s string, colons bool) (net.HardwareAddr, bool) {
 
 func macEqual(a, b net.HardwareAddr) bool {
 	return len(a) == 6 && len(b) == 6 && string(a) == string(b)
-}
-
-func addrOf(a net.UDPAddr) netip.Addr {
-	ip, _ := netip.AddrFromSlice(a.IP)
-	return ip.Unmap()
 }
 
 // printable escapes a client-supplied name for logs.

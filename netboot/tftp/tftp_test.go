@@ -349,22 +349,22 @@ func TestRefused(t *testing.T) {
 		name string
 		want string
 	}{
-		{"../etc/passwd", "ERROR 1: access violation: \"..\" in name"},
-		{"boot/../../etc/passwd", "ERROR 1: access violation: \"..\" in name"},
-		{"/etc/passwd", "ERROR 1: access violation"}, // the root's etc, a link out of it
-		{"//etc//passwd", "ERROR 1: access violation"},
-		{"/etc/shadow", "ERROR 1: access violation"},
-		{"passwd", "ERROR 1: access violation"},
-		{"boot/up/passwd", "ERROR 1: access violation"},
-		{"boot/outside", "ERROR 1: access violation"},
+		{"../etc/passwd", "ERROR 2: access violation: \"..\" in name"},
+		{"boot/../../etc/passwd", "ERROR 2: access violation: \"..\" in name"},
+		{"/etc/passwd", "ERROR 2: access violation"}, // the root's etc, a link out of it
+		{"//etc//passwd", "ERROR 2: access violation"},
+		{"/etc/shadow", "ERROR 2: access violation"},
+		{"passwd", "ERROR 2: access violation"},
+		{"boot/up/passwd", "ERROR 2: access violation"},
+		{"boot/outside", "ERROR 2: access violation"},
 		{"missing.efi", "ERROR 1: file not found"},
 		{"boot/grub/missing.cfg", "ERROR 1: file not found"},
 		{"ipxe.efi/x", "ERROR 1: file not found"},
 		{"boot", "ERROR 1: file not found: not a regular file"},
 		{"boot/grub/top", "ERROR 1: file not found: not a regular file"}, // a link to a directory inside
-		{"/", "ERROR 1: access violation: name names no file"},
-		{strings.Repeat("a", 256), fmt.Sprintf("ERROR 1: access violation: name longer than %d bytes", maxNameLen)},
-		{"bad\x01name", "ERROR 1: access violation: control character in name"},
+		{"/", "ERROR 2: access violation: name names no file"},
+		{strings.Repeat("a", 256), fmt.Sprintf("ERROR 2: access violation: name longer than %d bytes", maxNameLen)},
+		{"bad\x01name", "ERROR 2: access violation: control character in name"},
 		{"ipxe.efi", "DATA 1"},
 	}
 	for _, tt := range tests {
@@ -467,7 +467,7 @@ func TestDebianClients(t *testing.T) {
 	t.Run("tftp-hpa get traversal", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "passwd")
 		log, _ := run(t, "tftp", "-m", "binary", host, port, "-c", "get", "../etc/passwd", out)
-		if !strings.Contains(log, "Error code 1: access violation") {
+		if !strings.Contains(log, "Error code 2: access violation") {
 			t.Errorf("tftp ../etc/passwd: %s", log)
 		}
 		if b, _ := os.ReadFile(out); len(b) > 0 {
