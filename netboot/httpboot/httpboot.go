@@ -29,15 +29,21 @@ package httpboot
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/templates"
@@ -45,6 +51,19 @@ import (
 
 // MaxURILength is the longest request target answered; longer ones get 414.
 const MaxURILength = 1024
+
+// Bounds on what clients hold (docs/design.md).
+const (
+	// MaxConnections is how many connections are open at once
+	// (serve.limits.http_connections); further ones wait in the kernel's
+	// listen queue until one closes.
+	MaxConnections = 512
+	// StallTimeout is how long a response may make no progress: a client
+	// that reads nothing of it for this long is cut off, while a download
+	// that keeps moving, however slowly, goes on. A request body must
+	// arrive within it too.
+	StallTimeout = 30 * time.Second
+)
 
 // Config configures a Server.
 type Config struct {
@@ -68,6 +87,12 @@ type Config struct {
 	// PublicMACScripts serves DIR/mac/MAC/ipxe to anyone
 	// (serve.public_mac_scripts); false: only to the host with that MAC.
 	PublicMACScripts bool
+	// MaxConnections bounds the connections Serve keeps open; zero means
+	// the constant MaxConnections.
+	MaxConnections int
+	// StallTimeout is how long a response may make no progress before its
+	// connection is closed; zero means the constant StallTimeout.
+	StallTimeout time.Duration
 }
 
 // Server answers the boot service's HTTP routes. It is an http.Handler and
@@ -80,6 +105,11 @@ type Server struct {
 	// bootScript is /boot.ipxe, rendered once; bootErr is why it could not be.
 	bootScript []byte
 	bootErr    error
+	// conns holds a token per open connection, up to MaxConnections;
+	// limited counts the times Serve found none free.
+	conns   chan struct{}
+	limited atomic.Uint64
+	stall   time.Duration
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -89,7 +119,14 @@ var _ http.Handler = (*Server)(nil)
 func New(cfg Config) *Server {
 	m := newMetrics()
 	cfg.Policy = netboot.TimedPolicy(cfg.Policy, m.decisions)
-	s := &Server{cfg: cfg, log: cfg.Log, metrics: m, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Log, metrics: m, mux: http.NewServeMux(), stall: cfg.StallTimeout}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = MaxConnections
+	}
+	s.conns = make(chan struct{}, cfg.MaxConnections)
+	if s.stall <= 0 {
+		s.stall = StallTimeout
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -117,6 +154,13 @@ func New(cfg Config) *Server {
 // every one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if r.ContentLength != 0 {
+		// No route reads a body, and net/http discards what is left of one
+		// after the handler: the body must arrive within StallTimeout. A
+		// request without one keeps no read deadline, as net/http's
+		// background read would take it for a closed connection.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.stall))
+	}
 	rec := &recorder{ResponseWriter: w}
 	route := "refused"
 	switch {
@@ -298,8 +342,13 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // Serve answers HTTP on l until ctx ends, then shuts down gracefully within
-// shutdownTimeout (open downloads are cut after it) and returns nil.
+// shutdownTimeout (open downloads are cut after it) and returns nil. It
+// keeps at most Config.MaxConnections connections open (for all its calls
+// together); a request's headers must arrive within 10 s, an idle
+// connection is closed after 60 s, and a response that makes no progress
+// for Config.StallTimeout is cut off.
 func (s *Server) Serve(ctx context.Context, l net.Listener, shutdownTimeout time.Duration) error {
+	l = &limitListener{Listener: l, conns: s.conns, limited: &s.limited, stall: s.stall, done: make(chan struct{})}
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -324,4 +373,157 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, shutdownTimeout time
 		return err
 	}
 	return nil
+}
+
+// limitListener accepts a connection only when it holds a token of conns
+// for it; the connection gives the token back when it closes. While none
+// is free, new connections wait in the kernel's listen queue, as
+// golang.org/x/net/netutil.LimitListener makes them, so a client sees a
+// slow connect rather than a refusal.
+type limitListener struct {
+	net.Listener
+	conns   chan struct{}
+	limited *atomic.Uint64
+	stall   time.Duration
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.conns <- struct{}{}:
+	default:
+		l.limited.Add(1)
+		select {
+		case l.conns <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.conns
+		return nil, err
+	}
+	return &conn{Conn: c, conns: l.conns, stall: l.stall}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// conn is an accepted connection. A write to it that has not completed
+// within stall goes on while the client's TCP acknowledges data
+// (tcpi_bytes_acked of TCP_INFO, Linux 4.1): a client that reads, however
+// slowly, is served to the end, and one that stops reading is cut off
+// after stall, which ends the response and the connection. Kernel buffers
+// would make a deadline per write alone cut slow readers too: a blocked
+// writer wakes only after a third of its send buffer (megabytes, once
+// autotuned) has drained. Closing a conn gives its token back.
+type conn struct {
+	net.Conn
+	conns chan struct{}
+	stall time.Duration
+	once  sync.Once
+	// mark is tcpi_bytes_acked when the current write began; marked is
+	// false when it could not be read.
+	mark   uint64
+	marked bool
+}
+
+func (c *conn) Write(b []byte) (int, error) {
+	var n int
+	for {
+		if err := c.arm(); err != nil {
+			return n, err
+		}
+		m, err := c.Conn.Write(b[n:])
+		n += m
+		if err == nil || !c.moving(err) {
+			return n, err
+		}
+	}
+}
+
+// ReadFrom keeps net.TCPConn's sendfile(2) for files, as http.ServeContent
+// sends them; sendfile resumes from the file's position after a missed
+// deadline. Other readers go through Write.
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := c.Conn.(io.ReaderFrom)
+	src := r
+	if lr, isLR := r.(*io.LimitedReader); isLR {
+		src = lr.R
+	}
+	if _, isFile := src.(*os.File); !ok || !isFile {
+		return io.Copy(struct{ io.Writer }{c}, r)
+	}
+	var n int64
+	for {
+		if err := c.arm(); err != nil {
+			return n, err
+		}
+		m, err := rf.ReadFrom(r)
+		n += m
+		if err == nil || !c.moving(err) {
+			return n, err
+		}
+	}
+}
+
+// arm gives the next write stall to complete and notes what the client
+// has acknowledged so far.
+func (c *conn) arm() error {
+	c.mark, c.marked = c.acked()
+	return c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+}
+
+// moving reports whether a write that failed with err may go on: it
+// missed its deadline while the client acknowledged more data.
+func (c *conn) moving(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !c.marked {
+		return false
+	}
+	now, ok := c.acked()
+	return ok && now > c.mark
+}
+
+// acked returns the bytes of the connection the client's TCP has
+// acknowledged; false when the connection cannot tell.
+func (c *conn) acked() (uint64, bool) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil || ierr != nil {
+		return 0, false
+	}
+	return info.Bytes_acked, true
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() { <-c.conns })
+	return c.Conn.Close()
+}
+
+// connCollectors are the metrics of the connection limit.
+func (s *Server) connCollectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vmprov_http_connections_limited_total",
+			Help: "Times the HTTP server had serve.limits.http_connections open and left new connections waiting in the listen queue.",
+		}, func() float64 { return float64(s.limited.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vmprov_http_connections_open",
+			Help: "HTTP connections open.",
+		}, func() float64 { return float64(len(s.conns)) }),
+	}
 }

@@ -53,9 +53,11 @@ func (m *metrics) observe(route string, status int, bytes int64, dur time.Durati
 
 // Collector returns the server's metrics for a prometheus.Registerer:
 // vmprov_http_requests_total{route,code}, vmprov_http_response_bytes_total{route},
-// the histogram vmprov_http_request_duration_seconds{route}, and
-// vmprov_decision_duration_seconds{proto="http"}.
+// the histogram vmprov_http_request_duration_seconds{route},
+// vmprov_decision_duration_seconds{proto="http"},
+// vmprov_http_connections_limited_total and the gauge
+// vmprov_http_connections_open.
 func (s *Server) Collector() prometheus.Collector {
 	m := s.metrics
-	return netboot.Collectors{m.requests, m.bytes, m.duration, m.decisions}
+	return append(netboot.Collectors{m.requests, m.bytes, m.duration, m.decisions}, s.connCollectors()...)
 }
