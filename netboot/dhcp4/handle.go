@@ -77,6 +77,9 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 		return nil, nil
 	}
 	log = log.With("vlan", vlan.ID)
+	if gi := addr4(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+		log = log.With("giaddr", gi.String()) // the relay that forwarded it
+	}
 	fw := Firmware(req)
 	d, err := s.policy.Decide(ctx, netboot.Client{MAC: slices.Clone(req.ClientHWAddr), VLAN: vlan.ID})
 	if errors.Is(err, netboot.ErrUnknown) {

@@ -557,6 +557,31 @@ func TestHandle(t *testing.T) {
 	})
 }
 
+// TestHandleLogsRelay checks that the log line of an answer names the relay
+// that forwarded the request (giaddr), and that a renewal a bound client
+// unicast past its relay names none.
+func TestHandleLogsRelay(t *testing.T) {
+	cfg := testConfig(t)
+	logs := newLogRecorder(t)
+	s, err := New(testServerConfig(cfg, newTestPolicy(t, cfg), slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := net.HardwareAddr{2, 4, 6, 8, 0x84, 20}
+	for _, req := range []*dhcpv4.DHCPv4{
+		request(t, dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithGatewayIP(net.IPv4(198, 51, 100, 1))),
+		request(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithClientIP(net.IPv4(198, 51, 100, 20))),
+	} {
+		if resp, err := s.Handle(t.Context(), req, serverLink); err != nil || resp == nil {
+			t.Fatalf("Handle %s: reply %v, error %v", req.MessageType(), resp, err)
+		}
+	}
+	logs.wait(t, "dhcp4 OFFER", "vlan=136", "giaddr=198.51.100.1")
+	if line := logs.wait(t, "dhcp4 ACK", "vlan=136", "state=renewing"); strings.Contains(line, "giaddr") {
+		t.Errorf("log of the answer to a renewal without giaddr names a relay: %s", line)
+	}
+}
+
 // TestHandleClient checks what the policy is told about the client (its
 // identity only) and the firmware the captured requests are classified as.
 func TestHandleClient(t *testing.T) {
