@@ -133,6 +133,43 @@ type Serve struct {
 	// addresses, so a per-MAC script goes only to the FCrDNS-confirmed host
 	// with that MAC, and everyone else gets the 404 of a missing script.
 	PublicMACScripts bool `yaml:"public_mac_scripts" json:"public_mac_scripts"`
+	// Limits bounds the transfers and connections served at once.
+	Limits Limits `yaml:"limits" json:"limits"`
+}
+
+// Limits bounds what `vmprov serve` holds at once (docs/design.md). The
+// defaults fit deploy/vmprov-serve.service's LimitNOFILE: raising them
+// needs Files() file descriptors.
+type Limits struct {
+	// TFTPTransfers is how many TFTP transfers run at once; requests
+	// beyond it are dropped unanswered, and clients retry them.
+	TFTPTransfers int `yaml:"tftp_transfers" json:"tftp_transfers"`
+	// TFTPTransfersPerClient is how many of them one source address runs.
+	TFTPTransfersPerClient int `yaml:"tftp_transfers_per_client" json:"tftp_transfers_per_client"`
+	// HTTPConnections is how many HTTP connections are open at once;
+	// further ones wait in the listen queue until one closes.
+	HTTPConnections int `yaml:"http_connections" json:"http_connections"`
+}
+
+// Defaults of serve.limits, and the file descriptors each transfer or
+// connection may hold: a TFTP transfer its socket and the file it sends;
+// an HTTP connection its socket, the file it sends and a DNS query's
+// socket. FilesReserved covers the rest: listeners, DHCP sockets, the DNS
+// client, netlink, standard streams and the Go runtime.
+const (
+	DefaultTFTPTransfers          = 256
+	DefaultTFTPTransfersPerClient = 8
+	DefaultHTTPConnections        = 512
+
+	FilesPerTFTPTransfer   = 2
+	FilesPerHTTPConnection = 3
+	FilesReserved          = 64
+)
+
+// Files is how many file descriptors vmprov serve may hold at these
+// limits.
+func (l Limits) Files() int {
+	return l.TFTPTransfers*FilesPerTFTPTransfer + l.HTTPConnections*FilesPerHTTPConnection + FilesReserved
 }
 
 // DHCPv6 tunes `vmprov serve`'s DHCPv6 server.
@@ -301,6 +338,15 @@ func (c *Config) SetDefaults() {
 	if c.Serve.LeaseTime == 0 {
 		c.Serve.LeaseTime = 3600
 	}
+	if c.Serve.Limits.TFTPTransfers == 0 {
+		c.Serve.Limits.TFTPTransfers = DefaultTFTPTransfers
+	}
+	if c.Serve.Limits.TFTPTransfersPerClient == 0 {
+		c.Serve.Limits.TFTPTransfersPerClient = min(DefaultTFTPTransfersPerClient, c.Serve.Limits.TFTPTransfers)
+	}
+	if c.Serve.Limits.HTTPConnections == 0 {
+		c.Serve.Limits.HTTPConnections = DefaultHTTPConnections
+	}
 	if c.Serve.Loaders == nil {
 		c.Serve.Loaders = DefaultLoaders()
 	}
@@ -441,6 +487,14 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Serve.TFTP); err != nil {
 			bad("serve.tftp %q is not [ADDRESS]:PORT (e.g. :69) or %s", c.Serve.TFTP, TFTPOff)
 		}
+	}
+	if l := c.Serve.Limits; l.TFTPTransfers < 1 || l.TFTPTransfers > 16384 {
+		bad("serve.limits.tftp_transfers %d is out of range: use 1 to 16384 (default %d)", l.TFTPTransfers, DefaultTFTPTransfers)
+	} else if l.TFTPTransfersPerClient < 1 || l.TFTPTransfersPerClient > l.TFTPTransfers {
+		bad("serve.limits.tftp_transfers_per_client %d is out of range: use 1 to serve.limits.tftp_transfers (%d)", l.TFTPTransfersPerClient, l.TFTPTransfers)
+	}
+	if l := c.Serve.Limits; l.HTTPConnections < 1 || l.HTTPConnections > 65536 {
+		bad("serve.limits.http_connections %d is out of range: use 1 to 65536 (default %d)", l.HTTPConnections, DefaultHTTPConnections)
 	}
 	if _, err := c.Serve.DHCPv6.DUID(); err != nil {
 		errs = append(errs, err)

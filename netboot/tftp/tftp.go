@@ -139,8 +139,8 @@ type Server struct {
 	timeout time.Duration
 	retries int
 
-	maxTransfers, maxPerClient int
 	mu                         sync.Mutex
+	maxTransfers, maxPerClient int                // under mu
 	active                     int                // transfers running, under mu
 	perClient                  map[netip.Addr]int // transfers running by source, under mu
 
@@ -182,6 +182,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.log = s.log.With("proto", "tftp")
 	return s, nil
+}
+
+// SetLimits changes the bounds Config.MaxTransfers and
+// Config.MaxTransfersPerClient (serve.limits); a value under 1 keeps that
+// bound. Transfers running beyond new bounds finish.
+func (s *Server) SetLimits(transfers, perClient int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if transfers > 0 {
+		s.maxTransfers = transfers
+	}
+	if perClient > 0 {
+		s.maxPerClient = perClient
+	}
 }
 
 // Close releases the root directory.

@@ -24,6 +24,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/netboot/httpboot"
+	"github.com/vmprov/vmprov/netboot/tftp"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -175,6 +177,39 @@ func TestServeUnitFile(t *testing.T) {
 	for _, f := range []string{"AF_INET", "AF_INET6", "AF_NETLINK", "AF_UNIX"} {
 		if !slices.Contains(fam, f) {
 			t.Errorf("RestrictAddressFamilies=%v lacks %s (sockets, interface addresses, logging)", fam, f)
+		}
+	}
+}
+
+// TestServeUnitFileLimit checks that the unit's LimitNOFILE covers the
+// file descriptors vmprov serve may hold at the default serve.limits, and
+// that those defaults are the servers' own bounds, so that neither can
+// drift from the other.
+func TestServeUnitFileLimit(t *testing.T) {
+	u := readUnit(t)
+	v := u.last("Service", "LimitNOFILE")
+	soft, _, _ := strings.Cut(v, ":") // SOFT[:HARD]
+	limit, err := strconv.Atoi(soft)
+	if err != nil {
+		t.Fatalf("LimitNOFILE=%q: want a number of files", v)
+	}
+	var c config.Config
+	c.SetDefaults()
+	l := c.Serve.Limits
+	if need := l.Files(); limit < need {
+		t.Errorf("LimitNOFILE=%d, but the default serve.limits (%d TFTP transfers, %d HTTP connections) need %d", limit, l.TFTPTransfers, l.HTTPConnections, need)
+	}
+	for _, b := range []struct {
+		name       string
+		serve, own int
+	}{
+		{"serve.limits.tftp_transfers and tftp.MaxTransfers", l.TFTPTransfers, tftp.MaxTransfers},
+		{"serve.limits.tftp_transfers_per_client and tftp.MaxTransfersPerClient", l.TFTPTransfersPerClient, tftp.MaxTransfersPerClient},
+		{"serve.limits.http_connections and httpboot.MaxConnections", l.HTTPConnections, httpboot.MaxConnections},
+		{"config.FilesPerTFTPTransfer and tftp.FilesPerTransfer", config.FilesPerTFTPTransfer, tftp.FilesPerTransfer},
+	} {
+		if b.serve != b.own {
+			t.Errorf("%s differ: %d and %d", b.name, b.serve, b.own)
 		}
 	}
 }

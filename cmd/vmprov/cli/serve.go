@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -127,6 +129,9 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 	if b.tftp, err = tftpServer(c, b.policy, b.booter, log, opt.makeTFTPRoot); err != nil {
 		return nil, err
 	}
+	if b.tftp != nil {
+		b.tftp.SetLimits(c.Serve.Limits.TFTPTransfers, c.Serve.Limits.TFTPTransfersPerClient)
+	}
 	duid := opt.duid
 	common := serveconfig.DHCP(c, b.policy, log)
 	if len(c.Serve.Interfaces) > 0 {
@@ -153,7 +158,7 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 		}
 	}
 	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Metrics: b.metrics,
-		PublicMACScripts: c.Serve.PublicMACScripts})
+		PublicMACScripts: c.Serve.PublicMACScripts, MaxConnections: c.Serve.Limits.HTTPConnections})
 	exported := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -200,6 +205,28 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 		return err
 	}
 	defer svc.Close()
+	tftpLog := c.Serve.TFTP
+	var tftpConns []*net.UDPConn
+	if svc.tftp != nil {
+		addrs, err := tftpAddrs(c)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			ua, err := net.ResolveUDPAddr("udp", a)
+			if err == nil {
+				var conn *net.UDPConn
+				if conn, err = net.ListenUDP("udp", ua); err == nil {
+					defer conn.Close()
+					tftpConns = append(tftpConns, conn)
+					continue
+				}
+			}
+			return fmt.Errorf("serve.tftp %s: %w", a, err)
+		}
+		tftpLog = strings.Join(addrs, ",")
+	}
+	checkFileLimit(log, c.Serve.Limits.Files()+len(tftpConns))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.web.Serve(ctx, httpLn, shutdownTimeout) })
@@ -209,10 +236,10 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 	if svc.v6 != nil {
 		g.Go(func() error { return svc.v6.Serve(ctx) })
 	}
-	if svc.tftp != nil {
-		g.Go(func() error { return svc.tftp.Serve(ctx, c.Serve.TFTP) })
+	for _, conn := range tftpConns {
+		g.Go(func() error { return svc.tftp.ServeConn(ctx, conn) })
 	}
-	log.Info("vmprov serve started", "http", httpLn.Addr().String(), "tftp", c.Serve.TFTP,
+	log.Info("vmprov serve started", "http", httpLn.Addr().String(), "tftp", tftpLog,
 		"iface", strings.Join(c.Serve.Interfaces, ","), "zone", c.DNS.Zone)
 	err = g.Wait()
 	log.Info("vmprov serve stopped")
@@ -240,4 +267,74 @@ func hasIPv6(c *config.Config) bool {
 		}
 	}
 	return false
+}
+
+// tftpAddrs is where TFTP listens: serve.tftp when it names an address.
+// When it names only a port (":69", the default) and serve.interfaces is
+// set, that port on each IPv4 and global IPv6 address of those interfaces,
+// so TFTP answers on the serving networks only; link-local IPv6 is left
+// out, as DHCPv6 names a global address in tftp:// URLs (docs/design.md).
+// Without serve.interfaces, or when serve.server_ipv4 (the next-server
+// DHCPv4 names) is not one of those addresses, as a shared address that
+// moves between instances is not, every address. Addresses are read once,
+// at start.
+func tftpAddrs(c *config.Config) ([]string, error) {
+	host, port, err := net.SplitHostPort(c.Serve.TFTP)
+	if err != nil {
+		return nil, fmt.Errorf("serve.tftp %q is not [ADDRESS]:PORT: %w", c.Serve.TFTP, err)
+	}
+	if host != "" || len(c.Serve.Interfaces) == 0 {
+		return []string{c.Serve.TFTP}, nil
+	}
+	var addrs []string
+	seen := map[netip.Addr]bool{}
+	add := func(ip netip.Addr) {
+		if !seen[ip] {
+			seen[ip] = true
+			addrs = append(addrs, net.JoinHostPort(ip.String(), port))
+		}
+	}
+	for _, name := range c.Serve.Interfaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("serve.interfaces: %s: %w: name an interface of this host", name, err)
+		}
+		ifAddrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("serve.interfaces: %s: %w", name, err)
+		}
+		n := len(addrs)
+		for _, a := range ifAddrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if ip = ip.Unmap(); !ok || ip.Is6() && !ip.IsGlobalUnicast() {
+				continue
+			}
+			add(ip)
+		}
+		if len(addrs) == n {
+			return nil, fmt.Errorf("serve.interfaces: %s has no address for TFTP to listen on: give it one, or set serve.tftp to an address (e.g. 0.0.0.0:69)", name)
+		}
+	}
+	if ip := c.Serve.ServerIPv4; ip.IsValid() && !seen[ip.Unmap()] {
+		return []string{c.Serve.TFTP}, nil
+	}
+	return addrs, nil
+}
+
+// checkFileLimit warns when the process may open fewer files than serve's
+// bounds need (deploy/vmprov-serve.service sets LimitNOFILE for the
+// default serve.limits).
+func checkFileLimit(log *slog.Logger, need int) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return
+	}
+	if rl.Cur < uint64(need) {
+		log.Warn("the open file limit is below what serve.limits can use: raise LimitNOFILE (ulimit -n) or lower serve.limits",
+			"limit", rl.Cur, "need", need)
+	}
 }
