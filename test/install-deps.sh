@@ -8,12 +8,17 @@ packages=(
 	make gcc pkg-config libvirt-dev git ca-certificates
 	# DNS: BIND with RFC 2136 + TSIG, nsupdate, dig
 	bind9 bind9-utils dnsutils
+	# DNS interop: Knot DNS and PowerDNS Authoritative (gsqlite3 backend)
+	knot pdns-server pdns-backend-sqlite3 pdns-backend-bind sqlite3
 	# libvirt + QEMU (TCG) + firmware and iPXE ROMs
 	libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf
 	# lab networking
 	iproute2 radvd procps
 	# protocol peers and clients
 	curl atftp tftp-hpa
+	# DHCP clients and relays against vmprov serve (test/interop); dhcpcd-base
+	# is dhcpcd without the service that would run it on the host's interfaces
+	isc-dhcp-client udhcpc dhcpcd-base isc-dhcp-relay
 	# benchmark peers (make bench): perfdhcp, Kea, dnsmasq, tftpd-hpa, nginx, wrk
 	kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa nginx-light wrk
 	# iPXE build toolchain (vmprov ipxe build), ISO targets included
