@@ -177,7 +177,9 @@ type listener struct {
 // Each interface must have an IPv4 address: it is the server identifier
 // (option 54) and PXE next-server unless serve.server_ipv4 is set. The
 // address's configured VLAN subnet says which VLAN local requests come from;
-// relayed requests (giaddr set) belong to the VLAN holding giaddr. An
+// relayed requests (giaddr set) belong to the VLAN holding giaddr, and on
+// an interface of no VLAN, the requests bound clients of routed VLANs
+// unicast past their relay (no giaddr) to the VLAN holding ciaddr. An
 // interface without IPv4 address that is the bridge of a VLAN without ipv4
 // is skipped (DHCPv6 serves it); with none left, Serve waits for ctx.
 func (s *Server) Serve(ctx context.Context) error {

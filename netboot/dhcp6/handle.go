@@ -496,11 +496,11 @@ func (s *Server) confirm(log *slog.Logger, req *request, vlan netboot.VLAN) (*dh
 	}
 	for _, a := range addrs {
 		if !vlan.IPv6.Contains(a) {
-			log.Info("dhcp6 REPLY to Confirm: not on link", "ip", a.String())
+			log.Info("dhcp6 REPLY to Confirm: not on link", "addr", a.String())
 			return s.status(req, iana.StatusNotOnLink, "not on link"), nil
 		}
 	}
-	log.Info("dhcp6 REPLY to Confirm: on link", "ip", addrs[0].String())
+	log.Info("dhcp6 REPLY to Confirm: on link", "addr", addrs[0].String())
 	return s.status(req, iana.StatusSuccess, "on link"), nil
 }
 
