@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,8 +45,8 @@ const BINDReadyTimeout = 30 * time.Second
 // StartBIND writes named.conf, the key file and the zone files into cfg.Dir
 // and starts `named -g -c DIR/named.conf` as a child process (in cfg.Netns if
 // set) with its output in DIR/named.log. It returns once the forward zone's
-// SOA answers over TCP, or fails with the tail of named.log. ctx bounds only
-// the start; Stop ends named.
+// SOA answers over TCP, signed with the key, or fails with the tail of
+// named.log. ctx bounds only the start; Stop ends named.
 func StartBIND(ctx context.Context, cfg BINDConfig, log *slog.Logger) (*BIND, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,13 +67,7 @@ func StartBIND(ctx context.Context, cfg BINDConfig, log *slog.Logger) (*BIND, er
 		return nil, fmt.Errorf("start bind: %w", err)
 	}
 	b := &BIND{cfg: cfg, proc: p, log: log}
-	err = poll(ctx, BINDReadyTimeout, func() error {
-		if done, why := p.exited(); done {
-			return stopPolling{errors.New(why)}
-		}
-		return b.querySOA(ctx)
-	})
-	if err != nil {
+	if err := waitSOA(ctx, BINDReadyTimeout, p, cfg.Zone, cfg.KeyName, cfg.Algorithm, b.Exchange); err != nil {
 		_ = p.stop(5 * time.Second)
 		return nil, fmt.Errorf("start bind on %s: %w%s\n--- %s ---\n%s", cfg.Listen, err, appArmorHint(), logPath, tail(logPath, 30))
 	}
@@ -83,23 +76,7 @@ func StartBIND(ctx context.Context, cfg BINDConfig, log *slog.Logger) (*BIND, er
 }
 
 func (cfg *BINDConfig) check() error {
-	switch {
-	case cfg.Dir == "":
-		return errors.New("no Dir")
-	case !cfg.Listen.IsValid() || cfg.Listen.Port() == 0:
-		return fmt.Errorf("invalid Listen %v: want address and non-zero port", cfg.Listen)
-	case cfg.KeyName == "" || cfg.Algorithm == "" || cfg.Secret == "":
-		return errors.New("KeyName, Algorithm and Secret are required")
-	}
-	for _, z := range append([]string{cfg.Zone}, cfg.ReverseZones...) {
-		if _, ok := dns.IsDomainName(z); !ok || !dns.IsFqdn(z) || z == "." {
-			return fmt.Errorf("invalid zone %q: want a fully qualified name", z)
-		}
-	}
-	if _, err := base64.StdEncoding.DecodeString(cfg.Secret); err != nil {
-		return fmt.Errorf("secret is not base64: %w", err)
-	}
-	return nil
+	return checkServerConfig(cfg.Dir, cfg.Listen, append([]string{cfg.Zone}, cfg.ReverseZones...), cfg.KeyName, cfg.Algorithm, cfg.Secret)
 }
 
 // zoneFile is the file name (in Dir) holding zone z.
@@ -162,36 +139,12 @@ func (cfg *BINDConfig) writeFiles() error {
 	if err := os.WriteFile(filepath.Join(dir, "named.conf"), []byte(conf.String()), 0o600); err != nil {
 		return err
 	}
-	ns := "ns1." + cfg.Zone
-	glue := "A"
-	if cfg.Listen.Addr().Is6() {
-		glue = "AAAA"
-	}
 	for _, z := range zones {
-		var b strings.Builder
-		fmt.Fprintf(&b, "$TTL 300\n@ IN SOA %s hostmaster.%s 1 3600 600 86400 300\n@ IN NS %s\n", ns, cfg.Zone, ns)
-		if z == cfg.Zone {
-			fmt.Fprintf(&b, "%s IN %s %s\n", ns, glue, cfg.Listen.Addr().Unmap())
-		}
 		f := filepath.Join(dir, zoneFile(z))
 		_ = os.Remove(f + ".jnl")
-		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(f, []byte(zoneText(z, cfg.Zone, cfg.Listen.Addr())), 0o644); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// querySOA asks for the forward zone's SOA over TCP.
-func (b *BIND) querySOA(ctx context.Context) error {
-	m := new(dns.Msg)
-	m.SetQuestion(b.cfg.Zone, dns.TypeSOA)
-	r, err := b.Exchange(ctx, m)
-	if err != nil {
-		return err
-	}
-	if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-		return fmt.Errorf("soa %s: rcode %s, %d answers", b.cfg.Zone, dns.RcodeToString[r.Rcode], len(r.Answer))
 	}
 	return nil
 }
@@ -201,24 +154,13 @@ func (b *BIND) querySOA(ctx context.Context) error {
 // the reply. It exists for tests and readiness checks; vmprov's own code talks
 // to BIND through dnsupdate.
 func (b *BIND) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var nc net.Conn
-	var err error
+	dial := dialTCP(b.cfg.Listen)
 	if b.cfg.Netns != "" {
-		nc, err = (&Namespace{Name: b.cfg.Netns}).Dial("tcp", b.cfg.Listen.String())
-	} else {
-		var d net.Dialer
-		nc, err = d.DialContext(ctx, "tcp", b.cfg.Listen.String())
+		dial = func(context.Context) (net.Conn, error) {
+			return (&Namespace{Name: b.cfg.Netns}).Dial("tcp", b.cfg.Listen.String())
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	c := &dns.Client{Net: "tcp", TsigSecret: map[string]string{dns.Fqdn(b.cfg.KeyName): b.cfg.Secret}}
-	conn := &dns.Conn{Conn: nc, TsigSecret: c.TsigSecret}
-	defer conn.Close()
-	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
-	return r, err
+	return exchangeTCP(ctx, dial, b.cfg.KeyName, b.cfg.Secret, m)
 }
 
 // Stop ends named (SIGTERM so that it flushes its journals, SIGKILL after 10 s)

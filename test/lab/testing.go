@@ -34,62 +34,34 @@ func RequireRoot(t testing.TB, binaries ...string) {
 	}
 }
 
-// BINDForTest starts named on a free 127.0.0.1 port with zone example.com.,
-// reverse zones for 192.0.2.0/24 and 2001:db8:135::/64, key "vmprov."
-// (hmac-sha256) with a fresh secret, and stops it when t ends. It skips t
-// when not root or when named is missing.
-func BINDForTest(t testing.TB) *BIND {
+// testKeyName and testAlgorithm are the key of every *ForTest DNS server.
+const (
+	testKeyName   = "vmprov."
+	testAlgorithm = "hmac-sha256"
+)
+
+// testListen is where *ForTest servers listen: port on 127.0.0.1.
+func testListen(port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port)
+}
+
+// BINDForTest starts named on a port of 127.0.0.1 reserved for t (see
+// ReservePort) with zone example.com., reverse zones for 192.0.2.0/24 and
+// 2001:db8:135::/64, key "vmprov." (hmac-sha256) with a fresh secret, and
+// stops it when t ends. edit, if given, changes the configuration first
+// (e.g. the zones). It skips t when not root or when named is missing.
+func BINDForTest(t testing.TB, edit ...func(*BINDConfig)) *BIND {
 	t.Helper()
 	RequireRoot(t, "named")
 	dir := t.TempDir()
-	var lastErr error
-	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("lab: %v", err)
+	return startForTest(t, func(port uint16) (*BIND, error) {
+		cfg := BINDConfig{Dir: dir, Listen: testListen(port), Zone: TestZone, ReverseZones: TestReverseZones(),
+			KeyName: testKeyName, Algorithm: testAlgorithm, Secret: GenerateSecret()}
+		for _, e := range edit {
+			e(&cfg)
 		}
-		b, err := StartBIND(t.Context(), BINDConfig{
-			Dir:          dir,
-			Listen:       netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
-			Zone:         TestZone,
-			ReverseZones: TestReverseZones(),
-			KeyName:      "vmprov.",
-			Algorithm:    "hmac-sha256",
-			Secret:       GenerateSecret(),
-		}, nil)
-		if err == nil {
-			t.Cleanup(func() {
-				if err := b.Stop(); err != nil {
-					t.Errorf("lab: %v", err)
-				}
-			})
-			return b
-		}
-		lastErr = err // most likely another process took the port meanwhile
-	}
-	t.Fatalf("lab: %v", lastErr)
-	return nil
-}
-
-// freePort returns a random high port that is free on 127.0.0.1 for both UDP
-// and TCP right now.
-func freePort() (uint16, error) {
-	for range 100 {
-		port := uint16(20000 + rand.IntN(40000))
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("no free port on 127.0.0.1 after 100 tries")
+		return StartBIND(t.Context(), cfg, nil)
+	})
 }
 
 // NamespaceForTest creates a fresh network namespace with a unique name
