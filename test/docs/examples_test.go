@@ -2,18 +2,13 @@ package docs
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/vmprov/vmprov/cmd/vmprov/cli"
-	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
 	"github.com/vmprov/vmprov/test/lab"
 )
@@ -92,54 +87,11 @@ func exampleConfig(t *testing.T) string {
 			reverse = append(reverse, z)
 		}
 	}
-	b := startBIND(t, c.DNS.Zone, reverse)
-	dir := t.TempDir()
+	b := lab.BINDForTest(t, func(b *lab.BINDConfig) { b.Zone, b.ReverseZones = c.DNS.Zone, reverse })
 	_, _, secret := b.TSIG()
-	c.DNS.Server = b.Addr().String()
-	c.DNS.TSIG.SecretFile = filepath.Join(dir, "tsig.secret")
-	if err := os.WriteFile(c.DNS.TSIG.SecretFile, []byte(secret+"\n"), 0o600); err != nil {
+	secretFile := filepath.Join(t.TempDir(), "tsig.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.Libvirt.URI, c.Libvirt.DomainType, c.Libvirt.Pool = "test:///default", "qemu", "default-pool"
-	c.Serve.Dir = filepath.Join(dir, "serve")
-	text, err := yaml.Marshal(&c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := config.Parse(text); err != nil {
-		t.Fatalf("the example configuration does not load: %v\n%s", err, text)
-	}
-	path := filepath.Join(dir, "vmprov.yaml")
-	if err := os.WriteFile(path, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// startBIND starts named on a free loopback port with zone and reverse
-// zones, key "vmprov." (hmac-sha256), and stops it when t ends.
-func startBIND(t *testing.T, zone string, reverse []string) *lab.BIND {
-	t.Helper()
-	lab.RequireRoot(t, "named")
-	dir := t.TempDir()
-	var lastErr error
-	for port := uint16(25353); port < 25353+20; port++ {
-		ctx, cancel := context.WithTimeout(t.Context(), lab.BINDReadyTimeout)
-		b, err := lab.StartBIND(ctx, lab.BINDConfig{
-			Dir: dir, Listen: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port+uint16(os.Getpid()%2000)),
-			Zone: zone, ReverseZones: reverse, KeyName: "vmprov.", Algorithm: "hmac-sha256", Secret: lab.GenerateSecret(),
-		}, nil)
-		cancel()
-		if err == nil {
-			t.Cleanup(func() {
-				if err := b.Stop(); err != nil {
-					t.Errorf("bind: %v", err)
-				}
-			})
-			return b
-		}
-		lastErr = err // most likely the port is taken
-	}
-	t.Fatalf("bind: %v", fmt.Errorf("no port worked: %w", lastErr))
-	return nil
+	return referenceConfig(t, b.Addr().String(), secretFile)
 }

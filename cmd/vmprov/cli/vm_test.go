@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,26 +32,7 @@ func labConfig(t *testing.T) string {
 func labConfigBIND(t *testing.T) (string, *lab.BIND) {
 	t.Helper()
 	b := lab.BINDForTest(t)
-	dir := t.TempDir()
-	_, _, secret := b.TSIG()
-	secretFile := filepath.Join(dir, "tsig.secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "vmprov.yaml")
-	text := fmt.Sprintf(`dns:
-  server: %s
-  zone: example.com.
-  tsig: {name: vmprov., algorithm: hmac-sha256, secret_file: %s}
-libvirt: {uri: "test:///default", domain_type: qemu, pool: default-pool}
-boot: {url: "http://192.0.2.1"}
-vlans:
-  - {id: 135, bridge: br135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, ipv6: "2001:db8:135::/64"}
-`, b.Addr(), secretFile)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cfg, b
+	return labConfigFor(t, b), b
 }
 
 func TestCLIWorkflow(t *testing.T) {
