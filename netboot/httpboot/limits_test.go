@@ -148,6 +148,23 @@ func TestStalledReader(t *testing.T) {
 	}
 }
 
+// TestStalledBody: a request whose declared body stops arriving holds its
+// connection no longer than StallTimeout (net/http reads what is left of a
+// body after the handler).
+func TestStalledBody(t *testing.T) {
+	addr, _, _, _ := limitServer(t, httpboot.Config{StallTimeout: 300 * time.Millisecond})
+	c := dial(t, addr, 4096)
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: boot\r\nContent-Length: 1000\r\n\r\nten bytes."); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the connection is still open 60 s after its request body stopped")
+	}
+}
+
 // TestSlowReader: a client that reads 8 MiB in 64 KiB steps, slowly but
 // steadily, gets the whole file. The file is larger than the kernel's
 // buffers on both ends (at most 4 MiB and 64 KiB), so the server waits on

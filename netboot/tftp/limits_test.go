@@ -138,7 +138,8 @@ func TestSilentClient(t *testing.T) {
 // freed by a finished transfer serves the next request.
 func TestLimits(t *testing.T) {
 	root, files := testRoot(t)
-	s, addr := startServer(t, Config{Root: root, Timeout: 5 * time.Second, Retries: 2, MaxTransfers: 3, MaxTransfersPerClient: 2})
+	s, addr := startServer(t, Config{Root: root, Timeout: 5 * time.Second, Retries: 2, MaxTransfers: 30, MaxTransfersPerClient: 20})
+	s.SetLimits(3, 2) // as vmprov serve sets serve.limits
 	// hold starts a transfer from ip that waits for the ACK of block 2.
 	hold := func(ip net.IP) *rawClient {
 		c := newRawClient(t, addr, ip)
