@@ -366,9 +366,16 @@ func TestServeUnitRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"udp:0.0.0.0:67", "udp:*:547", "udp:*:69", "tcp:*:80"} {
+			// TFTP listens on serve.interfaces' addresses, not on every one.
+			tftp := "udp:" + seg.Bridge.IPv4.Addr().String() + ":69"
+			for _, want := range []string{"udp:0.0.0.0:67", "udp:*:547", tftp, "tcp:*:80"} {
 				if !listening(ss, want) {
 					t.Errorf("no socket %s in the namespace:\n%s\n--- serve ---\n%s", want, ss, p.log.String())
+				}
+			}
+			for _, line := range strings.Split(ss, "\n") {
+				if f := strings.Fields(line); len(f) >= 5 && f[0] == "udp" && slices.Contains([]string{"*:69", "0.0.0.0:69", "[::]:69"}, f[4]) {
+					t.Errorf("TFTP listens on every address (%s), want only %s's", f[4], seg.Bridge.Name)
 				}
 			}
 			if err := p.stop(); err != nil {
