@@ -831,3 +831,31 @@ func decisions(t testing.TB, g prometheus.Gatherer) uint64 {
 	}
 	return n
 }
+
+// TestIPv6 downloads over IPv6 loopback: the transfer answers from the
+// address the request was sent to, with blksize capped by the MTU.
+func TestIPv6(t *testing.T) {
+	root, files := testRoot(t)
+	s, err := New(Config{Root: root, Timeout: time.Second, Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Fatalf("no IPv6 loopback: %v", err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeConn(ctx, conn) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	}()
+	body, size, err := get(t, conn.LocalAddr().String(), "undionly.kpxe", 1428)
+	if err != nil || !bytes.Equal(body, files["undionly.kpxe"]) || size != int64(len(body)) {
+		t.Errorf("download over IPv6: %d bytes (tsize %d), %v; want the %d-byte file", len(body), size, err, len(files["undionly.kpxe"]))
+	}
+}
