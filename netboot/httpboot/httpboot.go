@@ -509,6 +509,15 @@ func (c *conn) acked() (uint64, bool) {
 	return info.Bytes_acked, true
 }
 
+// CloseWrite keeps net/http's half-close, which lets a response reach the
+// client before a connection that still has unread request data closes.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *conn) Close() error {
 	c.once.Do(func() { <-c.conns })
 	return c.Conn.Close()
