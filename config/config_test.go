@@ -57,6 +57,9 @@ func TestParseErrors(t *testing.T) {
 		name, yaml string
 		want       []string // every fragment must be in the error
 	}{
+		{"bad tftp_transfers", base + "serve: {limits: {tftp_transfers: -1}}\n", []string{"serve.limits.tftp_transfers -1", "1 to 16384"}},
+		{"per client above total", base + "serve: {limits: {tftp_transfers: 4, tftp_transfers_per_client: 5}}\n", []string{"serve.limits.tftp_transfers_per_client 5", "(4)"}},
+		{"bad http_connections", base + "serve: {limits: {http_connections: 100000}}\n", []string{"serve.limits.http_connections 100000", "1 to 65536"}},
 		{"unknown key", base + "vlan: []\n", []string{"vlan", "not found"}},
 		{"unknown nested key", "dns: {zone: example.com., servr: 1.2.3.4:53}\n", []string{"servr"}},
 		{"no zone", "vlans: []\n", []string{"dns.zone is empty"}},
