@@ -100,6 +100,11 @@ type Answer struct {
 	// Script is the host's bootstrap script (TXT filename=) that
 	// ActionChain chains as Base/bootstrap/SITE/Script.
 	Script string
+	// NoProxyDHCP tells an iPXE client over DHCPv4 that the answer is
+	// complete: iPXE then requests the offered address at once instead of
+	// waiting seconds for ProxyDHCP offers (iPXE's encapsulated option 175,
+	// sub-option 176, "no-pxedhcp"; docs/design.md, "The boot decision").
+	NoProxyDHCP bool
 	// Why says why the answer is ActionNone, for logs and vmprov explain.
 	Why string
 }
@@ -131,9 +136,11 @@ type Booter struct {
 // It is the only place that does: DHCPv4, DHCPv6, BSDP, TFTP and HTTP
 // translate its result, and vmprov explain prints it.
 //
-//   - iPXE gets BASE/boot.ipxe from DHCP, and from HTTP (/pxedust) the
-//     chain to its bootstrap script; a host without a TXT boot intent gets
-//     nothing from HTTP (404), but keeps its DHCP answer.
+//   - iPXE gets BASE/boot.ipxe from DHCP, over DHCPv4 with NoProxyDHCP
+//     (the offer names the script, so no ProxyDHCP server has anything to
+//     add), and from HTTP (/pxedust) the chain to its bootstrap script; a
+//     host without a TXT boot intent gets nothing from HTTP (404), but
+//     keeps its DHCP answer.
 //   - UEFI HTTP boot gets BASE/ipxe/LOADER, LOADER by its architecture
 //     (HTTP types 15-19 use the loader of their UEFI PXE type unless listed
 //     themselves), with vendor class "HTTPClient" echoed.
@@ -161,6 +168,7 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		switch {
 		case dhcp:
 			a.Action, a.File = ActionFile, a.Base+"/boot.ipxe"
+			a.NoProxyDHCP = q.Via == ViaDHCPv4
 		case q.Via == ViaHTTP:
 			if len(d.Host.Intent) == 0 {
 				return none("host %s has no boot intent (TXT record): set one with vmprov reinstall", d.Host.FQDN)

@@ -32,7 +32,8 @@ bsdp:
 }
 
 // short renders an answer for the table: "-" for none, else the file with
-// its TFTP server and echoed vendor class, "bsdp", "config" or "chain SCRIPT".
+// its TFTP server, echoed vendor class and "+no-pxedhcp" when iPXE is told
+// not to wait for ProxyDHCP, "bsdp", "config" or "chain SCRIPT".
 func short(a netboot.Answer) string {
 	switch a.Action {
 	case netboot.ActionFile:
@@ -42,6 +43,9 @@ func short(a netboot.Answer) string {
 		}
 		if a.VendorClass != "" {
 			s += "+" + a.VendorClass
+		}
+		if a.NoProxyDHCP {
+			s += "+no-pxedhcp"
 		}
 		return s
 	case netboot.ActionBSDP:
@@ -75,7 +79,7 @@ func TestAnswerTable(t *testing.T) {
 	want4 := map[string]string{
 		"bios": "undionly.kpxe@192.0.2.1", "efi": "ipxe.efi@192.0.2.1", "efi32": "ipxe-i386.efi@192.0.2.1",
 		"efi-http": "http://192.0.2.1:8080/ipxe/ipxe.efi+HTTPClient", "arm64": "ipxe-arm64.efi@192.0.2.1",
-		"arm64-http": "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe",
+		"arm64-http": "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp",
 		"bsdp": "bsdp", "grub": "-", "pxelinux": "-", "none": "-",
 	}
 	want6 := map[string]string{
@@ -187,6 +191,7 @@ func TestAnswerMissing(t *testing.T) {
 		{"no loader for the arch", full, netboot.Query{Firmware: pxe(11), Via: netboot.ViaDHCPv4, Server: netip.MustParseAddr("192.0.2.1")}, "no serve.loaders entry for architecture 11"},
 		{"PXE without arch", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindPXE}, Via: netboot.ViaDHCPv4}, "no architecture"},
 		{"PXE over DHCPv6, link-local server", full, netboot.Query{Firmware: pxe(7), Via: netboot.ViaDHCPv6, Server: netip.MustParseAddr("fe80::1")}, "no global IPv6 address"},
+		{"iPXE over DHCPv4 without boot.url", netboot.Booter{}, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaDHCPv4}, "set boot.url"},
 		{"iPXE over DHCPv6, IPv4 boot URL only", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaDHCPv6}, "set boot.url_v6"},
 		{"HTTP boot without loader", netboot.Booter{URL: "http://192.0.2.1"}, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindHTTP, Arch: 16, HasArch: true}, Via: netboot.ViaDHCPv4}, "no serve.loaders entry for architecture 16 (or 7)"},
 		{"BSDP without images", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindBSDP}, Via: netboot.ViaDHCPv4}, "no bsdp.images"},
@@ -198,6 +203,11 @@ func TestAnswerMissing(t *testing.T) {
 			a := tt.b.Answer(d, tt.q)
 			if a.Action != netboot.ActionNone || !strings.Contains(a.Why, tt.why) {
 				t.Errorf("Answer = %+v, want none because %q", a, tt.why)
+			}
+			// Without a boot file from vmprov, a ProxyDHCP server may
+			// be what boots the client: iPXE must keep waiting for it.
+			if a.NoProxyDHCP {
+				t.Errorf("Answer = %+v tells iPXE not to wait for ProxyDHCP without giving it a boot file", a)
 			}
 		})
 	}

@@ -38,6 +38,15 @@ type Ingress struct {
 // maxFileField is what the BOOTP file field holds before its NUL.
 const maxFileField = 127
 
+// iPXE's encapsulated options: option 175 holds sub-options in the usual
+// code-length-value form, and sub-option 176 (no-pxedhcp) set to 1 makes
+// iPXE take a DHCPOFFER without waiting for ProxyDHCP offers and ignore
+// PXE options (iPXE's include/ipxe/dhcp.h, DHCP_EB_NO_PXEDHCP).
+const (
+	optionIPXEEncap        = 175
+	ipxeSubOptionNoPXEDHCP = 176
+)
+
 // Handle decides the reply to req, which came in at in. A nil reply with a
 // nil error means no answer is due: the client is unknown to DNS, the
 // request is a RELEASE or DECLINE (logged only), or it is addressed to
@@ -314,6 +323,9 @@ func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, fw netb
 //   - a URL goes in the file field, or in option 67 when it is longer than
 //     the field (RFC 2132 section 9.5), with the vendor class the answer
 //     asks to echo ("HTTPClient" for UEFI HTTP boot).
+//   - an answer with NoProxyDHCP (iPXE given its script) carries iPXE's
+//     no-pxedhcp flag: without it iPXE waits for ProxyDHCP offers after
+//     the OFFER (two seconds or more, in every DHCP exchange of a boot).
 //   - an Intel Mac gets BSDP's selected image (package bsdp).
 func (s *Server) boot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, a netboot.Answer, d netboot.Decision) string {
 	switch a.Action {
@@ -329,6 +341,9 @@ func (s *Server) boot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, a 
 	}
 	if a.VendorClass != "" {
 		resp.UpdateOption(dhcpv4.OptClassIdentifier(a.VendorClass))
+	}
+	if a.NoProxyDHCP {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optionIPXEEncap), []byte{ipxeSubOptionNoPXEDHCP, 1, 1}))
 	}
 	if len(a.File) <= maxFileField {
 		resp.BootFileName = a.File

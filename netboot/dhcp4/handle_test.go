@@ -322,7 +322,7 @@ func TestHandle(t *testing.T) {
 		{
 			name: "ipxe bios discover gets the boot script URL",
 			req:  func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ipxe-bios-discover.bin") },
-			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", File: "http://boot.example.com/boot.ipxe", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 61}}),
+			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", File: "http://boot.example.com/boot.ipxe", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 61, 175}}),
 		},
 		{
 			name: "pxe bios firmware gets undionly.kpxe over TFTP",
@@ -342,7 +342,7 @@ func TestHandle(t *testing.T) {
 		{
 			name: "ipxe efi discover gets the boot script URL",
 			req:  func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ipxe-efi-discover.bin") },
-			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.13", File: "http://boot.example.com/boot.ipxe", Host: "efi13", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 61}}),
+			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.13", File: "http://boot.example.com/boot.ipxe", Host: "efi13", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 61, 175}}),
 		},
 		{
 			name: "plain client gets an address only",
@@ -372,7 +372,7 @@ func TestHandle(t *testing.T) {
 			req: func(t testing.TB) *dhcpv4.DHCPv4 {
 				return request(t, dhcpv4.MessageTypeDiscover, macOf(10), dhcpv4.WithUserClass("iPXE", true), dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003010")))
 			},
-			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", File: "http://boot.example.com/boot.ipxe", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54}}),
+			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", File: "http://boot.example.com/boot.ipxe", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 175}}),
 		},
 		{
 			name: "request selecting this server gets an ACK",
@@ -612,6 +612,53 @@ func TestHandleClient(t *testing.T) {
 	if diff := cmp.Diff(want, p.clients, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("clients (-want +got):\n%s", diff)
 	}
+}
+
+// TestNoProxyDHCP checks that iPXE, and only iPXE, is told in its OFFER and
+// ACK not to wait for ProxyDHCP offers: option 175 holding sub-option 176
+// (no-pxedhcp) = 1. PXE firmware, UEFI HTTP boot and plain clients, which
+// do not read iPXE's options, never get option 175.
+func TestNoProxyDHCP(t *testing.T) {
+	captures := []struct {
+		name string
+		req  func(t testing.TB) *dhcpv4.DHCPv4
+		ipxe bool
+	}{
+		{"ipxe bios", func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ipxe-bios-discover.bin") }, true},
+		{"ipxe efi", func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ipxe-efi-discover.bin") }, true},
+		{"pxe bios firmware", pxeBIOSFirmware, false},
+		{"ovmf pxe", func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ovmf-pxe-discover.bin") }, false},
+		{"ovmf http boot", func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ovmf-http-discover.bin") }, false},
+		{"plain client", func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "nclient4-discover.bin") }, false},
+	}
+	forEachPolicy(t, func(t *testing.T, s *Server) {
+		for _, c := range captures {
+			t.Run(c.name, func(t *testing.T) {
+				discover := c.req(t)
+				offer, err := s.Handle(t.Context(), discover, ingress)
+				if err != nil || offer == nil {
+					t.Fatalf("DISCOVER: reply %v, error %v", offer, err)
+				}
+				req := c.req(t)
+				req.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeRequest))
+				req.UpdateOption(dhcpv4.OptServerIdentifier(offer.ServerIdentifier()))
+				req.UpdateOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr))
+				ack, err := s.Handle(t.Context(), req, ingress)
+				if err != nil || ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+					t.Fatalf("REQUEST: reply %v, error %v", ack, err)
+				}
+				var want []byte
+				if c.ipxe {
+					want = []byte{176, 1, 1}
+				}
+				for _, r := range []*dhcpv4.DHCPv4{offer, ack} {
+					if got := r.Options.Get(dhcpv4.GenericOptionCode(175)); !bytes.Equal(got, want) {
+						t.Errorf("%s option 175 = % x, want % x", r.MessageType(), got, want)
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestHandleErrors(t *testing.T) {
