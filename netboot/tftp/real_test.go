@@ -3,8 +3,13 @@ package tftp
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +165,82 @@ func TestRealDNS(t *testing.T) {
 		})
 	}
 	waitStats(t, s, "5 generated files, 4 refused per-host files", func(st Stats) bool { return st.Generated == 5 && st.NotFound == 4 })
+}
+
+// TestAtftpWindowsize downloads with Debian's atftp, which asks for
+// windowsize (RFC 7440) when told to: the OACK grants it, atftp
+// acknowledges once a window instead of once a block, and the file
+// arrives whole, a file of more than 65535 blocks too (block numbers
+// wrap). Without the option atftp gets lockstep, one ACK a block.
+func TestAtftpWindowsize(t *testing.T) {
+	if _, err := exec.LookPath("atftp"); err != nil {
+		t.Skip("needs atftp (Debian package atftp)")
+	}
+	root, files := testRoot(t)
+	big := make([]byte, 65600*512-100) // 65600 blocks of 512 bytes
+	for i := range big {
+		big[i] = byte(i*7 + i/512)
+	}
+	if err := os.WriteFile(filepath.Join(root, "big.img"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files["big.img"] = big
+	_, addr := startServer(t, Config{Root: root})
+	host, port, _ := net.SplitHostPort(addr)
+	atftp := func(t *testing.T, name string, opts ...string) (log string, acks int) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "got")
+		args := []string{"--trace"}
+		for _, o := range opts {
+			args = append(args, "--option", o)
+		}
+		args = append(args, "-g", "-r", name, "-l", out, host, port)
+		ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+		defer cancel()
+		b, err := exec.CommandContext(ctx, "atftp", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("atftp %s: %v\n%.2000s", strings.Join(args, " "), err, b)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sha256.Sum256(got) != sha256.Sum256(files[name]) {
+			t.Errorf("atftp got %d bytes with another sha256 than the %d-byte %s", len(got), len(files[name]), name)
+		}
+		return string(b), strings.Count(string(b), "sent ACK <block:")
+	}
+	loader := len(files["ipxe.efi"])
+	blocks := loader/1428 + 1
+
+	t.Run("windowsize 16", func(t *testing.T) {
+		log, acks := atftp(t, "ipxe.efi", "blksize 1428", "windowsize 16", "tsize 0")
+		if w := fmt.Sprintf("received OACK <tsize: %d, windowsize: 16, blksize: 1428", loader); !strings.Contains(log, w) {
+			t.Errorf("atftp --trace has no %q:\n%.1000s", w, log)
+		}
+		// One ACK for the OACK and one a window of 16, a few more if a
+		// block was lost on the way.
+		if acks < 1+blocks/16 || acks > blocks/4 {
+			t.Errorf("atftp sent %d ACKs for %d blocks in windows of 16, want about %d", acks, blocks, 1+(blocks+15)/16)
+		}
+	})
+	t.Run("windowsize 100 capped at 64", func(t *testing.T) {
+		log, _ := atftp(t, "ipxe.efi", "blksize 1428", "windowsize 100")
+		if !strings.Contains(log, "received OACK <windowsize: 64, blksize: 1428") {
+			t.Errorf("atftp --trace has no OACK of windowsize 64:\n%.1000s", log)
+		}
+	})
+	t.Run("lockstep without windowsize", func(t *testing.T) {
+		log, acks := atftp(t, "ipxe.efi", "blksize 1428")
+		// atftp writes "received OACK <blksize: 1428, \b\b>".
+		if !strings.Contains(log, "received OACK <blksize: 1428, \b\b>") {
+			t.Errorf("atftp --trace has no OACK of blksize alone:\n%.1000s", log)
+		}
+		if acks != 1+blocks {
+			t.Errorf("atftp sent %d ACKs for %d blocks, want one for the OACK and one a block", acks, blocks)
+		}
+	})
+	t.Run("more than 65535 blocks", func(t *testing.T) {
+		atftp(t, "big.img", "blksize 512", "windowsize 16")
+	})
 }

@@ -1,5 +1,6 @@
-// Package tftp is vmprov's read-only TFTP server (RFC 1350 with the blksize
-// and tsize options of RFC 2347, RFC 2348 and RFC 2349).
+// Package tftp is vmprov's read-only TFTP server (RFC 1350 with the blksize,
+// tsize and windowsize options of RFC 2347, RFC 2348, RFC 2349 and RFC
+// 7440).
 //
 // It serves the files under one root directory (serve.dir/tftp: loaders
 // such as undionly.kpxe and ipxe.efi, GRUB and PXELINUX images) and
@@ -19,6 +20,11 @@
 // as GRUB asks for "(tftp)/boot/grub/..." in seed 001), and os.Root refuses
 // symbolic links that lead out of it.
 //
+// A transfer sends one block at a time and waits for its acknowledgement
+// (lockstep), unless the client asks for windowsize: then it sends up to
+// 64 blocks before it waits (fewer when they would exceed 256 KiB), which
+// a client such as EDK2 or atftp asks for to download faster.
+//
 // Transfers are bounded: MaxTransfers at once, MaxTransfersPerClient per
 // source address; requests beyond them are dropped unanswered, which a
 // client takes for a lost packet and retries, where an ERROR would end its
@@ -30,7 +36,6 @@ package tftp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -433,35 +438,15 @@ func (s *Server) read(ctx context.Context, t *transfer, r request) {
 }
 
 // sendFile sends the option acknowledgement, if any, and rd in blocks
-// (RFC 1350 section 6: a block shorter than blksize ends the transfer),
-// and returns the bytes the client acknowledged. Block numbers wrap from
-// 65535 to 0, as tftpd-hpa and iPXE do for files over 32 MiB at blksize
-// 512.
+// (transfer.sendBlocks), and returns the bytes the client acknowledged.
 func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int64, error) {
-	opts, blksize := negotiate(r, size)
+	opts, blksize, window := negotiate(r, size)
 	if len(opts) > 0 {
 		if err := t.send(oackPacket(opts), 0); err != nil {
 			return 0, err
 		}
 	}
-	pkt := make([]byte, 4+blksize)
-	binary.BigEndian.PutUint16(pkt, opDATA)
-	var n int64
-	for block := uint16(1); ; block++ {
-		m, err := io.ReadFull(rd, pkt[4:])
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			t.fail(errRead)
-			return n, fmt.Errorf("read: %w", err)
-		}
-		binary.BigEndian.PutUint16(pkt[2:], block)
-		if err := t.send(pkt[:4+m], block); err != nil {
-			return n, err
-		}
-		n += int64(m)
-		if m < blksize {
-			return n, nil
-		}
-	}
+	return t.sendBlocks(rd, blksize, window)
 }
 
 // open finds what clean names: a regular file under the root, else a

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -71,6 +72,18 @@ const (
 const (
 	defaultBlockSize = 512
 	maxBlockSize     = 65464
+)
+
+// Window sizes (RFC 7440). A client may ask for 1 to 65535 blocks a
+// window; the server grants at most maxWindowSize, and fewer when the
+// window would hold more than maxWindowBytes: a transfer keeps its window
+// in memory to resend it, so MaxTransfers windows bound what TFTP holds
+// (64 MiB), and a window must fit the receiver's socket buffer (Linux's
+// default is 208 KiB) or its tail is dropped there. Without the option, a
+// transfer is lockstep, a window of 1 (RFC 1350).
+const (
+	maxWindowSize  = 64
+	maxWindowBytes = 256 << 10
 )
 
 // request is a read or write request as it arrived on the server port.
@@ -208,15 +221,12 @@ func (e *peerError) Error() string {
 // send sends pkt until the peer acknowledges block, and returns nil then,
 // a *peerError when the peer sends an error, or errTimeout.
 func (t *transfer) send(pkt []byte, block uint16) error {
-	sends, timeout := 1+t.retries, t.timeout
-	if !t.verified {
-		sends, timeout = unverifiedSends, min(t.timeout, unverifiedTimeout)
-	}
+	sends, timeout := t.sends()
 	for range sends {
 		if _, err := t.conn.WriteToUDPAddrPort(pkt, t.peer); err != nil {
 			return err
 		}
-		err := t.await(block, time.Now().Add(timeout))
+		_, err := t.await(int64(block), int64(block), time.Now().Add(timeout))
 		if err == nil {
 			t.verified = true
 			return nil
@@ -228,16 +238,101 @@ func (t *transfer) send(pkt []byte, block uint16) error {
 	return errTimeout
 }
 
-// await reads until the ACK of block arrives, the peer sends an error or
-// the deadline passes.
-func (t *transfer) await(block uint16, deadline time.Time) error {
+// sends returns how often a packet (or a window) is sent without an
+// acknowledgement, and how long each send waits for it.
+func (t *transfer) sends() (int, time.Duration) {
+	if !t.verified {
+		return unverifiedSends, min(t.timeout, unverifiedTimeout)
+	}
+	return 1 + t.retries, t.timeout
+}
+
+// sendBlocks sends rd in DATA blocks of blksize, window blocks at a time,
+// and returns the bytes the client acknowledged. A window of 1 is RFC
+// 1350's lockstep. With a larger one (RFC 7440 section 4) the blocks of a
+// window go out back to back and the client acknowledges the last; an ACK
+// of an earlier block k of the window means the client missed k+1, and
+// the next window starts there. A window without an acknowledgement
+// within the timeout is sent again, at most 1+Retries times. An ACK of the
+// block before the window, a duplicate of the ACK that started it, is not
+// answered, as in lockstep: answering duplicates is the Sorcerer's
+// Apprentice Syndrome (RFC 1123 section 4.2.3.1), which atftp's
+// acknowledgement of duplicated blocks would feed window after window. A
+// block shorter than blksize ends the transfer (RFC 1350 section 6).
+//
+// Block numbers are 16 bits and wrap from 65535 to 0, as tftpd-hpa and
+// iPXE do for files over 32 MiB at blksize 512; the transfer counts
+// blocks in 64 bits and matches an ACK to the window by its distance from
+// the window's first block.
+func (t *transfer) sendBlocks(rd io.Reader, blksize, window int) (int64, error) {
+	w := int64(window)
+	size := 4 + blksize
+	buf := make([]byte, window*size)
+	pkts := make([][]byte, window) // block b's packet, once read: pkts[b%w]
+	var (
+		base  int64 = 1  // the first block not acknowledged
+		read  int64      // blocks read from rd: 1..read
+		last  int64 = -1 // the short block that ends the file, once read
+		n     int64      // bytes acknowledged
+		tries int        // sends of the window since base moved
+	)
+	for {
+		for read-base+1 < w && last < 0 {
+			b := read + 1
+			pkt := buf[(b%w)*int64(size):][:size]
+			m, err := io.ReadFull(rd, pkt[4:])
+			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+				t.fail(errRead)
+				return n, fmt.Errorf("read: %w", err)
+			}
+			binary.BigEndian.PutUint16(pkt, opDATA)
+			binary.BigEndian.PutUint16(pkt[2:], uint16(b))
+			pkts[b%w] = pkt[:4+m]
+			read = b
+			if m < blksize {
+				last = b
+			}
+		}
+		sends, timeout := t.sends()
+		if tries >= sends {
+			return n, errTimeout
+		}
+		tries++
+		for b := base; b <= read; b++ {
+			if _, err := t.conn.WriteToUDPAddrPort(pkts[b%w], t.peer); err != nil {
+				return n, err
+			}
+		}
+		acked, err := t.await(base, read, time.Now().Add(timeout))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		t.verified = true
+		tries = 0
+		for b := base; b <= acked; b++ {
+			n += int64(len(pkts[b%w]) - 4)
+		}
+		if acked == last {
+			return n, nil
+		}
+		base = acked + 1
+	}
+}
+
+// await reads until an ACK of a block from first to last arrives, and
+// returns that block; or until the peer sends an error or the deadline
+// passes. Block numbers on the wire are the low 16 bits of first..last.
+func (t *transfer) await(first, last int64, deadline time.Time) (int64, error) {
 	if err := t.conn.SetReadDeadline(deadline); err != nil {
-		return err
+		return 0, err
 	}
 	for {
 		n, from, err := t.conn.ReadFromUDPAddrPort(t.buf)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap().WithZone(""), from.Port())
 		if from != t.peer {
@@ -251,14 +346,17 @@ func (t *transfer) await(block uint16, deadline time.Time) error {
 		}
 		switch binary.BigEndian.Uint16(t.buf) {
 		case opACK:
-			if binary.BigEndian.Uint16(t.buf[2:]) == block {
-				return nil
+			// The distance from the block before first, modulo 2^16: 1 is
+			// first, last-first+1 is last.
+			d := binary.BigEndian.Uint16(t.buf[2:]) - uint16(first-1)
+			if d >= 1 && int64(d) <= last-first+1 {
+				return first - 1 + int64(d), nil
 			}
 			// An earlier block's ACK, duplicated or delayed: not answered,
 			// which avoids the Sorcerer's Apprentice Syndrome (RFC 1123
 			// section 4.2.3.1).
 		case opERROR:
-			return &peerError{code: binary.BigEndian.Uint16(t.buf[2:]), msg: strings.TrimRight(string(t.buf[4:n]), "\x00")}
+			return 0, &peerError{code: binary.BigEndian.Uint16(t.buf[2:]), msg: strings.TrimRight(string(t.buf[4:n]), "\x00")}
 		}
 	}
 }
@@ -292,11 +390,14 @@ func errorPacket(code uint16, msg string) []byte {
 
 // negotiate picks the options of RFC 2347 that the server acknowledges:
 // blksize (RFC 2348), capped so that a DATA packet fits the interface's
-// MTU, and tsize (RFC 2349). Others are left out of the OACK. A blksize
-// under 512 is ignored (the transfer uses 512), as no boot loader asks for
-// one. blksize is the block size the transfer uses.
-func negotiate(r request, size int64) (oack []string, blksize int) {
-	blksize = defaultBlockSize
+// MTU, tsize (RFC 2349) and windowsize (RFC 7440), capped by
+// maxWindowSize and maxWindowBytes. Others are left out of the OACK. A
+// blksize under 512 is ignored (the transfer uses 512), as no boot loader
+// asks for one; so is a windowsize outside 1..65535, the range of RFC 7440
+// section 2. blksize and window are what the transfer uses: window is 1,
+// lockstep, unless the client asked for more.
+func negotiate(r request, size int64) (oack []string, blksize, window int) {
+	blksize, window = defaultBlockSize, 1
 	if v, ok := r.opts["blksize"]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= defaultBlockSize {
 			limit := maxBlockSize
@@ -315,7 +416,14 @@ func negotiate(r request, size int64) (oack []string, blksize int) {
 	if _, ok := r.opts["tsize"]; ok && size >= 0 {
 		oack = append(oack, "tsize", strconv.FormatInt(size, 10))
 	}
-	return oack, blksize
+	if v, ok := r.opts["windowsize"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 65535 {
+			// RFC 7440 section 3: the OACK's value is at most the client's.
+			window = min(n, maxWindowSize, max(1, maxWindowBytes/blksize))
+			oack = append(oack, "windowsize", strconv.Itoa(window))
+		}
+	}
+	return oack, blksize, window
 }
 
 func oackPacket(opts []string) []byte {
