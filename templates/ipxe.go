@@ -12,7 +12,11 @@ type BootInput struct {
 
 // BootScript renders the script embedded in iPXE ROMs and served as /boot.ipxe: ifconf
 // DHCPv4 → BOOT/mac/${mac:hexhyp}/ipxe → BOOT/pxedust; no DHCPv4 → IPv6 SLAAC →
-// BOOTv6/pxedust; otherwise exit 1 so the firmware tries its next boot device.
+// BOOTv6/pxedust; otherwise exit 1 so the firmware tries its next boot device. An
+// interface that is configured already (an iPXE that fetched /boot.ipxe after its own
+// DHCPv4, router adverts or DHCPv6 lease) is used as it is, without configuring it again:
+// its IPv4 address goes to BOOT, its IPv6 address (${net0.ndp.0/ip6}, ${net0.dhcpv6/ip6};
+// never the link-local ${net0/ip6}) to BOOTv6.
 func BootScript(in BootInput) ([]byte, error) {
 	if err := ValidURL(in.BootURL); err != nil {
 		return nil, fmt.Errorf("boot script: boot URL: %w", err)
