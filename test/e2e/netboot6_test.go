@@ -15,10 +15,10 @@ import (
 // IPv6 prefix and no IPv4 subnet (the lab's br136: radvd with the O flag,
 // no DHCPv4 answers), and follows it: Debian's iPXE ROM takes a SLAAC
 // address, asks `vmprov serve` over DHCPv6 for its boot file, chains
-// /boot.ipxe, falls through the DHCPv4 attempt of the boot script to IPv6
-// and reaches /pxedust from its SLAAC address, which the lab BIND confirms
-// with AAAA and PTR records; then the bootstrap and install scripts and
-// the kernel command line, with IPv6 URLs.
+// /boot.ipxe, which goes on with the configuration iPXE has (no second
+// DHCPv4 attempt), and reaches /pxedust from its SLAAC address, which the
+// lab BIND confirms with AAAA and PTR records; then the bootstrap and
+// install scripts and the kernel command line, with IPv6 URLs.
 func TestNetbootIPv6Only(t *testing.T) {
 	e := startDemo(t)
 	b := boot(t, e, "demo6", "--vlan", "136", "--distro", "core",
@@ -60,6 +60,11 @@ func TestNetbootIPv6Only(t *testing.T) {
 	if want := boot + "/boot.ipxe"; reply.Line.File != want || reply.Line.Class != "ipxe" {
 		t.Errorf("DHCPv6 Reply boot file %q class %q, want %q class ipxe", reply.Line.File, reply.Line.Class, want)
 	}
+	// One DHCPv6 exchange, iPXE's own: /boot.ipxe goes on with the
+	// address and boot URL iPXE has, without DHCPv4 again (a whole timeout
+	// on this link) nor another round of router solicitation and DHCPv6.
+	checkOneDHCP(t, b.Timeline, demo.DHCP6, "dhcp6 REPLY")
+	logDHCPToPXEDust(t, b.Timeline, demo.DHCP6)
 
 	// HTTP: every request from the SLAAC address, after the DHCPv6 Reply.
 	var got []demo.Request
