@@ -59,6 +59,11 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 	for _, v := range r.Vars {
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
+	in, err := h.Intent.ForInstall(o.plan.rand)
+	if err != nil {
+		return nil, err
+	}
+	h.Intent = in
 	if _, err := o.dns.claim(ctx, h); err != nil {
 		return nil, fmt.Errorf("host add %s: %w", r.Name, err)
 	}
@@ -233,6 +238,13 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	for _, v := range vars {
 		in = in.With(v.Key, v.Value)
 	}
+	// A new build: state=install and a new build_id, which revokes the
+	// installer callback tokens of every earlier build (docs/design.md,
+	// "A host's life"). The prerequisite on the TXT read makes a late
+	// callback's prerequisite on it fail, so the reinstall wins.
+	if in, err = in.ForInstall(o.plan.rand); err != nil {
+		return nil, err
+	}
 	// The flags passed; a refusal now is of a variable kept from the old
 	// record, which serve would refuse too.
 	if err := templates.CheckIntent(templateVars(in)); err != nil {
@@ -255,6 +267,7 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	}
 	h.Intent = in
 	o.log.Info("boot intent rewritten", "host", h.FQDN)
+	o.log.Info("build state changed", "host", h.FQDN, "from", string(old.State()), "to", string(in.State()), "by", "vmprov reinstall")
 	return o.describe(h, nil), nil
 }
 

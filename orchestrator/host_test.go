@@ -146,7 +146,7 @@ func TestHostAddVLANs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o, err := orchestrator.New(orchestrator.Config{Config: cfg, DNS: e.dns})
+			o, err := orchestrator.New(orchestrator.Config{Config: cfg, DNS: e.dns, Rand: zeros{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +173,7 @@ func TestHostAddVLANs(t *testing.T) {
 			if p.IPv4 != nil && *p.IPv4 != tt.r.IPv4 || p.MAC != mac.String() {
 				t.Errorf("host add = %+v", p)
 			}
-			if got := e.records(t, "sm1.example.com.", dns.TypeTXT); !slices.Equal(got, []string{`"distribution=core"`}) {
+			if got := e.records(t, "sm1.example.com.", dns.TypeTXT); !slices.Equal(got, []string{`"distribution=core" "state=install" "build_id=00000000"`}) {
 				t.Errorf("TXT = %v", got)
 			}
 			if err := o.RemoveHost(t.Context(), "sm1"); err != nil {

@@ -359,7 +359,7 @@ func TestLostReinstallAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := orchestrator.New(orchestrator.Config{Config: e.cfg, DNS: client})
+	o, err := orchestrator.New(orchestrator.Config{Config: e.cfg, DNS: client, Rand: zeros{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestLostReinstallAnswer(t *testing.T) {
 	if len(p.lostAnswers()) != 1 {
 		t.Errorf("answers lost: %v, want one", p.lostAnswers())
 	}
-	if got := e.records(t, "sm1.example.com.", dns.TypeTXT); !slices.Equal(got, []string{`"distribution=rocky9"`}) {
+	if got := e.records(t, "sm1.example.com.", dns.TypeTXT); !slices.Equal(got, []string{`"distribution=rocky9" "state=install" "build_id=00000000"`}) {
 		t.Errorf("TXT = %v", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sort"
@@ -35,6 +36,8 @@ type Config struct {
 	DNS        DNS
 	Hypervisor Hypervisor // may be nil for DNS-only work (bare-metal hosts)
 	Log        *slog.Logger
+	// Rand draws build ids (TXT build_id=); nil is crypto/rand.
+	Rand io.Reader
 }
 
 // New returns an Orchestrator.
@@ -43,6 +46,7 @@ func New(c Config) (*Orchestrator, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.rand = c.Rand
 	log := c.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -189,7 +193,7 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 	if err := o.hv.Start(ctx, r.Name); err != nil {
 		return fail("start domain", err)
 	}
-	pl.State = virt.StateRunning
+	pl.Power = virt.StateRunning
 	o.log.Info("vm created", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN)
 	return pl, nil
 }
@@ -341,8 +345,11 @@ func (o *Orchestrator) describe(h inventory.Host, d *virt.Domain) *Plan {
 		p.IPv6 = &a
 	}
 	p.Distro, _ = h.Intent.Get(inventory.KeyDistribution)
+	if len(h.Intent) > 0 {
+		p.State = string(h.Intent.State())
+	}
 	if d != nil {
-		p.VLAN, p.MAC, p.Bridge, p.State, p.DomainXML = d.Meta.VLAN, d.MAC, d.Bridge, d.State, d.XML
+		p.VLAN, p.MAC, p.Bridge, p.Power, p.DomainXML = d.Meta.VLAN, d.MAC, d.Bridge, d.State, d.XML
 		p.Disk = d.DiskPath
 		if p.Distro == "" {
 			p.Distro = d.Meta.Distro

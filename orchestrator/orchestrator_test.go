@@ -62,7 +62,7 @@ func newEnv(t testing.TB, pool string) *env {
 
 func (e *env) orchestrator(t testing.TB, hv orchestrator.Hypervisor) *orchestrator.Orchestrator {
 	t.Helper()
-	o, err := orchestrator.New(orchestrator.Config{Config: e.cfg, DNS: e.dns, Hypervisor: hv})
+	o, err := orchestrator.New(orchestrator.Config{Config: e.cfg, DNS: e.dns, Hypervisor: hv, Rand: zeros{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestCreateDestroy(t *testing.T) {
 	}{
 		{fqdn, dns.TypeA, []string{"192.0.2.172"}},
 		{fqdn, dns.TypeAAAA, []string{"2001:db8:135:0:4:6ff:fe08:72ac"}},
-		{fqdn, dns.TypeTXT, []string{`"filename=test.ipxe" "distribution=core" "puppet_environment=prod"`}},
+		{fqdn, dns.TypeTXT, []string{`"filename=test.ipxe" "distribution=core" "puppet_environment=prod" "state=install" "build_id=00000000"`}},
 		{"172.2.0.192.in-addr.arpa.", dns.TypePTR, []string{fqdn}},
 		{inventory.ReverseName(netip.MustParseAddr("2001:db8:135:0:4:6ff:fe08:72ac")), dns.TypePTR, []string{fqdn}},
 	} {
@@ -175,7 +175,7 @@ func TestCreateDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(list, func(p *orchestrator.Plan) bool { return p.Name == name && p.State == virt.StateRunning }) {
+	if !slices.ContainsFunc(list, func(p *orchestrator.Plan) bool { return p.Name == name && p.Power == virt.StateRunning && p.State == "install" }) {
 		t.Errorf("List lacks %s", name)
 	}
 
@@ -452,6 +452,8 @@ func testHostValidation(t *testing.T, cfgText string, mac net.HardwareAddr) {
 		{"txt value with parenthesis", "", []inventory.Var{{Key: "role", Value: "a(b)"}}, "core", []string{"--txt role=a(b)", "'('"}},
 		{"txt distribution", "", []inventory.Var{{Key: "distribution", Value: "noble"}}, "core", []string{"distribution=noble", "--distro"}},
 		{"script parent", "../x", nil, "core", []string{"--script ../x", `".."`}},
+		{"txt state", "", []inventory.Var{{Key: "state", Value: "installed"}}, "core", []string{"--txt state=installed", "build record"}},
+		{"txt build id", "", []inventory.Var{{Key: "build_id", Value: "00"}}, "core", []string{"--txt build_id=00", "build record"}},
 		{"unknown distro", "", nil, "plan9", []string{`"plan9"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -508,7 +510,7 @@ func TestReinstallKeptVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"distribution=rocky9", "role=web"}, p.Host().Intent.TXT()); diff != "" {
+	if diff := cmp.Diff([]string{"distribution=rocky9", "role=web", "state=install"}, p.Host().Intent.Without(inventory.KeyBuildID).TXT()); diff != "" {
 		t.Errorf("TXT (-want +got):\n%s", diff)
 	}
 }

@@ -11,6 +11,7 @@ package orchestrator
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -47,20 +48,24 @@ const (
 // Plan is everything create will do. Its JSON form is the `--dry-run -o json`
 // and `list -o json` output.
 type Plan struct {
-	Name      string             `json:"name"`
-	FQDN      string             `json:"fqdn"`
-	VLAN      int                `json:"vlan"`
-	Bridge    string             `json:"bridge"`
-	MAC       string             `json:"mac"`
-	IPv4      *netip.Addr        `json:"ipv4"`
-	IPv6      *netip.Addr        `json:"ipv6"`
-	Distro    string             `json:"distro"`
+	Name   string      `json:"name"`
+	FQDN   string      `json:"fqdn"`
+	VLAN   int         `json:"vlan"`
+	Bridge string      `json:"bridge"`
+	MAC    string      `json:"mac"`
+	IPv4   *netip.Addr `json:"ipv4"`
+	IPv6   *netip.Addr `json:"ipv6"`
+	Distro string      `json:"distro"`
+	// State is the host's build state (TXT state=: install, installing,
+	// installed); empty for a name without a boot intent.
+	State     string             `json:"state,omitempty"`
 	Records   []inventory.Record `json:"records"`
 	DomainXML string             `json:"domain_xml,omitempty"`
 	Pool      string             `json:"pool,omitempty"`
 	Disk      string             `json:"disk,omitempty"`
 	DiskGiB   uint               `json:"disk_gib,omitempty"`
-	State     string             `json:"state,omitempty"`
+	// Power is the VM's domain state as virsh names it (running, shut off).
+	Power string `json:"power,omitempty"`
 
 	host inventory.Host
 }
@@ -79,6 +84,7 @@ func invalid(format string, a ...any) error {
 type planner struct {
 	cfg    *config.Config
 	scheme inventory.Scheme
+	rand   io.Reader // build ids; nil is crypto/rand
 }
 
 func newPlanner(cfg *config.Config) (planner, error) {
@@ -186,9 +192,14 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 	for _, v := range r.Vars {
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
+	in, err := h.Intent.ForInstall(p.rand)
+	if err != nil {
+		return nil, err
+	}
+	h.Intent = in
 	pl := &Plan{
 		Name: r.Name, FQDN: h.FQDN, VLAN: vlan.ID, Bridge: vlan.Bridge, MAC: mac.String(),
-		Distro: r.Distro, Records: h.Records(p.cfg.DNS.Zone), Pool: p.cfg.Libvirt.Pool,
+		Distro: r.Distro, State: string(inventory.StateInstall), Records: h.Records(p.cfg.DNS.Zone), Pool: p.cfg.Libvirt.Pool,
 		Disk: virt.VolumeName(r.Name), DiskGiB: orDefault(r.DiskGiB, DefaultDiskGiB), host: h,
 	}
 	if h.IPv4.IsValid() {

@@ -25,6 +25,10 @@ type Host struct {
 	Site         string           // bootstrap site
 	Vars         []Var            // TXT variables in TXT order (filename, distribution included or not)
 	SSHKeys      []string         // authorized keys for root (or the install user); none = console only
+	// DoneToken is the host's installer callback token (docs/design.md, "A host's life"):
+	// the answer files hand BOOT/done?token=DoneToken to firstboot --install, which calls
+	// it once the system is installed. Empty: no callback.
+	DoneToken string
 }
 
 // host is a validated Host with derived values for the templates.
@@ -43,6 +47,7 @@ type host struct {
 	Cmdline     string // kernel command line, as install/default.ipxe builds it
 	HasIPv4     bool
 	MACString   string
+	DoneURL     string // BootURL/done?token=DoneToken; empty without a token
 }
 
 // ErrInvalidHost is wrapped by errors about Host fields other than variables and URLs.
@@ -182,7 +187,27 @@ func (h Host) prepare() (*host, error) {
 		x.Console = v
 	}
 	x.Cmdline = x.cmdline()
+	if h.DoneToken != "" {
+		if !validToken(h.DoneToken) {
+			return nil, fmt.Errorf("%w: done token %q: want letters, digits, '.', ':' and '-' only", ErrInvalidHost, h.DoneToken)
+		}
+		x.DoneURL = h.BootURL + "/done?token=" + h.DoneToken
+	}
 	return x, nil
+}
+
+// validToken reports whether a callback token is safe in a URL's query, shell single
+// quotes, a preseed line and YAML: at most 320 bytes of [A-Za-z0-9.:-].
+func validToken(s string) bool {
+	if len(s) > 320 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // rawHost returns the host (and port) of raw, which parses to u, as raw spells it.

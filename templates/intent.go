@@ -15,10 +15,18 @@ const (
 	intentFilename     = "filename"     // the bootstrap script, see CheckScript
 	intentDistribution = "distribution" // a Distributions name
 	intentMirror       = "mirror"       // a base URL, see ValidURL
+	intentState        = "state"        // the build state (docs/design.md, "A host's life")
+	intentBuildID      = "build_id"     // names one build: 1 to 32 lower-case hex digits
 )
 
+// BuildStates are the values of the intent's state= (docs/design.md, "A host's life"),
+// the same as inventory.States: vmprov writes install, serve installing and installed.
+var buildStates = []string{"install", "installing", "installed"}
+
 // CheckIntent checks a whole boot intent, in TXT order: filename must pass CheckScript,
-// distribution must be a known distribution (LookupDistribution), every other name must
+// distribution must be a known distribution (LookupDistribution), state must be a build
+// state (install, installing or installed), build_id 1 to 32 lower-case hex digits,
+// every other name must
 // pass ValidVarName and its value ValidVarValue (mirror must also be a base URL, see
 // ValidURL), and no name may be set twice (a TXT record has no precedence between its
 // strings). Neither filename nor distribution is required. Every error names the refused
@@ -44,6 +52,16 @@ func CheckVar(v Var) error {
 	case intentDistribution:
 		if _, err := LookupDistribution(v.Value); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidVar, err)
+		}
+		return nil
+	case intentState:
+		if !slices.Contains(buildStates, v.Value) {
+			return fmt.Errorf("%w: state=%q is not a build state (want one of %s)", ErrInvalidVar, v.Value, strings.Join(buildStates, ", "))
+		}
+		return nil
+	case intentBuildID:
+		if !validBuildID(v.Value) {
+			return fmt.Errorf("%w: build_id=%q is not 1 to 32 lower-case hex digits", ErrInvalidVar, v.Value)
 		}
 		return nil
 	}
@@ -85,4 +103,16 @@ func CheckScript(name string) error {
 		return fmt.Errorf("%w: %v", ErrInvalidVar, err)
 	}
 	return nil
+}
+
+func validBuildID(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -26,6 +26,16 @@ func TestCheckIntent(t *testing.T) {
 		{"value with URL characters", []Var{{"repo", "http://[2001:db8::1]:8080/m?a=b,c@d%20~e+f"}}, nil},
 		{"mirror", []Var{{"mirror", "http://[2001:db8::1]:8080/m"}}, nil},
 		{"script with dots and dashes", []Var{{"filename", "web-1.v2_test.ipxe"}}, nil},
+		{"build state install", []Var{core, {"state", "install"}, {"build_id", "0123abcd"}}, nil},
+		{"build state installing", []Var{core, {"state", "installing"}}, nil},
+		{"build state installed", []Var{core, {"state", "installed"}}, nil},
+
+		// Build state.
+		{"unknown build state", []Var{core, {"state", "done"}}, []string{`state="done"`, "install, installing, installed"}},
+		{"build state in capitals", []Var{core, {"state", "INSTALLED"}}, []string{`state="INSTALLED"`}},
+		{"build id not hex", []Var{core, {"build_id", "xyz"}}, []string{`build_id="xyz"`, "hex"}},
+		{"build id too long", []Var{core, {"build_id", strings.Repeat("a", 33)}}, []string{"1 to 32"}},
+		{"build state twice", []Var{core, {"state", "install"}, {"state", "installed"}}, []string{`"state" set twice`}},
 
 		// Names.
 		{"name with dash", []Var{{"puppet-env", "prod"}}, []string{`"puppet-env"`, `'-' at 6`, "[A-Za-z_][A-Za-z0-9_]*"}},

@@ -17,7 +17,7 @@ import (
 func shapeKeys() []string {
 	return []string{"filename", "pxeboot", "kernel", "vmlinuz", "initrd", "cmdline", "kickstart",
 		"preseed", "autoinstall", "console", "arch", "ifnames", "firstboot", "mirror", "repo",
-		"iso", "extra", "hostname", "domain", "puppet_server", "role"}
+		"iso", "extra", "hostname", "domain", "state", "build_id", "puppet_server", "role"}
 }
 
 // shapeBenign is a value of name that every template renders plainly.
@@ -29,6 +29,10 @@ func shapeBenign(name string) string {
 		return "http://benign.example.com/b"
 	case "console":
 		return "console=ttyS1"
+	case "state":
+		return "installing"
+	case "build_id":
+		return "0123abcd"
 	}
 	return "benign"
 }

@@ -39,9 +39,13 @@ func seedHost(t *testing.T, distro string) Host {
 			{"filename", "test.ipxe"}, {"distribution", distro},
 			{"puppet_server", "puppet.example.com"}, {"puppet_environment", "ipxe_test_master"},
 		},
-		SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEKEYEXAMPLEKEYEXAMPLEKEYEXAMPLEKEY admin@example.com"},
+		SSHKeys:   []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEKEYEXAMPLEKEYEXAMPLEKEYEXAMPLEKEY admin@example.com"},
+		DoneToken: seedToken,
 	}
 }
+
+// seedToken is a callback token of the form buildstate.Token writes.
+const seedToken = "test-centos7.example.com:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 // TestPXEDustSeed is seed 000's example, byte for byte.
 func TestPXEDustSeed(t *testing.T) {

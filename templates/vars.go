@@ -107,17 +107,22 @@ func validVars(vars []Var) error {
 
 // ReservedVar reports whether name is one of the variables the install scripts interpret
 // (filename, distribution, pxeboot, kickstart, console, arch, ifnames, firstboot, ...)
-// rather than pass to the installed system's kernel command line. extra is appended raw,
-// as in seed 000.
+// or vmprov's own build bookkeeping (state, build_id), rather than a variable to pass to
+// the installed system's kernel command line. extra is appended raw, as in seed 000.
 func ReservedVar(name string) bool {
 	switch name {
 	case "filename", "distribution", "pxeboot", "kernel", "vmlinuz", "initrd", "cmdline",
 		"kickstart", "preseed", "autoinstall", "console", "arch", "ifnames", "firstboot",
-		"mirror", "repo", "iso", "extra", "hostname", "domain":
+		"mirror", "repo", "iso", "extra", "hostname", "domain", intentState, intentBuildID:
 		return true
 	}
 	return false
 }
+
+// BuildVar reports whether name is one of the keys vmprov writes to record a host's build
+// (state, build_id; docs/design.md, "A host's life"): they are not host variables, so no
+// iPXE set line or kernel argument carries them.
+func BuildVar(name string) bool { return name == intentState || name == intentBuildID }
 
 // kernelVars returns, in order and without duplicates, the names that install scripts
 // append to the kernel command line as name=value.

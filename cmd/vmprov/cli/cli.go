@@ -227,6 +227,9 @@ func writePlan(w io.Writer, p *orchestrator.Plan) {
 	if p.State != "" {
 		fmt.Fprintf(w, "state:  %s\n", p.State)
 	}
+	if p.Power != "" {
+		fmt.Fprintf(w, "power:  %s\n", p.Power)
+	}
 	if len(p.Records) > 0 {
 		fmt.Fprintln(w, "records:")
 		for _, r := range p.Records {

@@ -134,9 +134,9 @@ func (app *App) hostListCommand() *cobra.Command {
 					}
 					return writeJSON(app.Stdout, ps)
 				}
-				fmt.Fprintf(app.Stdout, "%-20s %-17s %-15s %-28s %s\n", "NAME", "MAC", "IPV4", "IPV6", "DISTRO")
+				fmt.Fprintf(app.Stdout, "%-20s %-10s %-17s %-15s %-28s %s\n", "NAME", "STATE", "MAC", "IPV4", "IPV6", "DISTRO")
 				for _, p := range ps {
-					fmt.Fprintf(app.Stdout, "%-20s %-17s %-15s %-28s %s\n", p.Name, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+					fmt.Fprintf(app.Stdout, "%-20s %-10s %-17s %-15s %-28s %s\n", p.Name, orDash(p.State), p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
 				}
 				return nil
 			})

@@ -98,7 +98,7 @@ func (app *App) listCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List vmprov-managed VMs with their DNS records",
+		Short: "List vmprov-managed VMs with their build state (install, installing, installed) and DNS records",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -115,9 +115,9 @@ func (app *App) listCommand() *cobra.Command {
 					}
 					return writeJSON(app.Stdout, ps)
 				}
-				fmt.Fprintf(app.Stdout, "%-20s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", "STATE", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
+				fmt.Fprintf(app.Stdout, "%-20s %-10s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", "STATE", "POWER", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
 				for _, p := range ps {
-					fmt.Fprintf(app.Stdout, "%-20s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, p.State, p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+					fmt.Fprintf(app.Stdout, "%-20s %-10s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, orDash(p.State), orDash(p.Power), p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
 				}
 				return nil
 			})
@@ -149,6 +149,13 @@ func (app *App) showCommandFor(withHV bool, short string) *cobra.Command {
 	}
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func addrOrDash(a *netip.Addr) string {
