@@ -80,6 +80,8 @@ type cacheEntry struct {
 	key     cacheKey
 	ans     dnsupdate.Answer
 	expires time.Time
+	// derived is what lookupDerived computed from ans, nil until then.
+	derived any
 }
 
 // NewCache returns a Cache in front of r.
@@ -144,6 +146,47 @@ func (c *Cache) Lookup(ctx context.Context, name string, qtype uint16) (dnsupdat
 	}
 }
 
+// lookupDerived is Lookup that also returns derive's result for the
+// answer, computed once for each answer the cache holds and kept with it
+// until it expires or is evicted: a cache hit then costs no parsing. derive
+// must depend on the records of the answer only, be safe for concurrent
+// use, and return a non-nil value; name is the looked-up name, lower case
+// and fully qualified.
+func (c *Cache) lookupDerived(ctx context.Context, name string, qtype uint16, derive func(name string, a dnsupdate.Answer) any) (dnsupdate.Answer, any, error) {
+	a, err := c.Lookup(ctx, name, qtype)
+	if err != nil {
+		return a, nil, err
+	}
+	key := cacheKey{strings.ToLower(dns.Fqdn(name)), qtype}
+	c.mu.Lock()
+	if el, ok := c.entries[key]; ok {
+		if e := el.Value.(*cacheEntry); e.derived != nil && sameRecords(e.ans, a) {
+			v := e.derived
+			c.mu.Unlock()
+			return a, v, nil
+		}
+	}
+	c.mu.Unlock()
+	v := derive(key.name, a)
+	c.mu.Lock()
+	if el, ok := c.entries[key]; ok {
+		if e := el.Value.(*cacheEntry); sameRecords(e.ans, a) {
+			e.derived = v
+		}
+	}
+	c.mu.Unlock()
+	return a, v, nil
+}
+
+// sameRecords reports whether a and b are the same answer of the cache:
+// the same records slice, or both without records and alike in NXDomain.
+func sameRecords(a, b dnsupdate.Answer) bool {
+	if len(a.Records) != len(b.Records) || a.NXDomain != b.NXDomain {
+		return false
+	}
+	return len(a.Records) == 0 || &a.Records[0] == &b.Records[0]
+}
+
 // get returns a fresh entry and marks it used; a stale one is dropped.
 func (c *Cache) get(key cacheKey) (dnsupdate.Answer, bool) {
 	now := c.now()
@@ -178,7 +221,7 @@ func (c *Cache) put(key cacheKey, a dnsupdate.Answer) {
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {
 		e := el.Value.(*cacheEntry)
-		e.ans, e.expires = a, now.Add(ttl)
+		e.ans, e.expires, e.derived = a, now.Add(ttl), nil
 		c.lru.MoveToFront(el)
 		return
 	}

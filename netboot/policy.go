@@ -334,16 +334,12 @@ func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed
 	if h.MAC == nil {
 		h.MAC = p.deriveMAC(h)
 	}
-	txt, err := p.lookup(ctx, t, fqdn, dns.TypeTXT)
+	txt, v, err := p.dns.lookupDerived(ctx, fqdn, dns.TypeTXT, p.parseTXT)
 	if err != nil {
-		return Decision{}, err
+		return Decision{}, fmt.Errorf("dns %s %s: %w", dns.Type(dns.TypeTXT), fqdn, err)
 	}
-	intent, err := ParseIntent(txtStrings(txt))
-	if err != nil {
-		p.log.Warn("txt record is not a boot intent; treating the host as having none", "host", fqdn, "rrtype", "TXT", "err", err)
-		intent = nil
-	}
-	h.Intent = intent
+	t.add(txt.TTL)
+	h.Intent = slices.Clone(v.(parsedIntent).intent)
 	d := Decision{Host: h, By: by}
 	var ok bool
 	for _, a := range []netip.Addr{confirmed, h.IPv4, h.IPv6} {
@@ -357,6 +353,23 @@ func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed
 		d.VLAN = want // a _mac host without addresses: where it asked from
 	}
 	return d, nil
+}
+
+// parsedIntent is a TXT answer read as a boot intent; nil when the host
+// has none or its TXT is not one.
+type parsedIntent struct{ intent inventory.Intent }
+
+// parseTXT reads a TXT answer as a boot intent. The cache keeps the result
+// with the answer, so an intent is parsed and checked once per answer DNS
+// gives, not on every request; a TXT that is not a boot intent is logged
+// then, once per answer (that is, once per TTL) rather than per request.
+func (p *DNSPolicy) parseTXT(fqdn string, txt dnsupdate.Answer) any {
+	intent, err := ParseIntent(txtStrings(txt))
+	if err != nil {
+		p.log.Warn("txt record is not a boot intent; treating the host as having none", "host", fqdn, "rrtype", "TXT", "err", err)
+		intent = nil
+	}
+	return parsedIntent{intent}
 }
 
 // deriveMAC recovers the MAC of a host identified by address: from a

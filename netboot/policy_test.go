@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -533,4 +535,100 @@ func mustRR(t testing.TB, s string) dns.RR {
 
 func fakeBackend(t *testing.T) backend {
 	return dnstest.NewFake(append([]string{lab.TestZone}, lab.TestReverseZones()...)...)
+}
+
+// BenchmarkDecideCached measures a decision whose DNS answers are all
+// cached, as for every request of a boot storm after the first from each
+// client: a strict MAC (PTR, A, AAAA, TXT), a _mac host (CNAME, A, AAAA,
+// TXT) and a host by address (HTTP, TFTP).
+func BenchmarkDecideCached(b *testing.B) {
+	f := dnstest.NewFake(append([]string{lab.TestZone}, lab.TestReverseZones()...)...)
+	loadTable(b, f)
+	p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(b), nil), f)
+	for _, tt := range []struct {
+		name string
+		c    netboot.Client
+	}{
+		{"strict-mac", netboot.Client{MAC: centos.MAC, VLAN: 135}},
+		{"mac-cname", netboot.Client{MAC: sm1.MAC, VLAN: 135}},
+		{"addr", netboot.Client{Addr: centos.IPv4}},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			if _, err := p.Decide(b.Context(), tt.c); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Decide(b.Context(), tt.c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestIntentParsedOncePerAnswer: a host's TXT is read as a boot intent once
+// for each answer DNS gives, not on every decision: a TXT that is no boot
+// intent is logged once per TTL however many requests the host makes, and
+// a caller that changes a decision's intent does not change the next one.
+func TestIntentParsedOncePerAnswer(t *testing.T) {
+	f := fakeBackend(t)
+	loadTable(t, f)
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	cfg := serveconfig.Policy(testConfig(t), nil)
+	cfg.Log = log
+	p := netboot.NewDNSPolicy(cfg, netboot.NewCache(f, netboot.CacheConfig{Now: clk.Now}))
+	badtxt := netboot.Client{Addr: netip.MustParseAddr("192.0.2.81")}
+	warnings := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(logs.String(), "txt record is not a boot intent")
+	}
+	for range 3 {
+		d, err := p.Decide(t.Context(), badtxt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Host.Intent != nil {
+			t.Errorf("badtxt: intent %v, want none", d.Host.Intent)
+		}
+	}
+	if n := warnings(); n != 1 {
+		t.Errorf("3 decisions within the TTL logged %d warnings, want 1:\n%s", n, logs.String())
+	}
+	clk.Advance(301 * time.Second)
+	if _, err := p.Decide(t.Context(), badtxt); err != nil {
+		t.Fatal(err)
+	}
+	if n := warnings(); n != 2 {
+		t.Errorf("a decision after the TTL: %d warnings in all, want 2", n)
+	}
+
+	d, err := p.Decide(t.Context(), netboot.Client{Addr: centos.IPv4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Host.Intent[0].Value = "changed.ipxe"
+	d, err = p.Decide(t.Context(), netboot.Client{Addr: centos.IPv4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(centos.Intent, d.Host.Intent); diff != "" {
+		t.Errorf("intent after a caller changed an earlier decision's (-want +got):\n%s", diff)
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
