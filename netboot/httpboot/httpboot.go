@@ -10,6 +10,7 @@
 //	GET /bootstrap/install/...      built-in install/default.ipxe and, for the confirmed
 //	                                requester only, {distribution}/{arch}/ks.cfg, preseed.cfg,
 //	                                user-data, meta-data and {distribution}/firstboot
+//	GET|POST /done?token=T          the installer's callback: the host is installed
 //	GET /boot.ipxe                  the script `vmprov ipxe build` embeds
 //	GET /ipxe/{path...}             DIR/ipxe, with Range
 //	GET /assets/{path...}           DIR/assets, with Range
@@ -17,7 +18,7 @@
 //	GET /metrics                    Config.Metrics in the Prometheus exposition formats
 //
 // The site name "install" is taken by the install routes. Only GET and
-// HEAD are answered. Every answer that depends on the client
+// HEAD are answered, and POST on /done. Every answer that depends on the client
 // rests on netboot.Policy: an unknown client, one whose reverse DNS is not
 // forward-confirmed, or one without a boot intent gets the same 404 with a
 // body that names no host, and a DNS failure gets 503, never a guess. The
@@ -93,6 +94,14 @@ type Config struct {
 	// StallTimeout is how long a response may make no progress before its
 	// connection is closed; zero means the constant StallTimeout.
 	StallTimeout time.Duration
+	// Build records hosts' build states (docs/design.md, "A host's life"):
+	// installing when a host fetches its answer file, installed when its
+	// installer calls /done. Nil: no state is written, answer files carry no
+	// callback and /done answers 404.
+	Build BuildWriter
+	// DoneSecret keys the callback tokens (buildstate.Token); every serve
+	// instance of a zone must have the same. Required with Build.
+	DoneSecret []byte
 }
 
 // Server answers the boot service's HTTP routes. It is an http.Handler and
@@ -137,6 +146,8 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /bootstrap/{site}/{file...}", s.handleSite)
 	s.mux.HandleFunc("GET /bootstrap/install/{path...}", s.handleInstall)
 	s.mux.HandleFunc("GET /boot.ipxe", s.handleBootScript)
+	s.mux.HandleFunc("GET /done", s.handleDone)
+	s.mux.HandleFunc("POST /done", s.handleDone)
 	s.mux.HandleFunc("GET /ipxe/{path...}", s.static("ipxe"))
 	s.mux.HandleFunc("GET /assets/{path...}", s.static("assets"))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -164,7 +175,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	route := "refused"
 	switch {
-	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+	case r.Method != http.MethodGet && r.Method != http.MethodHead && !(r.Method == http.MethodPost && r.URL.Path == "/done"):
 		rec.Header().Set("Allow", "GET, HEAD")
 		rec.err = "method not allowed"
 		plain(rec, r, http.StatusMethodNotAllowed, "method not allowed\n")
@@ -176,7 +187,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(rec, r, http.StatusBadRequest, "bad request\n")
 	default:
 		s.mux.ServeHTTP(rec, r)
-		route = strings.TrimPrefix(r.Pattern, "GET ")
+		route = strings.TrimPrefix(strings.TrimPrefix(r.Pattern, "GET "), "POST ")
 		if route == "" {
 			route = "/"
 		}
@@ -319,7 +330,7 @@ func (s *Server) handlePXEDust(w http.ResponseWriter, r *http.Request) {
 		BootURL:  a.Base,
 		Site:     s.cfg.Booter.Site,
 		Filename: a.Script,
-		Vars:     netboot.TemplateVars(d.Host.Intent),
+		Vars:     hostVars(d.Host.Intent),
 	})
 	if err != nil {
 		invalid(w, r, err)

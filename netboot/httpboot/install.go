@@ -105,6 +105,11 @@ func (s *Server) handleInstall(w http.ResponseWriter, r *http.Request) {
 	}
 	h := s.cfg.Booter.TemplateHost(d, addr.Is6())
 	h.Arch = f.arch
+	if f.name != "meta-data" {
+		// The installer fetches its own answer file: it is installing, and
+		// the file carries its callback (docs/design.md, "A host's life").
+		h.DoneToken = s.markInstalling(r, addr, d, f.name)
+	}
 	render := map[string]func(templates.Host) ([]byte, error){
 		"ks.cfg":      templates.Kickstart,
 		"preseed.cfg": templates.Preseed,

@@ -48,6 +48,10 @@ func TestDependencyDirections(t *testing.T) {
 		// The boot servers take explicit configuration: only serveconfig,
 		// the mapping the command line uses, reads the YAML configuration.
 		{module + "/netboot/...", []string{module + "/config"}, nil},
+		// Build states are DNS and the intent only: the protocol servers use
+		// them, never the other way round.
+		{module + "/netboot/buildstate", []string{module + "/netboot/httpboot", module + "/netboot/dhcp4", module + "/netboot/dhcp6",
+			module + "/netboot/tftp", module + "/netboot/bsdp", module + "/netboot/serveconfig"}, nil},
 		// The workflow talks to ports; only the command line wires adapters.
 		{module + "/orchestrator", []string{"libvirt.org/go/libvirt/", module + "/netboot", module + "/cmd/"}, nil},
 		// The ROM build and install use the hypervisor port (virt.VolumeStore)
