@@ -87,7 +87,7 @@ func hasRequest(lines []logLine, file string) bool {
 func tail(path string, n int) string { return demo.Tail(path, n) }
 
 // requireLab skips t unless everything a lab boot needs is here.
-func requireLab(t *testing.T) {
+func requireLab(t testing.TB) {
 	t.Helper()
 	lab.RequireRoot(t, "go", "ip", "curl", "dig", "named", "radvd", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64")
 	if _, err := os.Stat(romFile); err != nil {

@@ -16,13 +16,13 @@ import (
 )
 
 // requireDemoLab skips t unless what the demo scenario's lab needs is here.
-func requireDemoLab(t *testing.T) {
+func requireDemoLab(t testing.TB) {
 	t.Helper()
 	lab.RequireRoot(t, "go", "ip", "curl", "named", "radvd", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64")
 }
 
 // buildVmprov builds the vmprov command into dir.
-func buildVmprov(t *testing.T, dir string) string {
+func buildVmprov(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "vmprov")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/vmprov/vmprov/cmd/vmprov").CombinedOutput(); err != nil {
@@ -34,7 +34,7 @@ func buildVmprov(t *testing.T, dir string) string {
 // setupDemo brings up a lab (br135, plus the bridges more) in a fresh
 // namespace and runs `vmprov serve` in it through the demo scenario that
 // `make lab` runs too; everything is torn down when t ends.
-func setupDemo(t *testing.T, bin string, more ...lab.Bridge) *demo.Env {
+func setupDemo(t testing.TB, bin string, more ...lab.Bridge) *demo.Env {
 	t.Helper()
 	ctx := t.Context()
 	// A short directory: libvirt's socket path must fit in 107 bytes.

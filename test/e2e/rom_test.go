@@ -195,7 +195,7 @@ func buildROM(t *testing.T, bin, src, out, bootURL, bootURL6 string) string {
 
 // setLibvirtROM sets libvirt.rom in the demo scenario's config file, which
 // only `vmprov create` reads: the running serve is not affected.
-func setLibvirtROM(t *testing.T, config, rom string) {
+func setLibvirtROM(t testing.TB, config, rom string) {
 	t.Helper()
 	b, err := os.ReadFile(config)
 	if err != nil {
