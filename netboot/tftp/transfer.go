@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,13 +79,17 @@ const (
 // window; the server grants at most maxWindowSize, and fewer when the
 // window would hold more than maxWindowBytes: a transfer keeps its window
 // in memory to resend it, so MaxTransfers windows bound what TFTP holds
-// (64 MiB), and a window must fit the receiver's socket buffer (Linux's
-// default is 208 KiB) or its tail is dropped there. Without the option, a
-// transfer is lockstep, a window of 1 (RFC 1350).
+// (64 MiB, and readAhead each), and a window must fit the receiver's
+// socket buffer (Linux's default is 208 KiB) or its tail is dropped there.
+// Without the option, a transfer is lockstep, a window of 1 (RFC 1350).
 const (
 	maxWindowSize  = 64
 	maxWindowBytes = 256 << 10
 )
+
+// readAhead is what a transfer reads from its file at once; a block of
+// that size or more is read straight into its packet.
+const readAhead = 32 << 10
 
 // request is a read or write request as it arrived on the server port.
 type request struct {
@@ -203,6 +208,8 @@ type transfer struct {
 	// verified: the peer has acknowledged a packet, so it receives what
 	// is sent to its address.
 	verified bool
+	batch    batchWriter    // writes a window; nil until the first
+	msgs     []ipv4.Message // a window's packets for batch
 }
 
 // errTimeout ends a transfer whose packet was not acknowledged.
@@ -265,10 +272,15 @@ func (t *transfer) sends() (int, time.Duration) {
 // blocks in 64 bits and matches an ACK to the window by its distance from
 // the window's first block.
 func (t *transfer) sendBlocks(rd io.Reader, blksize, window int) (int64, error) {
+	if _, ok := rd.(*strings.Reader); !ok {
+		// One read(2) for many blocks.
+		rd = bufio.NewReaderSize(rd, readAhead)
+	}
 	w := int64(window)
 	size := 4 + blksize
 	buf := make([]byte, window*size)
 	pkts := make([][]byte, window) // block b's packet, once read: pkts[b%w]
+	out := make([][]byte, 0, window)
 	var (
 		base  int64 = 1  // the first block not acknowledged
 		read  int64      // blocks read from rd: 1..read
@@ -298,10 +310,12 @@ func (t *transfer) sendBlocks(rd io.Reader, blksize, window int) (int64, error) 
 			return n, errTimeout
 		}
 		tries++
+		out = out[:0]
 		for b := base; b <= read; b++ {
-			if _, err := t.conn.WriteToUDPAddrPort(pkts[b%w], t.peer); err != nil {
-				return n, err
-			}
+			out = append(out, pkts[b%w])
+		}
+		if err := t.write(out); err != nil {
+			return n, err
 		}
 		acked, err := t.await(base, read, time.Now().Add(timeout))
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -320,6 +334,40 @@ func (t *transfer) sendBlocks(rd io.Reader, blksize, window int) (int64, error) 
 		}
 		base = acked + 1
 	}
+}
+
+// write sends pkts to the peer, several in one sendmmsg(2).
+func (t *transfer) write(pkts [][]byte) error {
+	if len(pkts) == 1 {
+		_, err := t.conn.WriteToUDPAddrPort(pkts[0], t.peer)
+		return err
+	}
+	if t.batch == nil {
+		t.batch = ipv4.NewPacketConn(t.conn)
+		if t.peer.Addr().Is6() {
+			t.batch = ipv6.NewPacketConn(t.conn)
+		}
+		t.msgs = make([]ipv4.Message, 0, len(pkts))
+	}
+	to := net.UDPAddrFromAddrPort(t.peer)
+	t.msgs = t.msgs[:0]
+	for _, p := range pkts {
+		t.msgs = append(t.msgs, ipv4.Message{Buffers: [][]byte{p}, Addr: to})
+	}
+	for ms := t.msgs; len(ms) > 0; {
+		n, err := t.batch.WriteBatch(ms, 0)
+		if err != nil {
+			return err
+		}
+		ms = ms[n:]
+	}
+	return nil
+}
+
+// batchWriter is an ipv4.PacketConn or ipv6.PacketConn, whose WriteBatch
+// is sendmmsg(2) on Linux.
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 // await reads until an ACK of a block from first to last arrives, and

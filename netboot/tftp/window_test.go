@@ -300,3 +300,49 @@ func TestRollover(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteWindow: a window, written in one sendmmsg(2), reaches the peer
+// whole and in order from an IPv4 socket, an IPv6 one, and a dual-stack
+// one (a transfer whose request came to a wildcard address) to an IPv4
+// peer.
+func TestWriteWindow(t *testing.T) {
+	tests := []struct {
+		name        string
+		local, peer net.IP
+	}{
+		{"IPv4", net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 1)},
+		{"IPv6", net.IPv6loopback, net.IPv6loopback},
+		{"dual-stack to IPv4", nil, net.IPv4(127, 0, 0, 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: tt.local})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: tt.peer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			pa := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+			tr := &transfer{conn: conn, peer: netip.AddrPortFrom(pa.Addr().Unmap(), pa.Port())}
+			var sent [][]byte
+			for i := range 16 {
+				sent = append(sent, fmt.Appendf(nil, "packet %d", i))
+			}
+			if err := tr.write(sent); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			for i, want := range sent {
+				_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := peer.Read(buf)
+				if err != nil || !bytes.Equal(buf[:n], want) {
+					t.Fatalf("packet %d: %q, %v; want %q", i, buf[:n], err, want)
+				}
+			}
+		})
+	}
+}
