@@ -392,31 +392,45 @@ func (e *env) sweep(tb testing.TB, server string) {
 }
 
 // macFile writes the hosts' MACs for perfdhcp -M.
-func (e *env) macFile() string {
+func (e *env) macFile() string { return e.macFileOf("macs.txt", e.hosts) }
+
+// macFileOf writes the MACs of hs to the file name for perfdhcp -M.
+func (e *env) macFileOf(name string, hs []host) string {
 	var b strings.Builder
-	for _, h := range e.hosts {
+	for _, h := range hs {
 		fmt.Fprintln(&b, h.MAC)
 	}
-	p := filepath.Join(e.dir, "macs.txt")
+	p := filepath.Join(e.dir, name)
 	writeFile(e.tb, p, []byte(b.String()))
 	return p
 }
 
-// perfdhcp runs perfdhcp in the client namespace against the server
-// address: rate exchanges a second for seconds, or n exchanges when n > 0,
-// each from a MAC of the reservations picked at random. It returns the
-// final report; exit status 3 (some exchanges incomplete) is not an error.
-func (e *env) perfdhcp(tb testing.TB, macs string, rate, seconds, n int) (PerfdhcpReport, string) {
+// perfdhcp runs perfdhcp in the client namespace against the server:
+// DHCPv4 DORA (family 4) through the server address as a relay would, or
+// DHCPv6 Solicit-Advertise-Request-Reply (family 6) from the client
+// interface's link-local address to All_DHCP_Relay_Agents_and_Servers,
+// rate exchanges a second for seconds, or n exchanges when n > 0, each
+// from a MAC of the reservations picked at random (a DUID-LL in DHCPv6).
+// It returns the final report; exit status 3 (some exchanges incomplete)
+// is not an error.
+func (e *env) perfdhcp(tb testing.TB, family int, macs string, rate, seconds, n int) (PerfdhcpReport, string) {
 	tb.Helper()
-	args := []string{"perfdhcp", "-4", "-M", macs,
-		"-o", "60," + hex.EncodeToString([]byte(pxeVendorClass)), "-o", "93,0007",
-		"-W", "1000000", "-r", strconv.Itoa(rate)}
+	var args []string
+	if family == 6 {
+		args = []string{"perfdhcp", "-6", "-l", clientIf, "-M", macs}
+	} else {
+		args = []string{"perfdhcp", "-4", "-M", macs,
+			"-o", "60," + hex.EncodeToString([]byte(pxeVendorClass)), "-o", "93,0007"}
+	}
+	args = append(args, "-W", "1000000", "-r", strconv.Itoa(rate))
 	if n > 0 {
 		args = append(args, "-n", strconv.Itoa(n))
 	} else {
 		args = append(args, "-p", strconv.Itoa(seconds))
 	}
-	args = append(args, serverPrefix.Addr().String())
+	if family != 6 {
+		args = append(args, serverPrefix.Addr().String())
+	}
 	limit := time.Duration(seconds)*time.Second + 30*time.Second
 	if n > 0 {
 		limit = time.Duration(n/max(rate, 1))*time.Second + 30*time.Second

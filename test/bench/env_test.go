@@ -24,16 +24,21 @@ import (
 )
 
 // The segment every server and client share: a /20, the largest subnet a
-// strict MAC addresses, inside the benchmarking range 198.18.0.0/15.
+// strict MAC addresses, inside the benchmarking range 198.18.0.0/15, and a
+// /64 of the documentation prefix 2001:db8::/32 for DHCPv6.
 var (
-	serverPrefix = netip.MustParsePrefix("198.18.0.1/20")
-	clientPrefix = netip.MustParsePrefix("198.18.0.2/20")
-	firstHost    = netip.MustParseAddr("198.18.1.10")
+	serverPrefix  = netip.MustParsePrefix("198.18.0.1/20")
+	clientPrefix  = netip.MustParsePrefix("198.18.0.2/20")
+	firstHost     = netip.MustParseAddr("198.18.1.10")
+	serverPrefix6 = netip.MustParsePrefix("2001:db8:18::1/64")
+	clientPrefix6 = netip.MustParsePrefix("2001:db8:18::2/64")
+	firstHost6    = netip.MustParseAddr("2001:db8:18::1:10")
 )
 
 const (
 	zone       = "example.com."
 	reverse    = "18.198.in-addr.arpa."
+	reverse6   = "0.0.0.0.8.1.0.0.8.b.d.0.1.0.0.2.ip6.arpa." // of 2001:db8:18::/64
 	vlanID     = 100
 	serverIf   = "bs0"
 	clientIf   = "bc0"
@@ -45,10 +50,11 @@ const (
 	recordTTL  = 300
 )
 
-// host is one reservation: its DNS name, strict MAC and address.
+// host is one reservation: its DNS name, strict MAC and addresses.
 type host struct {
 	Name string
 	IP   netip.Addr
+	IP6  netip.Addr
 	MAC  net.HardwareAddr
 }
 
@@ -76,8 +82,8 @@ func newEnv(tb testing.TB, n int) *env {
 	e.srv = lab.NamespaceForTest(tb)
 	e.cli = lab.NamespaceForTest(tb)
 	if err := lab.AddVeth(ctx,
-		lab.VethEnd{Netns: e.srv.Name, Name: serverIf, Addrs: []netip.Prefix{serverPrefix}},
-		lab.VethEnd{Netns: e.cli.Name, Name: clientIf, Addrs: []netip.Prefix{clientPrefix}}); err != nil {
+		lab.VethEnd{Netns: e.srv.Name, Name: serverIf, Addrs: []netip.Prefix{serverPrefix, serverPrefix6}},
+		lab.VethEnd{Netns: e.cli.Name, Name: clientIf, Addrs: []netip.Prefix{clientPrefix, clientPrefix6}}); err != nil {
 		tb.Fatal(err)
 	}
 
@@ -89,7 +95,7 @@ func newEnv(tb testing.TB, n int) *env {
 		Dir:          bindDir,
 		Listen:       netip.MustParseAddrPort("127.0.0.1:53"),
 		Zone:         zone,
-		ReverseZones: []string{reverse},
+		ReverseZones: []string{reverse, reverse6},
 		KeyName:      "vmprov.",
 		Algorithm:    "hmac-sha256",
 		Secret:       lab.GenerateSecret(),
@@ -140,7 +146,7 @@ func newEnv(tb testing.TB, n int) *env {
 boot:
   url: "http://%s:%d"
 vlans:
-  - {id: %d, bridge: %s, ipv4: %s, gateway: %s, dns_servers: [%s]}
+  - {id: %d, bridge: %s, ipv4: %s, gateway: %s, ipv6: %s, dns_servers: [%s, %s]}
 serve:
   interfaces: [%s]
   http: "%s:%d"
@@ -150,7 +156,7 @@ serve:
   limits: {tftp_transfers_per_client: 128}  # the benchmark's 100 TFTP clients share one address
 `, b.Addr().String(), zone, reverse, b.KeyFile(), recordTTL,
 		serverPrefix.Addr(), httpPort,
-		vlanID, serverIf, serverPrefix.Masked(), serverPrefix.Addr(), serverPrefix.Addr(),
+		vlanID, serverIf, serverPrefix.Masked(), serverPrefix.Addr(), serverPrefix6.Masked(), serverPrefix.Addr(), serverPrefix6.Addr(),
 		serverIf, serverPrefix.Addr(), httpPort, serverPrefix.Addr(), e.serveDir))
 	return e
 }
@@ -160,7 +166,7 @@ func makeHosts(tb testing.TB, n int) []host {
 	tb.Helper()
 	scheme := inventory.DefaultScheme()
 	hs := make([]host, n)
-	ip := firstHost
+	ip, ip6 := firstHost, firstHost6
 	for i := range hs {
 		mac, err := scheme.StrictMAC(vlanID, ip)
 		if err != nil {
@@ -169,26 +175,30 @@ func makeHosts(tb testing.TB, n int) []host {
 		if !serverPrefix.Contains(ip) {
 			tb.Fatalf("%d hosts do not fit %s", n, serverPrefix.Masked())
 		}
-		hs[i] = host{Name: fmt.Sprintf("b%04d", i), IP: ip, MAC: mac}
-		ip = ip.Next()
+		hs[i] = host{Name: fmt.Sprintf("b%04d", i), IP: ip, IP6: ip6, MAC: mac}
+		ip, ip6 = ip.Next(), ip6.Next()
 	}
 	return hs
 }
 
-// loadDNS writes every host's A, PTR and TXT records with signed updates.
+// loadDNS writes every host's A, AAAA, PTR and TXT records with signed
+// updates.
 func (e *env) loadDNS() {
 	e.tb.Helper()
 	byZone := map[string][]dns.RR{}
 	for _, h := range e.hosts {
-		ih := inventory.Host{Name: h.Name, FQDN: h.Name + "." + zone, IPv4: h.IP,
-			Intent: inventory.Intent{{Key: inventory.KeyDistribution, Value: "debian"}}}
+		ih := inventory.Host{Name: h.Name, FQDN: h.Name + "." + zone, IPv4: h.IP, IPv6: h.IP6,
+			Intent: inventory.Intent{{Key: inventory.KeyDistribution, Value: "bookworm"}}}
 		for _, r := range ih.Records(zone) {
 			rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", r.Name, recordTTL, r.Type, r.Data))
 			if err != nil {
 				e.tb.Fatal(err)
 			}
 			z := zone
-			if r.Type == "PTR" {
+			switch {
+			case r.Type == "PTR" && strings.HasSuffix(r.Name, ".ip6.arpa."):
+				z = reverse6
+			case r.Type == "PTR":
 				z = reverse
 			}
 			byZone[z] = append(byZone[z], rr)

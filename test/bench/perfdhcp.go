@@ -9,14 +9,16 @@ import (
 	"time"
 )
 
-// Exchange is perfdhcp's statistics of one half of a DHCPv4 exchange:
-// DISCOVER-OFFER or REQUEST-ACK.
+// Exchange is perfdhcp's statistics of one half of an exchange:
+// DISCOVER-OFFER or REQUEST-ACK (DHCPv4), SOLICIT-ADVERTISE or
+// REQUEST-REPLY (DHCPv6).
 type Exchange struct {
 	Sent, Received, Drops, Orphans, Rejected uint64
 	AvgDelay                                 time.Duration
 }
 
-// PerfdhcpReport is the final report of a `perfdhcp -4` run.
+// PerfdhcpReport is the final report of a `perfdhcp -4` or `perfdhcp -6`
+// run.
 type PerfdhcpReport struct {
 	// Rate is the completed 4-way exchanges per second perfdhcp measured.
 	Rate float64
@@ -24,7 +26,8 @@ type PerfdhcpReport struct {
 	Expected float64
 	// Malformed counts malformed packets received.
 	Malformed uint64
-	// DO and RA are the DISCOVER-OFFER and REQUEST-ACK halves.
+	// DO and RA are the DISCOVER-OFFER and REQUEST-ACK halves; in DHCPv6
+	// the SOLICIT-ADVERTISE and REQUEST-REPLY halves.
 	DO, RA Exchange
 }
 
@@ -40,10 +43,12 @@ func ParsePerfdhcp(out string) (PerfdhcpReport, error) {
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		switch {
-		case strings.HasPrefix(line, "***Statistics for: DISCOVER-OFFER"):
+		case strings.HasPrefix(line, "***Statistics for: DISCOVER-OFFER"),
+			strings.HasPrefix(line, "***Statistics for: SOLICIT-ADVERTISE"):
 			cur = &r.DO
 			continue
-		case strings.HasPrefix(line, "***Statistics for: REQUEST-ACK"):
+		case strings.HasPrefix(line, "***Statistics for: REQUEST-ACK"),
+			strings.HasPrefix(line, "***Statistics for: REQUEST-REPLY"):
 			cur = &r.RA
 			continue
 		case strings.HasPrefix(line, "***"):
@@ -129,3 +134,22 @@ func ParsePerfdhcp(out string) (PerfdhcpReport, error) {
 // Drops is the number of exchanges that did not complete: DISCOVERs
 // without OFFER plus REQUESTs without ACK.
 func (r PerfdhcpReport) Drops() uint64 { return r.DO.Drops + r.RA.Drops }
+
+// Incomplete is the fraction of the exchanges offered, offered in all or
+// the DISCOVERs (Solicits) perfdhcp sent if more, that did not end with an
+// ACK (Reply): lost in either half, or never started because perfdhcp
+// could not keep the rate. It is 1 when nothing was offered.
+func (r PerfdhcpReport) Incomplete(offered uint64) float64 {
+	n := max(offered, r.DO.Sent)
+	if n == 0 || r.RA.Received >= n {
+		return boolFloat(n == 0)
+	}
+	return float64(n-r.RA.Received) / float64(n)
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
