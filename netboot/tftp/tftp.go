@@ -108,8 +108,9 @@ type Config struct {
 	// Log receives one Info line per transfer (ip, file, bytes, dur), Warn
 	// for refused requests and Error for DNS failures; nil discards.
 	Log *slog.Logger
-	// Timeout is how long one packet waits for its acknowledgement before
-	// it is sent again; zero means 5 s. Retries is how often; zero means 5.
+	// Timeout is how long one packet, or one window of windowsize blocks
+	// (RFC 7440), waits for its acknowledgement before it is sent again;
+	// zero means 5 s. Retries is how often; zero means 5.
 	// Both apply once the client has acknowledged a packet; before, the
 	// first packet is sent at most twice, waiting at most 1 s.
 	Timeout time.Duration

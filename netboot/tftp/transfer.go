@@ -263,9 +263,11 @@ func (t *transfer) sends() (int, time.Duration) {
 // within the timeout is sent again, at most 1+Retries times. An ACK of the
 // block before the window, a duplicate of the ACK that started it, is not
 // answered, as in lockstep: answering duplicates is the Sorcerer's
-// Apprentice Syndrome (RFC 1123 section 4.2.3.1), which atftp's
-// acknowledgement of duplicated blocks would feed window after window. A
-// block shorter than blksize ends the transfer (RFC 1350 section 6).
+// Apprentice Syndrome (RFC 1123 section 4.2.3.1), and EDK2 acknowledges
+// every block it did not expect, atftp the first of a window, so each
+// resent window would draw more. The cost is that a window whose first
+// block is lost waits for the timeout. A block shorter than blksize ends
+// the transfer (RFC 1350 section 6).
 //
 // Block numbers are 16 bits and wrap from 65535 to 0, as tftpd-hpa and
 // iPXE do for files over 32 MiB at blksize 512; the transfer counts
