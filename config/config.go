@@ -135,6 +135,15 @@ type Serve struct {
 	PublicMACScripts bool `yaml:"public_mac_scripts" json:"public_mac_scripts"`
 	// Limits bounds the transfers and connections served at once.
 	Limits Limits `yaml:"limits" json:"limits"`
+	// TSIG is the key vmprov serve signs its only DNS writes with, the
+	// build state changes of docs/design.md ("A host's life"), so that the
+	// DNS server may restrict it to TXT updates. Unset (no name), it is
+	// dns.tsig.
+	TSIG TSIG `yaml:"tsig" json:"tsig"`
+	// DoneSecretFile holds the secret that keys the installers' callback
+	// tokens; every serve instance of a zone needs the same one. Empty: a
+	// secret derived from serve.tsig's.
+	DoneSecretFile string `yaml:"done_secret_file" json:"done_secret_file"`
 }
 
 // Limits bounds what `vmprov serve` holds at once (docs/design.md). The
@@ -347,6 +356,15 @@ func (c *Config) SetDefaults() {
 	if c.Serve.Limits.HTTPConnections == 0 {
 		c.Serve.Limits.HTTPConnections = DefaultHTTPConnections
 	}
+	if c.Serve.TSIG.Name == "" {
+		c.Serve.TSIG = c.DNS.TSIG
+	}
+	if !strings.HasSuffix(c.Serve.TSIG.Name, ".") {
+		c.Serve.TSIG.Name += "."
+	}
+	if c.Serve.TSIG.Algorithm == "" {
+		c.Serve.TSIG.Algorithm = "hmac-sha256"
+	}
 	if c.Serve.Loaders == nil {
 		c.Serve.Loaders = DefaultLoaders()
 	}
@@ -401,6 +419,15 @@ func (c *Config) Validate() error {
 	}
 	if !contains(tsigAlgorithms(), strings.TrimSuffix(strings.ToLower(c.DNS.TSIG.Algorithm), ".")) {
 		bad("dns.tsig.algorithm %q is not supported: use one of %s", c.DNS.TSIG.Algorithm, strings.Join(tsigAlgorithms(), ", "))
+	}
+	if !validDomain(c.Serve.TSIG.Name) {
+		bad("serve.tsig.name %q is not a key name (e.g. vmprov-serve.)", c.Serve.TSIG.Name)
+	}
+	if !contains(tsigAlgorithms(), strings.TrimSuffix(strings.ToLower(c.Serve.TSIG.Algorithm), ".")) {
+		bad("serve.tsig.algorithm %q is not supported: use one of %s", c.Serve.TSIG.Algorithm, strings.Join(tsigAlgorithms(), ", "))
+	}
+	if c.Serve.TSIG.SecretFile == "" {
+		bad("serve.tsig.secret_file is empty: key %s needs the file holding its secret (or leave serve.tsig unset to use dns.tsig)", c.Serve.TSIG.Name)
 	}
 	switch c.Libvirt.DomainType {
 	case "kvm", "qemu":

@@ -34,22 +34,29 @@ var (
 // holds either the bare base64 secret or a key clause as tsig-keygen writes
 // it; a key clause must name the configured key. No error or warning holds
 // any part of the secret: they end up in logs and terminals.
-func (t TSIG) LoadSecret() (Secret, error) {
+func (t TSIG) LoadSecret() (Secret, error) { return t.load("dns.tsig") }
+
+// LoadTSIG reads the secret of serve.tsig, the key vmprov serve writes
+// build states with, as LoadSecret reads dns.tsig's.
+func (s Serve) LoadTSIG() (Secret, error) { return s.TSIG.load("serve.tsig") }
+
+// load reads the secret of t, which the configuration names key.
+func (t TSIG) load(key string) (Secret, error) {
 	s := Secret{Name: t.Name, Algorithm: t.Algorithm}
 	fi, err := os.Stat(t.SecretFile)
 	if err != nil {
-		return s, fmt.Errorf("dns.tsig.secret_file %s: %w: create it with the key's base64 secret or `tsig-keygen -a %s %s > %s`", t.SecretFile, unwrapPath(err), t.Algorithm, strings.TrimSuffix(t.Name, "."), t.SecretFile)
+		return s, fmt.Errorf("%s.secret_file %s: %w: create it with the key's base64 secret or `tsig-keygen -a %s %s > %s`", key, t.SecretFile, unwrapPath(err), t.Algorithm, strings.TrimSuffix(t.Name, "."), t.SecretFile)
 	}
 	b, err := os.ReadFile(t.SecretFile)
 	if err != nil {
-		return s, fmt.Errorf("dns.tsig.secret_file %s: %w: make it readable by the user running vmprov", t.SecretFile, unwrapPath(err))
+		return s, fmt.Errorf("%s.secret_file %s: %w: make it readable by the user running vmprov", key, t.SecretFile, unwrapPath(err))
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.Warning = permissionWarning(t.SecretFile, fi.Mode().Perm(), int(st.Uid), int(st.Gid), systemAccounts())
 	}
-	secret, err := parseSecret(string(b), t.Name)
+	secret, err := parseSecret(string(b), t.Name, key)
 	if err != nil {
-		return s, fmt.Errorf("dns.tsig.secret_file %s: %w", t.SecretFile, err)
+		return s, fmt.Errorf("%s.secret_file %s: %w", key, t.SecretFile, err)
 	}
 	s.Secret = secret
 	return s, nil
@@ -58,10 +65,10 @@ func (t TSIG) LoadSecret() (Secret, error) {
 // parseSecret returns the base64 secret of text. Its errors may name the
 // key (every signed message carries the name, RFC 8945 section 4.2), never
 // the secret.
-func parseSecret(text, name string) (string, error) {
+func parseSecret(text, name, key string) (string, error) {
 	if m := keyClause.FindStringSubmatch(text); m != nil {
 		if strings.TrimSuffix(m[1], ".") != strings.TrimSuffix(name, ".") {
-			return "", fmt.Errorf("the key clause names %q, but dns.tsig.name is %q: make them the same", m[1], name)
+			return "", fmt.Errorf("the key clause names %q, but %s.name is %q: make them the same", m[1], key, name)
 		}
 		sm := keySecret.FindStringSubmatch(m[2])
 		if sm == nil {

@@ -1,8 +1,10 @@
 package orchestrator_test
 
 import (
+	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -11,9 +13,9 @@ import (
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
-	"github.com/vmprov/vmprov/dnsupdate/dnstest"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/orchestrator"
+	"github.com/vmprov/vmprov/orchestrator/hvtest"
 )
 
 // zeros is a Rand that makes every build id 00000000, for tests that compare whole records.
@@ -90,7 +92,9 @@ func TestBuildStateWriters(t *testing.T) {
 	}
 }
 
-func txtOf(t *testing.T, d *dnstest.Fake, name string) inventory.Intent {
+func txtOf(t *testing.T, d interface {
+	Lookup(context.Context, string, uint16) (dnsupdate.Answer, error)
+}, name string) inventory.Intent {
 	t.Helper()
 	a, err := d.Lookup(t.Context(), name, dns.TypeTXT)
 	if err != nil {
@@ -105,4 +109,72 @@ func txtOf(t *testing.T, d *dnstest.Fake, name string) inventory.Intent {
 		t.Fatal(err)
 	}
 	return in
+}
+
+// TestReinstallNow: a network-first VM is reinstalled and power-cycled; a
+// bare-metal host (no domain) is refused before anything changes.
+func TestReinstallNow(t *testing.T) {
+	cfg := testConfig(t, "127.0.0.1:53", "default")
+	fake := dnstestFake()
+	hv := hvtest.NewFake()
+	o, err := orchestrator.New(orchestrator.Config{Config: cfg, DNS: fake, Hypervisor: hv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := o.Create(t.Context(), orchestrator.Request{Name: "web1", IPv4: netip.MustParseAddr("192.0.2.30"), Distro: "bookworm",
+		Boot: []string{"network", "hd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"network", "hd"}, p.Boot); diff != "" {
+		t.Errorf("plan boot order (-want +got):\n%s", diff)
+	}
+	if i, j := strings.Index(p.DomainXML, `<boot dev="network">`), strings.Index(p.DomainXML, `<boot dev="hd">`); i < 0 || j < i {
+		t.Errorf("domain XML does not boot from the network first:\n%s", p.DomainXML)
+	}
+	before := txtOf(t, fake, "web1.example.com.")
+	calls := len(hv.Calls())
+	p, err = o.ReinstallNow(t.Context(), "web1", "trixie", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []hvtest.Call
+	for _, c := range hv.Calls()[calls:] {
+		if c.Op == hvtest.OpDestroy || c.Op == hvtest.OpStart {
+			got = append(got, c)
+		}
+	}
+	if diff := cmp.Diff([]hvtest.Call{{Op: hvtest.OpDestroy, Name: "web1"}, {Op: hvtest.OpStart, Name: "web1"}}, got); diff != "" {
+		t.Errorf("power cycle (-want +got):\n%s", diff)
+	}
+	after := txtOf(t, fake, "web1.example.com.")
+	if d, _ := after.Get("distribution"); d != "trixie" || after.State() != inventory.StateInstall || p.Power != "running" || p.State != "install" {
+		t.Errorf("after reinstall --now: TXT %v, plan %+v", after.TXT(), p)
+	}
+	if a, b := after.Get(inventory.KeyBuildID); a == mustGet(before, inventory.KeyBuildID) || !b {
+		t.Errorf("build id kept: %v → %v", before.TXT(), after.TXT())
+	}
+
+	mac, _ := net.ParseMAC("00:25:90:96:c4:9a")
+	if _, err := o.AddHost(t.Context(), orchestrator.HostRequest{Name: "sm1", MAC: mac, Distro: "bookworm"}); err != nil {
+		t.Fatal(err)
+	}
+	applied, calls := fake.Applied(), len(hv.Calls())
+	_, err = o.ReinstallNow(t.Context(), "sm1", "trixie", "", nil)
+	if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), "sm1 has no domain") || !strings.Contains(err.Error(), "power control") {
+		t.Errorf("reinstall --now of bare metal: %v, want ErrInvalid saying sm1 has no domain and power control is not configured", err)
+	}
+	if fake.Applied() != applied {
+		t.Error("a refused reinstall --now wrote to DNS")
+	}
+	for _, c := range hv.Calls()[calls:] {
+		if c.Op != hvtest.OpGet {
+			t.Errorf("a refused reinstall --now called %v", c)
+		}
+	}
+}
+
+func mustGet(in inventory.Intent, key string) string {
+	v, _ := in.Get(key)
+	return v
 }

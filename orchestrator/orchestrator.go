@@ -349,7 +349,7 @@ func (o *Orchestrator) describe(h inventory.Host, d *virt.Domain) *Plan {
 		p.State = string(h.Intent.State())
 	}
 	if d != nil {
-		p.VLAN, p.MAC, p.Bridge, p.Power, p.DomainXML = d.Meta.VLAN, d.MAC, d.Bridge, d.State, d.XML
+		p.VLAN, p.MAC, p.Bridge, p.Power, p.DomainXML, p.Boot = d.Meta.VLAN, d.MAC, d.Bridge, d.State, d.XML, d.Boot
 		p.Disk = d.DiskPath
 		if p.Distro == "" {
 			p.Distro = d.Meta.Distro

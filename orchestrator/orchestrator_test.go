@@ -391,6 +391,8 @@ func TestValidation(t *testing.T) {
 		{"script absolute", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Script: "/x.ipxe"}, []string{`"/x.ipxe"`, "absolute"}},
 		{"no ipv4 on v6 vlan", orchestrator.Request{Name: "a", VLAN: 136, IPv4: ip("192.0.2.9"), Distro: "core"}, []string{"136", "no ipv4"}},
 		{"neither", orchestrator.Request{Name: "a", Distro: "core"}, []string{"--vlan"}},
+		{"boot from cdrom", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Boot: []string{"cdrom"}}, []string{"--boot cdrom", `"cdrom"`}},
+		{"boot twice", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Boot: []string{"network", "network"}}, []string{"--boot network,network", "twice"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, run := range []func() error{

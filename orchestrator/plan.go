@@ -36,6 +36,10 @@ type Request struct {
 	// Firmware is config.FirmwareBIOS or config.FirmwareEFI; empty means
 	// libvirt.firmware.
 	Firmware string
+	// Boot is the domain's boot order (virt.BootDisk, virt.BootNetwork);
+	// empty means virt.DefaultBoot, disk first. Network first boots the VM
+	// like bare metal: the build state decides between install and disk.
+	Boot []string
 }
 
 // Defaults of a VM's size.
@@ -66,6 +70,8 @@ type Plan struct {
 	DiskGiB   uint               `json:"disk_gib,omitempty"`
 	// Power is the VM's domain state as virsh names it (running, shut off).
 	Power string `json:"power,omitempty"`
+	// Boot is the VM's boot order (hd, network).
+	Boot []string `json:"boot,omitempty"`
 
 	host inventory.Host
 }
@@ -103,6 +109,11 @@ func newPlanner(cfg *config.Config) (planner, error) {
 func (p planner) validate(r *Request) (config.VLAN, error) {
 	if err := validateHost(r.Name, r.Distro, r.Script, r.Vars); err != nil {
 		return config.VLAN{}, err
+	}
+	if len(r.Boot) > 0 {
+		if err := virt.CheckBoot(r.Boot); err != nil {
+			return config.VLAN{}, invalid("--boot %s: %v", strings.Join(r.Boot, ","), err)
+		}
 	}
 	switch r.Firmware {
 	case "":
@@ -199,7 +210,7 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 	h.Intent = in
 	pl := &Plan{
 		Name: r.Name, FQDN: h.FQDN, VLAN: vlan.ID, Bridge: vlan.Bridge, MAC: mac.String(),
-		Distro: r.Distro, State: string(inventory.StateInstall), Records: h.Records(p.cfg.DNS.Zone), Pool: p.cfg.Libvirt.Pool,
+		Distro: r.Distro, State: string(inventory.StateInstall), Boot: bootOrder(r.Boot), Records: h.Records(p.cfg.DNS.Zone), Pool: p.cfg.Libvirt.Pool,
 		Disk: virt.VolumeName(r.Name), DiskGiB: orDefault(r.DiskGiB, DefaultDiskGiB), host: h,
 	}
 	if h.IPv4.IsValid() {
@@ -226,6 +237,7 @@ func (p planner) domainXML(pl *Plan, r Request, diskPath string) (string, error)
 		ROMFile:     romFile(p.cfg.Libvirt.ROM),
 		Emulator:    p.cfg.Libvirt.Emulator,
 		Firmware:    firmware(r.Firmware),
+		Boot:        r.Boot,
 		ROMDisabled: p.cfg.Libvirt.ROM == config.ROMNone,
 		Meta:        virt.Metadata{VLAN: pl.VLAN, Distro: pl.Distro, FQDN: pl.FQDN},
 	})
@@ -245,6 +257,14 @@ func romFile(rom string) string {
 		return ""
 	}
 	return rom
+}
+
+// bootOrder is the boot order a VM gets for boot.
+func bootOrder(boot []string) []string {
+	if len(boot) == 0 {
+		return virt.DefaultBoot()
+	}
+	return boot
 }
 
 func orDefault(v, d uint) uint {

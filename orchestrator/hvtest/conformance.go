@@ -376,8 +376,12 @@ func buildXML(t *testing.T, s virt.DomainSpec) string {
 }
 
 func wantDomain(s virt.DomainSpec, state string) virt.Domain {
+	boot := s.Boot
+	if len(boot) == 0 {
+		boot = virt.DefaultBoot()
+	}
 	return virt.Domain{Name: s.Name, State: state, Meta: s.Meta, MAC: strings.ToLower(s.MAC),
-		Bridge: s.Bridge, DiskPath: s.DiskPath}
+		Bridge: s.Bridge, DiskPath: s.DiskPath, Boot: boot}
 }
 
 func wantState(t *testing.T, hv virt.Hypervisor, name, want string) {

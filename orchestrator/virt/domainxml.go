@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,6 +33,33 @@ const (
 	FirmwareEFI  = "efi" // OVMF without Secure Boot, chosen by libvirt from QEMU's firmware descriptors
 )
 
+// Boot devices of DomainSpec.Boot, as libvirt's <boot dev=…/> names them.
+const (
+	BootDisk    = "hd"
+	BootNetwork = "network"
+)
+
+// DefaultBoot is a VM's boot order unless told otherwise: its disk, then
+// the network, so that only an empty disk falls through to iPXE (seed 000).
+func DefaultBoot() []string { return []string{BootDisk, BootNetwork} }
+
+// CheckBoot checks a boot order: hd and network, each at most once, at
+// least one of them.
+func CheckBoot(boot []string) error {
+	if len(boot) == 0 {
+		return errors.New("boot order is empty: give hd, network or both, e.g. network,hd")
+	}
+	for i, dev := range boot {
+		if dev != BootDisk && dev != BootNetwork {
+			return fmt.Errorf("boot device %q is not %s or %s", dev, BootDisk, BootNetwork)
+		}
+		if slices.Contains(boot[:i], dev) {
+			return fmt.Errorf("boot device %q is listed twice", dev)
+		}
+	}
+	return nil
+}
+
 // DomainSpec is what vmprov decides about a VM; BuildDomainXML renders it.
 type DomainSpec struct {
 	Name      string
@@ -49,11 +77,16 @@ type DomainSpec struct {
 	Meta        Metadata
 	Machine     string // x86_64 machine type; empty means DefaultMachine
 	Firmware    string // FirmwareBIOS or FirmwareEFI
+	// Boot is the boot order (BootDisk, BootNetwork); empty means
+	// DefaultBoot. Network first makes a VM boot like bare metal: what the
+	// boot service answers decides, install or local boot.
+	Boot []string
 }
 
 // BuildDomainXML renders the libvirt domain XML of a vmprov VM
 // (docs/design.md, "The VM workflow"): boot from disk first, then from the
-// network (seed 000), so that an empty disk falls through to iPXE; a serial
+// network (seed 000), so that an empty disk falls through to iPXE, unless
+// Boot says otherwise; a serial
 // console that SeaBIOS also writes to; one virtio disk and one virtio
 // interface on the VLAN's bridge; and vmprov's metadata.
 func BuildDomainXML(s DomainSpec) (string, error) {
@@ -71,7 +104,13 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 	}
 	osx := &libvirtxml.DomainOS{
 		Type:        &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine, Type: "hvm"},
-		BootDevices: []libvirtxml.DomainBootDevice{{Dev: "hd"}, {Dev: "network"}},
+	}
+	boot := s.Boot
+	if len(boot) == 0 {
+		boot = DefaultBoot()
+	}
+	for _, dev := range boot {
+		osx.BootDevices = append(osx.BootDevices, libvirtxml.DomainBootDevice{Dev: dev})
 	}
 	switch s.Firmware {
 	case FirmwareBIOS:
@@ -173,6 +212,11 @@ func (s DomainSpec) check() (string, error) {
 	if s.Meta.VLAN < 1 || s.Meta.VLAN > 4094 {
 		return "", fmt.Errorf("domain %s: vlan %d is not 1 to 4094", s.Name, s.Meta.VLAN)
 	}
+	if len(s.Boot) > 0 {
+		if err := CheckBoot(s.Boot); err != nil {
+			return "", fmt.Errorf("domain %s: %w", s.Name, err)
+		}
+	}
 	return hw.String(), nil
 }
 
@@ -222,6 +266,11 @@ func ParseDomain(domainXML string) (Domain, error) {
 		return Domain{}, errors.New("parse domain xml: no <name>")
 	}
 	d := Domain{Name: x.Name, XML: domainXML}
+	if x.OS != nil {
+		for _, b := range x.OS.BootDevices {
+			d.Boot = append(d.Boot, b.Dev)
+		}
+	}
 	if x.Metadata != nil {
 		m, err := parseMetadata(x.Metadata.XML)
 		if err != nil {

@@ -42,7 +42,10 @@ func goldenSpecs() map[string]virt.DomainSpec {
 
 	efiPXE := ipv4Spec()
 	efiPXE.Firmware, efiPXE.ROMDisabled = virt.FirmwareEFI, true
-	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE}
+	// A network-first VM (create --boot network,hd) boots like bare metal.
+	networkFirst := ipv4Spec()
+	networkFirst.Boot = []string{virt.BootNetwork, virt.BootDisk}
+	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE, "network-first": networkFirst}
 }
 
 func TestBuildDomainXMLGolden(t *testing.T) {
@@ -69,8 +72,12 @@ func TestBuildParseRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			boot := spec.Boot
+			if boot == nil {
+				boot = virt.DefaultBoot()
+			}
 			want := virt.Domain{Name: spec.Name, XML: x, Meta: spec.Meta, MAC: strings.ToLower(spec.MAC),
-				Bridge: spec.Bridge, DiskPath: spec.DiskPath}
+				Bridge: spec.Bridge, DiskPath: spec.DiskPath, Boot: boot}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("ParseDomain (-want +got):\n%s", diff)
 			}
@@ -99,6 +106,8 @@ func TestBuildDomainXMLRejects(t *testing.T) {
 		{"firmware", func(s *virt.DomainSpec) { s.Firmware = "uefi" }, `firmware "uefi"`},
 		{"vlan 0", func(s *virt.DomainSpec) { s.Meta.VLAN = 0 }, "vlan 0"},
 		{"vlan 4095", func(s *virt.DomainSpec) { s.Meta.VLAN = 4095 }, "vlan 4095"},
+		{"boot from cdrom", func(s *virt.DomainSpec) { s.Boot = []string{"cdrom", "hd"} }, `boot device "cdrom"`},
+		{"boot twice from network", func(s *virt.DomainSpec) { s.Boot = []string{"network", "network"} }, `"network" is listed twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,13 +133,13 @@ func TestParseDomain(t *testing.T) {
 			name: "live xml from libvirt",
 			file: "parse-live.xml",
 			want: virt.Domain{Name: "web1", MAC: "02:04:06:08:73:ac", Bridge: "br135",
-				DiskPath: "/var/lib/libvirt/images/web1.qcow2",
+				DiskPath: "/var/lib/libvirt/images/web1.qcow2", Boot: []string{"hd", "network"},
 				Meta:     virt.Metadata{VLAN: 135, Distro: "core", FQDN: "web1.example.com."}},
 		},
 		{
 			name: "foreign domain has zero metadata",
 			file: "parse-foreign.xml",
-			want: virt.Domain{Name: "test", MAC: "aa:bb:cc:dd:ee:ff", DiskPath: "/guest/diskimage1"},
+			want: virt.Domain{Name: "test", MAC: "aa:bb:cc:dd:ee:ff", DiskPath: "/guest/diskimage1", Boot: []string{"hd"}},
 		},
 		{
 			name: "default namespace form",

@@ -95,6 +95,9 @@ type Domain struct {
 	Bridge string
 	// DiskPath is the source file of the first disk device.
 	DiskPath string
+	// Boot is the boot order of <os> (<boot dev=…/>); empty when the
+	// domain orders its devices otherwise.
+	Boot []string
 }
 
 // Metadata is what vmprov records in a domain's <metadata> element, in its

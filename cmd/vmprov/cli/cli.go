@@ -230,6 +230,9 @@ func writePlan(w io.Writer, p *orchestrator.Plan) {
 	if p.Power != "" {
 		fmt.Fprintf(w, "power:  %s\n", p.Power)
 	}
+	if len(p.Boot) > 0 {
+		fmt.Fprintf(w, "boot:   %s\n", strings.Join(p.Boot, ","))
+	}
 	if len(p.Records) > 0 {
 		fmt.Fprintln(w, "records:")
 		for _, r := range p.Records {

@@ -108,7 +108,9 @@ func TestCLIDNSServers(t *testing.T) {
 			if err := json.Unmarshal([]byte(run("list", "-o", "json")), &list); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.ContainsFunc(list, func(h map[string]any) bool { return h["name"] == vm && h["ipv4"] == "192.0.2.172" && h["state"] == "install" }) {
+			if !slices.ContainsFunc(list, func(h map[string]any) bool {
+				return h["name"] == vm && h["ipv4"] == "192.0.2.172" && h["state"] == "install"
+			}) {
 				t.Errorf("list lacks %s at 192.0.2.172: %v", vm, list)
 			}
 			// The claim's prerequisite holds on every server: a second create

@@ -169,11 +169,12 @@ func (app *App) reinstallCommand() *cobra.Command {
 	var (
 		distro, script, output string
 		txt                    []string
+		now                    bool
 	)
 	cmd := &cobra.Command{
 		Use:     "reinstall NAME --distro DISTRO",
-		Short:   "Rewrite the TXT boot intent of a VM or host; it installs on its next network boot",
-		Example: "  vmprov reinstall test-centos7 --distro rocky9",
+		Short:   "Rewrite the TXT boot intent of a VM or host (state=install); it installs on its next network boot",
+		Example: "  vmprov reinstall test-centos7 --distro rocky9\n  vmprov reinstall web1 --distro trixie --now   # power-cycle the VM too",
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -186,7 +187,10 @@ func (app *App) reinstallCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return app.printPlan(false, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+			return app.printPlan(now, output, "", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				if now {
+					return o.ReinstallNow(cmd.Context(), args[0], distro, script, vars)
+				}
 				return o.Reinstall(cmd.Context(), args[0], distro, script, vars)
 			})
 		},
@@ -194,6 +198,7 @@ func (app *App) reinstallCommand() *cobra.Command {
 	cmd.Flags().StringVar(&distro, "distro", "", "distribution to install (TXT distribution=)")
 	cmd.Flags().StringVar(&script, "script", "", "bootstrap script (TXT filename=)")
 	cmd.Flags().StringArrayVar(&txt, "txt", nil, "boot variable KEY=VALUE to set (TXT), repeatable")
+	cmd.Flags().BoolVar(&now, "now", false, "power-cycle the VM through libvirt (bare metal: not configured)")
 	outputFlag(cmd, &output)
 	return cmd
 }

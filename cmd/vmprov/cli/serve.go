@@ -17,7 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/buildstate"
 	"github.com/vmprov/vmprov/netboot/dhcp4"
 	"github.com/vmprov/vmprov/netboot/dhcp6"
 	"github.com/vmprov/vmprov/netboot/httpboot"
@@ -107,6 +109,11 @@ type serviceOptions struct {
 	// makeTFTPRoot creates serve.dir/tftp when it is missing; without it a
 	// missing root means no TFTP server.
 	makeTFTPRoot bool
+	// build writes build states with serve.tsig, doneSecret keys the
+	// callback tokens (docs/design.md, "A host's life"). Nil for explain,
+	// which writes nothing.
+	build      httpboot.BuildWriter
+	doneSecret []byte
 }
 
 // newBootService maps c onto the servers' configurations and registers
@@ -158,7 +165,8 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 		}
 	}
 	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, Log: log, Metrics: b.metrics,
-		PublicMACScripts: c.Serve.PublicMACScripts, MaxConnections: c.Serve.Limits.HTTPConnections})
+		PublicMACScripts: c.Serve.PublicMACScripts, MaxConnections: c.Serve.Limits.HTTPConnections,
+		Build: opt.build, DoneSecret: opt.doneSecret})
 	exported := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -200,7 +208,11 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 	}
 	defer httpLn.Close()
 
-	svc, err := newBootService(c, d, log, serviceOptions{makeTFTPRoot: true})
+	build, doneSecret, err := app.buildWriter(c)
+	if err != nil {
+		return err
+	}
+	svc, err := newBootService(c, d, log, serviceOptions{makeTFTPRoot: true, build: build, doneSecret: doneSecret})
 	if err != nil {
 		return err
 	}
@@ -244,6 +256,33 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 	err = g.Wait()
 	log.Info("vmprov serve stopped")
 	return err
+}
+
+// buildWriter is how serve records build states: its own DNS client,
+// signing with serve.tsig (which the DNS server may restrict to TXT
+// updates), and the callback token secret every instance shares.
+func (app *App) buildWriter(c *config.Config) (*buildstate.Writer, []byte, error) {
+	s, err := c.Serve.LoadTSIG()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.Warning != "" {
+		app.logger().Warn(s.Warning)
+	}
+	d, err := dnsupdate.New(dnsupdate.Config{
+		Server: c.DNS.Server, KeyName: s.Name, Algorithm: s.Algorithm, Secret: s.Secret, Log: app.logger(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve.tsig: %w", err)
+	}
+	secret, warning, err := c.Serve.DoneSecret(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if warning != "" {
+		app.logger().Warn(warning)
+	}
+	return buildstate.NewWriter(d, c.DNS.Zone), secret, nil
 }
 
 // serverDUID is serve.dhcp6.server_duid decoded; nil lets the DHCPv6

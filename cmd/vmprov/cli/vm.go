@@ -24,7 +24,8 @@ func (app *App) createCommand() *cobra.Command {
 		Example: `  vmprov create --name test-centos7 --vlan 135 --ip 192.168.35.172 --distro core --script test.ipxe
   vmprov create --name web6 --vlan 135 --distro xenial        # IPv6-only: random MAC + SLAAC
   vmprov create --name db1 --ip 192.168.35.20 --distro core --txt puppet_environment=prod
-  vmprov create --name db2 --ip 192.168.35.21 --distro core --dry-run -o json`,
+  vmprov create --name db2 --ip 192.168.35.21 --distro core --dry-run -o json
+  vmprov create --name web1 --ip 192.168.35.30 --distro bookworm --boot network,hd`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -65,6 +66,7 @@ func (app *App) createCommand() *cobra.Command {
 	f.UintVar(&r.VCPUs, "vcpus", orchestrator.DefaultVCPUs, "virtual CPUs")
 	f.UintVar(&r.DiskGiB, "disk-size", orchestrator.DefaultDiskGiB, "disk size in GiB")
 	f.StringVar(&r.Firmware, "firmware", "", "bios (SeaBIOS) or efi (OVMF) (default libvirt.firmware)")
+	f.StringSliceVar(&r.Boot, "boot", nil, "boot order: hd,network (default; only an empty disk installs) or network,hd (installs whenever its build state says install, like bare metal)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	outputFlag(cmd, &output)
 	_ = cmd.RegisterFlagCompletionFunc("distro", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
