@@ -126,6 +126,17 @@ func TestROM(t *testing.T) {
 					}
 				}
 			}
+			// The ROM's script configures net0 itself: one DHCPv4
+			// exchange on the IPv4 VLAN, one DHCPv6 exchange (after
+			// router adverts) on the IPv6-only one.
+			k, msg := demo.DHCP4, "dhcp4 ACK"
+			if !h.IPv4.IsValid() {
+				k, msg = demo.DHCP6, "dhcp6 REPLY"
+			}
+			if n := countEvents(b.Timeline, k, msg); n != 1 {
+				t.Errorf("%d %s answers for %s, want 1", n, msg, vm.name)
+			}
+			logDHCPToPXEDust(t, b.Timeline, k)
 			// The script is embedded: the chain of a VM that fetched
 			// /boot.ipxe, without that fetch.
 			want := slices.DeleteFunc(demo.WantRequests(h), func(r demo.Request) bool { return r.File == "/boot.ipxe" })
@@ -209,4 +220,15 @@ func setLibvirtROM(t testing.TB, config, rom string) {
 	if err := os.WriteFile(config, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countEvents returns how many events of kind k with message msg tl has.
+func countEvents(tl demo.Timeline, k demo.Kind, msg string) int {
+	n := 0
+	for _, ev := range tl.Events {
+		if ev.Kind == k && ev.Line.Msg == msg {
+			n++
+		}
+	}
+	return n
 }
