@@ -123,10 +123,26 @@ func TestUEFI(t *testing.T) {
 	for _, r := range demo.WantRequests(h) {
 		want = append(want, fmt.Sprintf("http %s %d", r.File, r.Status))
 	}
-	// Firmware and the served /boot.ipxe repeat DHCP exchanges; each
-	// wanted step must follow the one before it.
+	// Firmware may repeat its DHCP exchange; each wanted step must follow
+	// the one before it.
 	if n := subsequence(steps, want); n < len(want) {
 		t.Errorf("serve's log of %s lacks %q after %q; steps:\n%s", h.MAC, want[n], want[max(n-1, 0)], strings.Join(steps, "\n"))
+	}
+	// iPXE's own DHCPv4 is one exchange, and /boot.ipxe reuses it: no
+	// DHCPv4 after the script was fetched.
+	ipxeACKs, script := 0, -1
+	for i, s := range steps {
+		switch {
+		case strings.HasPrefix(s, "dhcp4 ACK class=ipxe "):
+			ipxeACKs++
+		case s == "http /boot.ipxe 200" && script < 0:
+			script = i
+		case strings.HasPrefix(s, "dhcp4 ") && script >= 0:
+			t.Errorf("%s after iPXE fetched /boot.ipxe, which should have used its configuration", s)
+		}
+	}
+	if ipxeACKs != 1 {
+		t.Errorf("%d DHCPv4 ACKs to iPXE, want 1; steps:\n%s", ipxeACKs, strings.Join(steps, "\n"))
 	}
 	// The HTTP requests exactly: nothing fetched twice or out of order.
 	var got []demo.Request
