@@ -175,7 +175,9 @@ func TestCreateDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(list, func(p *orchestrator.Plan) bool { return p.Name == name && p.Power == virt.StateRunning && p.State == "install" }) {
+	if !slices.ContainsFunc(list, func(p *orchestrator.Plan) bool {
+		return p.Name == name && p.Power == virt.StateRunning && p.State == "install"
+	}) {
 		t.Errorf("List lacks %s", name)
 	}
 

@@ -260,7 +260,9 @@ type refusing struct {
 	bad *dnsupdate.Client
 }
 
-func (r refusing) Apply(ctx context.Context, cs dnsupdate.ChangeSet) error { return r.bad.Apply(ctx, cs) }
+func (r refusing) Apply(ctx context.Context, cs dnsupdate.ChangeSet) error {
+	return r.bad.Apply(ctx, cs)
+}
 
 // TestDoneDNSRefuses: when DNS refuses the write, the callback gets 503
 // with Retry-After and nothing changes; the answer file is still served.

@@ -103,7 +103,7 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 		machine = DefaultMachine
 	}
 	osx := &libvirtxml.DomainOS{
-		Type:        &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine, Type: "hvm"},
+		Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine, Type: "hvm"},
 	}
 	boot := s.Boot
 	if len(boot) == 0 {

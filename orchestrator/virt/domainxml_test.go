@@ -134,7 +134,7 @@ func TestParseDomain(t *testing.T) {
 			file: "parse-live.xml",
 			want: virt.Domain{Name: "web1", MAC: "02:04:06:08:73:ac", Bridge: "br135",
 				DiskPath: "/var/lib/libvirt/images/web1.qcow2", Boot: []string{"hd", "network"},
-				Meta:     virt.Metadata{VLAN: 135, Distro: "core", FQDN: "web1.example.com."}},
+				Meta: virt.Metadata{VLAN: 135, Distro: "core", FQDN: "web1.example.com."}},
 		},
 		{
 			name: "foreign domain has zero metadata",
