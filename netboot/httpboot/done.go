@@ -44,6 +44,13 @@ var errRevoked = errors.New("revoked")
 // instances answering it at once write once.
 func (s *Server) handleDone(w http.ResponseWriter, r *http.Request) {
 	rec := note(w)
+	if r.Method == http.MethodHead {
+		// HEAD reaches GET routes; it must not change anything.
+		w.Header().Set("Allow", "GET, POST")
+		rec.err = "method not allowed"
+		plain(w, r, http.StatusMethodNotAllowed, "method not allowed\n")
+		return
+	}
 	if s.cfg.Build == nil {
 		rec.err = "build states are not tracked (no serve.tsig secret)"
 		notFound(w, r)

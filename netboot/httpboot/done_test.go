@@ -143,8 +143,13 @@ func TestDone(t *testing.T) {
 				{"caller whose reverse DNS is not confirmed", liarIP, tok, 403, []string{liarIP, "not a host in DNS"}},
 				{"malformed token", metalIP, "sm1-done", 400, []string{`"sm1-done"`, "malformed token", "64 hex digits"}},
 				{"no token", metalIP, "", 400, []string{"empty"}},
+				{"HEAD", metalIP, tok, 405, nil},
 			} {
-				w := call(srv, "GET", "/done?token="+url.QueryEscape(tt.token), tt.remote, nil)
+				method := "GET"
+				if tt.name == "HEAD" {
+					method = "HEAD"
+				}
+				w := call(srv, method, "/done?token="+url.QueryEscape(tt.token), tt.remote, nil)
 				if w.Code != tt.code {
 					t.Errorf("%s: status %d, want %d: %s", tt.name, w.Code, tt.code, w.Body)
 				}
