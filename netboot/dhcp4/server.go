@@ -24,6 +24,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
@@ -34,9 +35,16 @@ import (
 // 16, 32 s); an answer later than that is wasted.
 const RequestTimeout = 2 * time.Second
 
-// maxInFlight bounds the requests handled concurrently; further packets wait
-// in the socket buffer.
+// maxInFlight is the number of workers of each interface, and so bounds the
+// requests it handles concurrently; further packets wait in the socket
+// buffer.
 const maxInFlight = 64
+
+// maxPacket is the largest request read: a DHCP message fits one Ethernet
+// frame (RFC 2131 section 2: at least 576 bytes must be accepted; a jumbo
+// frame holds 9000). A longer datagram is truncated and dropped as
+// malformed.
+const maxPacket = 9216
 
 // Config configures a Server.
 type Config struct {
@@ -215,13 +223,44 @@ func (s *Server) Serve(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	uls := make([]netboot.UDPListener, len(ls))
-	for i, l := range ls {
-		uls[i] = netboot.UDPListener{Conn: l.conn, Name: l.in.Interface}
-	}
-	return netboot.ServeUDP(ctx, "dhcp4", uls, maxInFlight, func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte) {
-		s.serveOne(ctx, ls[i], peer, pkt)
+	return s.serveWorkers(ctx, ls)
+}
+
+// serveWorkers runs maxInFlight workers on each listener until ctx ends,
+// then closes the sockets and returns nil once the workers have answered
+// what they were handling. A worker reads one request into its own buffer
+// and answers it before reading the next, so a request costs no goroutine,
+// no copy and no stack growth of its own, and a DNS lookup blocks only its
+// worker. The kernel hands each datagram to one reader, and a worker keeps
+// nothing of a request once answered. A read error other than the close
+// ends Serve with that error.
+func (s *Server) serveWorkers(ctx context.Context, ls []listener) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		for _, l := range ls {
+			l.conn.Close()
+		}
+		return nil
 	})
+	for _, l := range ls {
+		for range maxInFlight {
+			g.Go(func() error {
+				buf := make([]byte, maxPacket)
+				for {
+					n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						if gctx.Err() != nil {
+							return nil
+						}
+						return fmt.Errorf("dhcp4: read on %s: %w", l.in.Interface, err)
+					}
+					s.serveOne(gctx, l, peer, buf[:n])
+				}
+			})
+		}
+	}
+	return g.Wait()
 }
 
 // serveOne decodes, handles and answers one packet.

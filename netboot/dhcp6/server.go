@@ -61,6 +61,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6/server6"
 	"github.com/insomniacslk/dhcp/iana"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmprov/vmprov/netboot"
@@ -72,9 +73,15 @@ import (
 // first transmission is still taken a little later.
 const RequestTimeout = 2 * time.Second
 
-// maxInFlight bounds the messages handled concurrently; further packets
-// wait in the socket buffer.
+// maxInFlight is the number of workers of each interface, and so bounds
+// the messages it handles concurrently; further packets wait in the socket
+// buffer.
 const maxInFlight = 64
+
+// maxPacket is the largest message read: a client's message, even wrapped
+// in a few Relay-forwards, fits a jumbo frame. A longer datagram is
+// truncated and dropped as malformed.
+const maxPacket = 9216
 
 // Config configures a Server.
 type Config struct {
@@ -257,13 +264,44 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("dhcp6 listening", "iface", name, "ip", l.in.ServerIP, "vlan", l.in.VLAN, "duid", fmt.Sprintf("%x", s.duid.ToBytes()))
 	}
 
-	uls := make([]netboot.UDPListener, len(ls))
-	for i, l := range ls {
-		uls[i] = netboot.UDPListener{Conn: l.conn, Name: l.in.Interface}
-	}
-	return netboot.ServeUDP(ctx, "dhcp6", uls, maxInFlight, func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte) {
-		s.serveOne(ctx, ls[i], peer, pkt)
+	return s.serveWorkers(ctx, ls)
+}
+
+// serveWorkers runs maxInFlight workers on each listener until ctx ends,
+// then closes the sockets and returns nil once the workers have answered
+// what they were handling. A worker reads one message into its own buffer
+// and answers it before reading the next, so a message costs no goroutine,
+// no copy and no stack growth of its own, and a DNS lookup blocks only its
+// worker. The kernel hands each datagram to one reader, and a worker keeps
+// nothing of a message once answered. A read error other than the close
+// ends Serve with that error.
+func (s *Server) serveWorkers(ctx context.Context, ls []listener) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		for _, l := range ls {
+			l.conn.Close()
+		}
+		return nil
 	})
+	for _, l := range ls {
+		for range maxInFlight {
+			g.Go(func() error {
+				buf := make([]byte, maxPacket)
+				for {
+					n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						if gctx.Err() != nil {
+							return nil
+						}
+						return fmt.Errorf("dhcp6: read on %s: %w", l.in.Interface, err)
+					}
+					s.serveOne(gctx, l, peer, buf[:n])
+				}
+			})
+		}
+	}
+	return g.Wait()
 }
 
 // listen opens the server socket of one interface.
