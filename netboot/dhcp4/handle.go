@@ -39,9 +39,10 @@ type Ingress struct {
 const maxFileField = 127
 
 // iPXE's encapsulated options: option 175 holds sub-options in the usual
-// code-length-value form, and sub-option 176 (no-pxedhcp) set to 1 makes
-// iPXE take a DHCPOFFER without waiting for ProxyDHCP offers and ignore
-// PXE options (iPXE's include/ipxe/dhcp.h, DHCP_EB_NO_PXEDHCP).
+// code-length-value form, and sub-option 176 (DHCP_EB_NO_PXEDHCP,
+// "no-pxedhcp") set to 1 makes iPXE take a DHCPOFFER without waiting for
+// ProxyDHCP offers and ignore PXE options. iPXE reads it from the offer it
+// selects; the ACK carries it too, as the record of the settings iPXE got.
 const (
 	optionIPXEEncap        = 175
 	ipxeSubOptionNoPXEDHCP = 176
