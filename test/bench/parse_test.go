@@ -36,6 +36,11 @@ func TestParsePerfdhcp(t *testing.T) {
 			RA: Exchange{Sent: 4, Received: 4, AvgDelay: 518 * time.Microsecond},
 		}},
 		{file: "perfdhcp-error.txt", wantErr: true},
+		{file: "perfdhcp6-2000.txt", want: PerfdhcpReport{
+			Rate: 998.674, Expected: 2000,
+			DO: Exchange{Sent: 1999, Received: 1999, AvgDelay: 334 * time.Microsecond},
+			RA: Exchange{Sent: 1999, Received: 1999, AvgDelay: 323 * time.Microsecond},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -53,6 +58,30 @@ func TestParsePerfdhcp(t *testing.T) {
 	}
 	if got := (PerfdhcpReport{DO: Exchange{Drops: 2}, RA: Exchange{Drops: 3}}).Drops(); got != 5 {
 		t.Errorf("Drops() = %d, want 5", got)
+	}
+}
+
+// TestIncomplete: the share of offered exchanges without ACK (Reply) counts
+// exchanges perfdhcp never started as incomplete too.
+func TestIncomplete(t *testing.T) {
+	tests := []struct {
+		name    string
+		r       PerfdhcpReport
+		offered uint64
+		want    float64
+	}{
+		{"all completed", PerfdhcpReport{DO: Exchange{Sent: 6000}, RA: Exchange{Received: 6000}}, 6000, 0},
+		{"lost in either half", PerfdhcpReport{DO: Exchange{Sent: 6000}, RA: Exchange{Received: 5700}}, 6000, 0.05},
+		{"perfdhcp fell behind", PerfdhcpReport{DO: Exchange{Sent: 3000}, RA: Exchange{Received: 3000}}, 6000, 0.5},
+		{"more sent than offered", PerfdhcpReport{DO: Exchange{Sent: 6001}, RA: Exchange{Received: 5999}}, 6000, 2.0 / 6001},
+		{"nothing offered", PerfdhcpReport{}, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.r.Incomplete(tt.offered); !approx(got, tt.want) {
+				t.Errorf("Incomplete(%d) = %v, want %v", tt.offered, got, tt.want)
+			}
+		})
 	}
 }
 
