@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,7 +68,7 @@ func load1() float64 {
 // highest one sustained (at most maxIncomplete of its exchanges
 // incomplete), or 0 when even the first was not. It logs every step with
 // the load average beside it.
-func climb(b *testing.B, name string, rates []int, secs int, run func(rate int) PerfdhcpReport) int {
+func climb(b testing.TB, name string, rates []int, secs int, run func(rate int) PerfdhcpReport) int {
 	best := 0
 	for _, r := range rates {
 		rep := run(r)
@@ -187,4 +188,41 @@ func sweepDHCP(b *testing.B, family int, servers []dhcpServer) {
 		cold += c
 	}
 	reportCapacity(b, sums, cold, b.N, peers)
+}
+
+// TestClimb: a server's capacity is the highest rate of the ladder before
+// its first step with more than 2.5 % of the exchanges incomplete, and no
+// rate above that step is offered.
+func TestClimb(t *testing.T) {
+	tests := []struct {
+		name      string
+		completed map[int]uint64 // ACKs a second at each rate
+		want      int
+		wantRates []int
+	}{
+		{"stops at the first step past 2.5 %", map[int]uint64{2000: 2000, 4000: 3950, 6000: 5000, 8000: 8000}, 4000, []int{2000, 4000, 6000}},
+		{"fails the lowest step", map[int]uint64{2000: 1900, 4000: 4000}, 0, []int{2000}},
+		{"sustains the top", map[int]uint64{2000: 2000, 4000: 4000}, 4000, []int{2000, 4000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rates, offered []int
+			for r := range tt.completed {
+				rates = append(rates, r)
+			}
+			slices.Sort(rates)
+			const secs = 3
+			got := climb(t, "server", rates, secs, func(rate int) PerfdhcpReport {
+				offered = append(offered, rate)
+				n := uint64(rate * secs)
+				return PerfdhcpReport{DO: Exchange{Sent: n, Received: n}, RA: Exchange{Sent: n, Received: tt.completed[rate] * secs}}
+			})
+			if got != tt.want {
+				t.Errorf("capacity %d, want %d", got, tt.want)
+			}
+			if !slices.Equal(offered, tt.wantRates) {
+				t.Errorf("offered %v, want %v", offered, tt.wantRates)
+			}
+		})
+	}
 }
