@@ -1,10 +1,13 @@
 package netboot
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/vmprov/vmprov/inventory"
 )
 
 // Via is the protocol a boot answer travels in.
@@ -63,6 +66,12 @@ const (
 	// ActionChain: iPXE's /pxedust: set the host's variables and chain its
 	// bootstrap script Answer.Script under Answer.Base.
 	ActionChain
+	// ActionLocal: the host is installed and boots from its local disk
+	// (docs/design.md, "A host's life"). DHCP gives the address and options
+	// only (no boot file, BSDP no image), HTTP an iPXE script that exits to
+	// the next boot device, TFTP the per-host GRUB or PXELINUX
+	// configuration that boots the local disk. Answer.Why says so.
+	ActionLocal
 )
 
 func (a Action) String() string {
@@ -77,6 +86,8 @@ func (a Action) String() string {
 		return "config"
 	case ActionChain:
 		return "chain"
+	case ActionLocal:
+		return "local"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
@@ -105,8 +116,16 @@ type Answer struct {
 	// waiting seconds for ProxyDHCP offers (iPXE's encapsulated option 175,
 	// sub-option 176, "no-pxedhcp"; docs/design.md, "The boot decision").
 	NoProxyDHCP bool
-	// Why says why the answer is ActionNone, for logs and vmprov explain.
+	// Why says why the answer is ActionNone or ActionLocal, for logs and
+	// vmprov explain.
 	Why string
+	// Installs says the answer hands out the host's installer (the
+	// /pxedust chain, an installing GRUB or PXELINUX configuration): it
+	// rests on a build state that is not installed, which the caller must
+	// confirm past any cache before answering (Booter.Confirmed). Answers
+	// that only lead to one of these (a PXE loader, BSDP's image) need no
+	// confirmation: the step they lead to confirms.
+	Installs bool
 }
 
 // Booter decides what a known client boots: the one boot decision of
@@ -152,11 +171,24 @@ type Booter struct {
 //   - GRUB and PXELINUX get their per-host configuration for a host with a
 //     boot intent.
 //   - Everything else gets no boot file.
+//
+// A host in build state installed boots from its local disk instead
+// (ActionLocal, docs/design.md, "A host's life"): PXE firmware and UEFI
+// HTTP boot get their address but no boot file, Intel Macs no BSDP image,
+// GRUB and PXELINUX a configuration that boots the disk, and iPXE over
+// HTTP (/boot.ipxe, /pxedust) a script that exits to the next boot device.
+// iPXE's DHCP answer stays BASE/boot.ipxe, which then answers that script.
+// An answer that hands out the installer is marked Installs.
 func (b Booter) Answer(d Decision, q Query) Answer {
 	fw := q.Firmware
 	a := Answer{Firmware: fw, Base: b.base(q)}
 	none := func(format string, args ...any) Answer {
 		a.Action, a.Why = ActionNone, fmt.Sprintf(format, args...)
+		return a
+	}
+	installed := len(d.Host.Intent) > 0 && d.Host.Intent.State() == inventory.StateInstalled
+	local := func() Answer {
+		a.Action, a.Why = ActionLocal, fmt.Sprintf("host %s is installed: it boots from its local disk (vmprov reinstall installs it again)", d.Host.FQDN)
 		return a
 	}
 	dhcp := q.Via == ViaDHCPv4 || q.Via == ViaDHCPv6
@@ -173,13 +205,19 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 			if len(d.Host.Intent) == 0 {
 				return none("host %s has no boot intent (TXT record): set one with vmprov reinstall", d.Host.FQDN)
 			}
-			a.Action, a.Script = ActionChain, d.Host.Intent.Filename()
+			if installed {
+				return local()
+			}
+			a.Action, a.Script, a.Installs = ActionChain, d.Host.Intent.Filename(), true
 		default:
 			return none("iPXE asks over DHCP or HTTP, not %s", q.Via)
 		}
 	case KindHTTP:
 		if !dhcp {
 			return none("UEFI HTTP boot asks over DHCP, not %s", q.Via)
+		}
+		if installed {
+			return local()
 		}
 		if !fw.HasArch {
 			return none("UEFI HTTP boot client sent no architecture (option 93/61)")
@@ -198,6 +236,9 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 	case KindPXE:
 		if !dhcp {
 			return none("PXE firmware asks over DHCP, not %s", q.Via)
+		}
+		if installed {
+			return local()
 		}
 		if !fw.HasArch {
 			return none("PXE client sent no architecture (option 93/61)")
@@ -222,6 +263,9 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		if q.Via != ViaDHCPv4 {
 			return none("BSDP runs over DHCPv4 only")
 		}
+		if installed {
+			return local()
+		}
 		if !b.BSDP {
 			return none("no bsdp.images configured")
 		}
@@ -233,11 +277,46 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		if len(d.Host.Intent) == 0 {
 			return none("host %s has no boot intent (TXT record): set one with vmprov reinstall", d.Host.FQDN)
 		}
-		a.Action = ActionConfig
+		if installed {
+			return local()
+		}
+		a.Action, a.Installs = ActionConfig, true
 	default:
 		return none("not a booting client (no PXE, HTTP boot, iPXE or BSDP class)")
 	}
 	return a
+}
+
+// Confirmer is a Policy that can read a host's build state again past its
+// cache. *DNSPolicy is one.
+type Confirmer interface {
+	// Confirm returns d with the host's boot intent as DNS holds it now,
+	// read with an uncached query. It must be safe for concurrent use. An
+	// error means DNS could not be asked: the caller answers nothing, as
+	// for a failed Decide.
+	Confirm(ctx context.Context, d Decision) (Decision, error)
+}
+
+// Confirmed is Answer for a decision of p, except that an answer that
+// hands out the installer (Installs) is decided again from the build state
+// p confirms with an uncached read (Confirmer), and the confirmed decision
+// is returned with it. A cached TXT answer may still say install or
+// installing after another serve instance wrote installed; answering from
+// it would install the host again and wipe its disk (docs/design.md, "A
+// host's life"). Installs are rare, so this costs one query per install
+// boot and none per local boot. A Policy that is no Confirmer is taken to
+// decide from fresh reads already.
+func (b Booter) Confirmed(ctx context.Context, p Policy, d Decision, q Query) (Answer, Decision, error) {
+	a := b.Answer(d, q)
+	c, ok := p.(Confirmer)
+	if !a.Installs || !ok {
+		return a, d, nil
+	}
+	fresh, err := c.Confirm(ctx, d)
+	if err != nil {
+		return Answer{}, Decision{}, fmt.Errorf("confirm the build state of %s: %w", d.Host.FQDN, err)
+	}
+	return b.Answer(fresh, q), fresh, nil
 }
 
 // loader returns the configured loader for arch.

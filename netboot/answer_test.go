@@ -3,6 +3,7 @@ package netboot_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,6 +55,8 @@ func short(a netboot.Answer) string {
 		return "config"
 	case netboot.ActionChain:
 		return "chain " + a.Base + " " + a.Script
+	case netboot.ActionLocal:
+		return "local"
 	}
 	if a.Why == "" {
 		return "- (no reason given)"
@@ -72,6 +75,9 @@ func TestAnswerTable(t *testing.T) {
 	metal4 := inventory.Host{Name: "metal4", FQDN: "metal4.example.com.", MAC: mustMAC("00:25:90:96:c4:9a"), IPv4: netip.MustParseAddr("192.0.2.50"), MACRecord: true, Intent: intent}
 	metal6 := inventory.Host{Name: "metal6", FQDN: "metal6.example.com.", MAC: mustMAC("00:25:90:96:c4:9b"), IPv6: netip.MustParseAddr("2001:db8:135::50"), MACRecord: true, Intent: intent}
 	bare := inventory.Host{Name: "bare", FQDN: "bare.example.com.", MAC: mustMAC("02:04:06:08:72:14"), IPv4: netip.MustParseAddr("192.0.2.20")}
+	installed := append(slices.Clone(intent), inventory.Var{Key: "state", Value: "installed"}, inventory.Var{Key: "build_id", Value: "38b6bf72"})
+	done4 := inventory.Host{Name: "done4", FQDN: "done4.example.com.", MAC: mustMAC("02:04:06:08:72:1e"), IPv4: netip.MustParseAddr("192.0.2.30"), Intent: installed}
+	done6 := inventory.Host{Name: "done6", FQDN: "done6.example.com.", MAC: mustMAC("2a:4a:6a:74:55:07"), IPv6: netip.MustParseAddr("2001:db8:135::284a:6aff:fe74:5507"), Intent: installed}
 
 	// What each firmware gets, by protocol. The IPv6-only VLAN is served
 	// by DHCPv6 only, an IPv4 VLAN by DHCPv4; TFTP and HTTP go by the
@@ -111,7 +117,7 @@ func TestAnswerTable(t *testing.T) {
 		t.Run(bname, func(t *testing.T) {
 			be := mk(t)
 			var rs []string
-			for _, h := range []inventory.Host{vm4, vm6, metal4, metal6, bare} {
+			for _, h := range []inventory.Host{vm4, vm6, metal4, metal6, bare, done4, done6} {
 				rs = append(rs, hostRecords(h)...)
 			}
 			load(t, be, rs...)
@@ -145,9 +151,69 @@ func TestAnswerTable(t *testing.T) {
 							case strings.Contains(want, "%s"):
 								want = fmt.Sprintf(want, b.BaseURL(path.v6only))
 							}
-							got := short(b.Answer(d, netboot.Query{Firmware: fw.Firmware, Via: vw.via, IPv6: path.v6only}))
-							if got != want {
+							a := b.Answer(d, netboot.Query{Firmware: fw.Firmware, Via: vw.via, IPv6: path.v6only})
+							if got := short(a); got != want {
 								t.Errorf("%s over %s = %q, want %q", fw.Name, vw.via, got, want)
+							}
+							// The chain and the per-host files hand out the
+							// installer: their callers confirm the state.
+							if a.Installs != (want != "-") {
+								t.Errorf("%s over %s: Installs = %v, want %v", fw.Name, vw.via, a.Installs, want != "-")
+							}
+						}
+					}
+				})
+			}
+			// An installed host boots from its local disk: PXE firmware and
+			// HTTP boot get no boot file, Macs no BSDP image, GRUB and
+			// PXELINUX their local-boot file, iPXE its DHCP boot file and
+			// then the exit script from HTTP. No answer hands out the
+			// installer, so none needs a fresh read.
+			for _, c := range []struct {
+				name   string
+				client netboot.Client
+				v6only bool
+			}{
+				{"installed, strict MAC", netboot.Client{MAC: done4.MAC, VLAN: 135}, false},
+				{"installed, FCrDNS of an IPv4 address", netboot.Client{Addr: done4.IPv4}, false},
+				{"installed, SLAAC MAC", netboot.Client{MAC: done6.MAC, VLAN: 136}, true},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					d, err := p.Decide(t.Context(), c.client)
+					if err != nil {
+						t.Fatal(err)
+					}
+					local4 := map[string]string{"ipxe": want4["ipxe"], "bsdp": "local", "none": "-"}
+					local6 := map[string]string{"ipxe": want6["ipxe"], "bsdp": "-", "none": "-"}
+					for _, fw := range netboot.Firmwares() {
+						via, want, srv := netboot.ViaDHCPv4, local4[fw.Name], srv4
+						if c.v6only {
+							via, want, srv = netboot.ViaDHCPv6, local6[fw.Name], srv6
+						}
+						switch fw.Firmware.Kind {
+						case netboot.KindPXE, netboot.KindHTTP:
+							want = "local"
+						case netboot.KindGRUB, netboot.KindPXELinux:
+							want = "-"
+						}
+						queries := map[netboot.Query]string{
+							{Firmware: fw.Firmware, Via: via, Server: srv}:                want,
+							{Firmware: fw.Firmware, Via: netboot.ViaTFTP, IPv6: c.v6only}: map[string]string{"grub": "local", "pxelinux": "local"}[fw.Name],
+							{Firmware: fw.Firmware, Via: netboot.ViaHTTP, IPv6: c.v6only}: map[string]string{"ipxe": "local"}[fw.Name],
+						}
+						for q, want := range queries {
+							if want == "" {
+								want = "-"
+							}
+							a := b.Answer(d, q)
+							if got := short(a); got != want {
+								t.Errorf("%s over %s = %q, want %q", fw.Name, q.Via, got, want)
+							}
+							if a.Installs {
+								t.Errorf("%s over %s hands out the installer to an installed host: %+v", fw.Name, q.Via, a)
+							}
+							if a.Action == netboot.ActionLocal && !strings.Contains(a.Why, "is installed") {
+								t.Errorf("%s over %s: local boot without saying why: %+v", fw.Name, q.Via, a)
 							}
 						}
 					}

@@ -146,6 +146,26 @@ func (c *Cache) Lookup(ctx context.Context, name string, qtype uint16) (dnsupdat
 	}
 }
 
+// Refresh asks the Resolver past the cache, keeps the answer as Lookup
+// would (replacing a cached one) and returns it. Refreshes share no query,
+// not even with each other: each one reads what DNS holds after it was
+// called, which is what confirming a build state needs (Booter.Confirmed).
+// It counts as a miss and a query.
+func (c *Cache) Refresh(ctx context.Context, name string, qtype uint16) (dnsupdate.Answer, error) {
+	key := cacheKey{strings.ToLower(dns.Fqdn(name)), qtype}
+	c.misses.Add(1)
+	c.queries.Add(1)
+	lctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	a, err := c.r.Lookup(lctx, key.name, qtype)
+	if err != nil {
+		c.errors.Add(1)
+		return dnsupdate.Answer{}, err
+	}
+	c.put(key, a)
+	return a, nil
+}
+
 // lookupDerived is Lookup that also returns derive's result for the
 // answer, computed once for each answer the cache holds and kept with it
 // until it expires or is evicted: a cache hit then costs no parsing. derive
@@ -153,7 +173,16 @@ func (c *Cache) Lookup(ctx context.Context, name string, qtype uint16) (dnsupdat
 // use, and return a non-nil value; name is the looked-up name, lower case
 // and fully qualified.
 func (c *Cache) lookupDerived(ctx context.Context, name string, qtype uint16, derive func(name string, a dnsupdate.Answer) any) (dnsupdate.Answer, any, error) {
-	a, err := c.Lookup(ctx, name, qtype)
+	return c.derived(ctx, name, qtype, derive, c.Lookup)
+}
+
+// refreshDerived is lookupDerived with Refresh instead of Lookup.
+func (c *Cache) refreshDerived(ctx context.Context, name string, qtype uint16, derive func(name string, a dnsupdate.Answer) any) (dnsupdate.Answer, any, error) {
+	return c.derived(ctx, name, qtype, derive, c.Refresh)
+}
+
+func (c *Cache) derived(ctx context.Context, name string, qtype uint16, derive func(name string, a dnsupdate.Answer) any, lookup func(context.Context, string, uint16) (dnsupdate.Answer, error)) (dnsupdate.Answer, any, error) {
+	a, err := lookup(ctx, name, qtype)
 	if err != nil {
 		return a, nil, err
 	}

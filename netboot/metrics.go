@@ -71,6 +71,19 @@ func (t timedPolicy) Decide(ctx context.Context, c Client) (Decision, error) {
 	return d, err
 }
 
+// Confirm confirms d through p when p is a Confirmer, timed as a
+// decision; otherwise d is fresh already and returned as it is.
+func (t timedPolicy) Confirm(ctx context.Context, d Decision) (Decision, error) {
+	c, ok := t.p.(Confirmer)
+	if !ok {
+		return d, nil
+	}
+	start := time.Now()
+	d, err := c.Confirm(ctx, d)
+	t.h.Observe(time.Since(start).Seconds())
+	return d, err
+}
+
 // Counter is a Prometheus counter whose value is an atomic the owner
 // increments; it is read at each scrape.
 type Counter struct {

@@ -69,7 +69,10 @@ type DNSPolicy struct {
 	log    *slog.Logger
 }
 
-var _ Policy = (*DNSPolicy)(nil)
+var (
+	_ Policy    = (*DNSPolicy)(nil)
+	_ Confirmer = (*DNSPolicy)(nil)
+)
 
 // PolicyConfig configures a DNSPolicy.
 type PolicyConfig struct {
@@ -352,6 +355,22 @@ func (p *DNSPolicy) complete(ctx context.Context, t *ttl, fqdn string, confirmed
 	if !ok && !h.IPv4.IsValid() && !h.IPv6.IsValid() {
 		d.VLAN = want // a _mac host without addresses: where it asked from
 	}
+	return d, nil
+}
+
+// Confirm reads the TXT record of d's host again with an uncached query
+// (Cache.Refresh, whose answer then replaces the cached one) and returns d
+// with the intent it holds now: Booter.Confirmed asks for it before an
+// answer hands out the installer, so that a cached state never installs a
+// host another instance has marked installed (docs/design.md, "A host's
+// life").
+func (p *DNSPolicy) Confirm(ctx context.Context, d Decision) (Decision, error) {
+	txt, v, err := p.dns.refreshDerived(ctx, d.Host.FQDN, dns.TypeTXT, p.parseTXT)
+	if err != nil {
+		return Decision{}, fmt.Errorf("dns %s %s: %w", dns.Type(dns.TypeTXT), d.Host.FQDN, err)
+	}
+	d.Host.Intent = slices.Clone(v.(parsedIntent).intent)
+	d.TTL = min(d.TTL, txt.TTL)
 	return d, nil
 }
 
