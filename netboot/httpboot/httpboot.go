@@ -5,13 +5,15 @@
 // Routes (docs/design.md, "The boot chain"):
 //
 //	GET /mac/{hexhyp}/ipxe          DIR/mac/{hexhyp}/ipxe, else 404
-//	GET /pxedust                    FCrDNS of the client → #!ipxe, set lines, chain to the site script
+//	GET /pxedust                    FCrDNS of the client → #!ipxe, set lines, chain to the site script;
+//	                                an installed host: a script that exits to the next boot device
 //	GET /bootstrap/{site}/{file...} DIR/bootstrap/{site}/{file}; built-in {boot.site}/default.ipxe
 //	GET /bootstrap/install/...      built-in install/default.ipxe and, for the confirmed
 //	                                requester only, {distribution}/{arch}/ks.cfg, preseed.cfg,
 //	                                user-data, meta-data and {distribution}/firstboot
 //	GET|POST /done?token=T          the installer's callback: the host is installed
-//	GET /boot.ipxe                  the script `vmprov ipxe build` embeds
+//	GET /boot.ipxe                  the script `vmprov ipxe build` embeds; an installed host: the
+//	                                script that exits
 //	GET /ipxe/{path...}             DIR/ipxe, with Range
 //	GET /assets/{path...}           DIR/assets, with Range
 //	GET /healthz                    liveness
@@ -320,8 +322,21 @@ func (s *Server) handlePXEDust(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a := s.cfg.Booter.Answer(d, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaHTTP, IPv6: addr.Is6()})
-	if a.Action != netboot.ActionChain {
+	// The chain hands out the installer: Confirmed reads the build state
+	// past the cache first (docs/design.md, "A host's life").
+	q := netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaHTTP, IPv6: addr.Is6()}
+	a, d, err := s.cfg.Booter.Confirmed(r.Context(), s.cfg.Policy, d, q)
+	if err != nil {
+		note(w).err = err.Error()
+		plain(w, r, http.StatusServiceUnavailable, "service unavailable\n")
+		return
+	}
+	switch a.Action {
+	case netboot.ActionLocal:
+		s.localScript(w, r, d)
+		return
+	case netboot.ActionChain:
+	default:
 		note(w).err = a.Why
 		notFound(w, r)
 		return
@@ -339,7 +354,32 @@ func (s *Server) handlePXEDust(w http.ResponseWriter, r *http.Request) {
 	script(w, r, body)
 }
 
+// localScript answers an installed host's iPXE with the script that exits
+// to the next boot device, its local disk.
+func (s *Server) localScript(w http.ResponseWriter, r *http.Request, d netboot.Decision) {
+	body, err := templates.LocalScript(templates.LocalInput{FQDN: d.Host.FQDN})
+	if err != nil {
+		invalid(w, r, err)
+		return
+	}
+	script(w, r, body)
+}
+
+// handleBootScript serves the embedded boot script to anyone, except that
+// an installed host, forward-confirmed by its address, gets the script that
+// exits to its local disk (docs/design.md, "A host's life"). Unknown
+// clients and DNS failures get the boot script, whose /pxedust decides.
 func (s *Server) handleBootScript(w http.ResponseWriter, r *http.Request) {
+	if addr := s.clientAddr(r); addr.IsValid() {
+		if d, err := s.cfg.Policy.Decide(r.Context(), netboot.Client{Addr: addr}); err == nil {
+			a := s.cfg.Booter.Answer(d, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaHTTP, IPv6: addr.Is6()})
+			if a.Action == netboot.ActionLocal {
+				note(w).host = strings.TrimSuffix(d.Host.FQDN, ".")
+				s.localScript(w, r, d)
+				return
+			}
+		}
+	}
 	if s.bootErr != nil {
 		note(w).err = s.bootErr.Error()
 		plain(w, r, http.StatusInternalServerError, "internal server error\n")

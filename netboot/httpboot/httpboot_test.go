@@ -483,10 +483,13 @@ func TestMetrics(t *testing.T) {
 		"# TYPE vmprov_http_request_duration_seconds histogram\n",
 		`vmprov_http_request_duration_seconds_count{route="/pxedust"} 3` + "\n",
 		`vmprov_http_response_bytes_total{route="/pxedust"} `,
-		// Three /pxedust decisions; the refused request needed none.
-		`vmprov_decision_duration_seconds_count{proto="http"} 3` + "\n",
+		// Three /pxedust decisions and two confirmations of the build
+		// state before the chain is handed out; the refused request
+		// needed none.
+		`vmprov_decision_duration_seconds_count{proto="http"} 5` + "\n",
 		"vmprov_dns_cache_hits_total ",
-		"vmprov_dns_queries_total 5\n", // PTR 172, A, AAAA, TXT; PTR 99
+		// PTR 172, A, AAAA, TXT; TXT again for each chain; PTR 99
+		"vmprov_dns_queries_total 7\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
