@@ -10,9 +10,21 @@ import (
 // Templates returns the RenderFunc of vmprov serve: package templates'
 // GrubConfig and PXELinuxConfig for the host, with the boot and mirror URLs
 // and the site of b and the host's TXT boot intent (distribution and
-// variables). TFTP clients here boot over IPv4 (DHCPv4 next-server).
+// variables), or for an installed host (netboot.ActionLocal)
+// GrubLocalConfig and PXELinuxLocalConfig, which boot the local disk. TFTP
+// clients here boot over IPv4 (DHCPv4 next-server).
 func Templates(b netboot.Booter) RenderFunc {
-	return func(f File, d netboot.Decision) ([]byte, error) {
+	return func(f File, d netboot.Decision, a netboot.Answer) ([]byte, error) {
+		if a.Action == netboot.ActionLocal {
+			in := templates.LocalInput{FQDN: d.Host.FQDN, MAC: d.Host.MAC}
+			switch f {
+			case GrubConfig:
+				return templates.GrubLocalConfig(in)
+			case PXELinuxConfig:
+				return templates.PXELinuxLocalConfig(in)
+			}
+			return nil, fmt.Errorf("tftp: no local-boot template for %s", f)
+		}
 		h := b.TemplateHost(d, false)
 		switch f {
 		case GrubConfig:

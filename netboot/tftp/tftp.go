@@ -57,6 +57,7 @@ import (
 
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/buildstate"
 )
 
 // DecideTimeout bounds the policy's DNS lookups for one per-host file.
@@ -88,9 +89,20 @@ func (f File) String() string {
 	return fmt.Sprintf("File(%d)", int(f))
 }
 
-// RenderFunc renders the per-host file f for a host the policy confirmed.
-// It is called concurrently.
-type RenderFunc func(f File, d netboot.Decision) ([]byte, error)
+// RenderFunc renders the per-host file f for a host the policy confirmed,
+// as the Booter's answer a says: its installer (netboot.ActionConfig) or
+// the local-disk boot of an installed host (netboot.ActionLocal). It is
+// called concurrently.
+type RenderFunc func(f File, d netboot.Decision, a netboot.Answer) ([]byte, error)
+
+// BuildWriter changes hosts' build states in DNS (buildstate.Writer, with
+// serve's own TSIG key); see buildstate.Writer.Apply. It is called
+// concurrently.
+type BuildWriter interface {
+	Apply(ctx context.Context, c buildstate.Change) (buildstate.Result, error)
+}
+
+var _ BuildWriter = (*buildstate.Writer)(nil)
 
 // Config configures a Server.
 type Config struct {
@@ -105,6 +117,10 @@ type Config struct {
 	// Render renders per-host files (Templates(booter) in vmprov serve);
 	// nil serves none.
 	Render RenderFunc
+	// Build marks a host installing when its installer's per-host file is
+	// sent (docs/design.md, "A host's life"); nil writes nothing (vmprov
+	// explain).
+	Build BuildWriter
 	// Log receives one Info line per transfer (ip, file, bytes, dur), Warn
 	// for refused requests and Error for DNS failures; nil discards.
 	Log *slog.Logger
@@ -141,6 +157,7 @@ type Server struct {
 	policy  netboot.Policy
 	booter  netboot.Booter
 	render  RenderFunc
+	build   BuildWriter
 	log     *slog.Logger
 	timeout time.Duration
 	retries int
@@ -167,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	decisions := netboot.NewDecisionHistogram("tftp")
 	s := &Server{
-		root: root, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render,
+		root: root, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render, build: cfg.Build,
 		log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries, decisions: decisions,
 		maxTransfers: cfg.MaxTransfers, maxPerClient: cfg.MaxTransfersPerClient, perClient: map[netip.Addr]int{},
 	}
@@ -401,7 +418,7 @@ func (s *Server) read(ctx context.Context, t *transfer, r request) {
 		t.fail(err)
 		return
 	}
-	rd, size, generated, err := s.open(ctx, log, clean, ip)
+	rd, size, generated, err := s.open(ctx, log, clean, ip, true)
 	if err != nil {
 		t.fail(err)
 		return
@@ -451,8 +468,8 @@ func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int
 }
 
 // open finds what clean names: a regular file under the root, else a
-// per-host file for the requester.
-func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr) (io.Reader, int64, bool, error) {
+// per-host file for the requester; mark as for perHost.
+func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr, mark bool) (io.Reader, int64, bool, error) {
 	f, err := s.root.Open(clean)
 	if err == nil {
 		fi, err := f.Stat()
@@ -476,7 +493,7 @@ func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip ne
 		log.Info("file not found")
 		return nil, 0, false, errNotFound
 	}
-	b, err := s.perHost(ctx, log, kind, mac, ip)
+	b, err := s.perHost(ctx, log, kind, mac, ip, mark)
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -485,7 +502,11 @@ func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip ne
 
 // perHost renders a per-host file for the requester at ip, which must be
 // the host with that MAC.
-func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
+//
+// mark says the file is being sent to the client (Serve), not read for
+// vmprov explain (Read): only then does an installing file mark the host
+// installing.
+func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac net.HardwareAddr, ip netip.Addr, mark bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, DecideTimeout)
 	defer cancel()
 	d, err := s.policy.Decide(ctx, netboot.Client{Addr: ip})
@@ -517,18 +538,48 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 	if kind == PXELinuxConfig {
 		fw.Kind = netboot.KindPXELinux
 	}
-	if a := s.booter.Answer(d, netboot.Query{Firmware: fw, Via: netboot.ViaTFTP, IPv6: ip.Is6()}); a.Action != netboot.ActionConfig {
+	// An installing file hands out the installer: Confirmed reads the
+	// build state past the cache first (docs/design.md, "A host's life").
+	a, d, err := s.booter.Confirmed(ctx, s.policy, d, netboot.Query{Firmware: fw, Via: netboot.ViaTFTP, IPv6: ip.Is6()})
+	if err != nil {
+		s.errs.Add(1)
+		log.Error("per-host file not served: DNS failed", "err", err)
+		return nil, errUnavailable
+	}
+	if a.Action != netboot.ActionConfig && a.Action != netboot.ActionLocal {
 		s.notFound.Add(1)
 		log.Info("per-host file not served: not found", "err", a.Why)
 		return nil, errNotFound
 	}
-	b, err := s.render(kind, d)
+	b, err := s.render(kind, d, a)
 	if err != nil {
 		s.errs.Add(1)
 		log.Error("per-host file not rendered", "err", err)
 		return nil, errNotFound
 	}
+	if a.Action == netboot.ActionLocal {
+		log.Info("installed host: per-host file boots the local disk")
+	} else if mark {
+		s.markInstalling(ctx, log, d, kind, ip)
+	}
 	return b, nil
+}
+
+// markInstalling records that the host's installer fetched its per-host
+// file: from state install it goes to installing, as when it fetches its
+// answer file over HTTP. A failed write is logged; the file is sent anyway,
+// and the answer file's fetch marks the host again.
+func (s *Server) markInstalling(ctx context.Context, log *slog.Logger, d netboot.Decision, kind File, ip netip.Addr) {
+	if s.build == nil {
+		return
+	}
+	res, err := s.build.Apply(ctx, buildstate.Change{FQDN: d.Host.FQDN, To: inventory.StateInstalling, From: []inventory.State{inventory.StateInstall}})
+	switch {
+	case err != nil:
+		log.Warn("build state not marked installing", "err", err)
+	case res.Changed:
+		log.Info("build state changed", "from", string(res.From), "to", string(res.To), "by", kind.String()+" fetched by "+ip.String())
+	}
 }
 
 // CleanName turns a requested file name into a path relative to the root,

@@ -133,7 +133,7 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 		}
 	}()
 	var err error
-	if b.tftp, err = tftpServer(c, b.policy, b.booter, log, opt.makeTFTPRoot); err != nil {
+	if b.tftp, err = tftpServer(c, b.policy, b.booter, log, opt.makeTFTPRoot, opt.build); err != nil {
 		return nil, err
 	}
 	if b.tftp != nil {

@@ -14,8 +14,9 @@ import (
 
 // tftpServer returns the TFTP server rooted at serve.dir/tftp, or nil when
 // serve.tftp is "off" (or --tftp ""). mkdir creates a missing root; without
-// it a missing root means no server.
-func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, log *slog.Logger, mkdir bool) (*tftp.Server, error) {
+// it a missing root means no server. build marks hosts installing when
+// their installer's per-host file is sent (nil: no writes, for explain).
+func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, log *slog.Logger, mkdir bool, build tftp.BuildWriter) (*tftp.Server, error) {
 	if !c.Serve.TFTPEnabled() {
 		return nil, nil
 	}
@@ -27,5 +28,5 @@ func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, 
 	} else if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return tftp.New(tftp.Config{Root: root, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Log: log})
+	return tftp.New(tftp.Config{Root: root, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Build: build, Log: log})
 }
