@@ -415,7 +415,6 @@ func TestNew(t *testing.T) {
 		{"no policy", dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, nil, nil), ServerDUID: serverDUID}},
 		{"no lease time", dhcp6.Config{DHCPConfig: netboot.DHCPConfig{Policy: pol}, ServerDUID: serverDUID}},
 		{"no such interface for the DUID", dhcp6.Config{DHCPConfig: withInterfaces(serveconfig.DHCP(cfg, pol, nil), "vmprov-none0")}},
-		{"no interface with a MAC", dhcp6.Config{DHCPConfig: withInterfaces(serveconfig.DHCP(cfg, pol, nil), "lo")}},
 		{"empty DUID", dhcp6.Config{DHCPConfig: serveconfig.DHCP(cfg, pol, nil), ServerDUID: &dhcpv6.DUIDOpaque{Type: 9}}},
 	}
 	for _, tt := range tests {

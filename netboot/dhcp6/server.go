@@ -34,8 +34,9 @@
 // of instances on a VLAN give the same answers apart from their Server
 // Identifier. A server DUID must identify one server (RFC 8415 section 11),
 // so each instance has its own: Config.ServerDUID when set, else a DUID-LL
-// built from the MAC of the first listed interface that has one. It is
-// read once, in New, so it is stable for the life of the process; it
+// built from the MAC of the first listed interface that has one, else (a
+// bridge without ports has no MAC) a DUID-UUID derived from the machine id.
+// It is read once, in New, so it is stable for the life of the process; it
 // differs between machines. A client that renews with an instance that is
 // gone gets no answer from the others (they discard a Renew naming another
 // server) and rebinds at T2, which any instance answers.
@@ -45,12 +46,16 @@
 package dhcp6
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.t1, s.t2 = s.lease/2, s.lease*4/5
 	if s.duid == nil {
-		d, err := duidFromInterfaces(s.interfaces)
+		d, err := duidFromInterfaces(s.interfaces, systemMachineID)
 		if err != nil {
 			return nil, err
 		}
@@ -209,19 +214,37 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) ServerDUID() dhcpv6.DUID { return s.duid }
 
 // duidFromInterfaces builds a DUID-LL (RFC 8415 section 11.4) from the MAC
-// of the first interface that has one.
-func duidFromInterfaces(names []string) (dhcpv6.DUID, error) {
+// of the first interface that has one. A bridge whose last port has left
+// may have none (all zeros); then the DUID is a DUID-UUID (RFC 6355) derived
+// from the machine id (machineID, e.g. /etc/machine-id), which stays the
+// same across restarts and differs between machines, as instances on one
+// VLAN need. The machine id is hashed, not sent as it is (machine-id(5)
+// asks applications not to expose it).
+func duidFromInterfaces(names []string, machineID func() ([]byte, error)) (dhcpv6.DUID, error) {
 	for _, name := range names {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return nil, fmt.Errorf("dhcp6: new server: interface %s: %w", name, err)
 		}
-		if len(ifi.HardwareAddr) == 6 {
+		if len(ifi.HardwareAddr) == 6 && !bytes.Equal(ifi.HardwareAddr, make(net.HardwareAddr, 6)) {
 			return &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: slices.Clone(ifi.HardwareAddr)}, nil
 		}
 	}
-	return nil, fmt.Errorf("dhcp6: new server: none of the interfaces %v has a MAC to build the server DUID from: list an Ethernet interface or set a server DUID", names)
+	id, err := machineID()
+	if id = bytes.TrimSpace(id); err != nil || len(id) == 0 {
+		return nil, fmt.Errorf("dhcp6: new server: none of the interfaces %v has a MAC to build the server DUID from, and there is no machine id to build a DUID-UUID from (%v): set serve.dhcp6.server_duid", names, err)
+	}
+	mac := hmac.New(sha256.New, id)
+	mac.Write([]byte("vmprov dhcp6 server duid"))
+	d := &dhcpv6.DUIDUUID{}
+	copy(d.UUID[:], mac.Sum(nil))
+	d.UUID[6] = d.UUID[6]&0x0f | 0x40 // version 4 (RFC 9562 section 5.4): no meaning to read into it
+	d.UUID[8] = d.UUID[8]&0x3f | 0x80
+	return d, nil
 }
+
+// systemMachineID reads the machine id systemd and dbus keep.
+func systemMachineID() ([]byte, error) { return os.ReadFile("/etc/machine-id") }
 
 // listener is one interface's socket and what messages on it share.
 type listener struct {
