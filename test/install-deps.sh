@@ -20,7 +20,7 @@ packages=(
 	# is dhcpcd without the service that would run it on the host's interfaces
 	isc-dhcp-client udhcpc dhcpcd-base isc-dhcp-relay
 	# benchmark peers (make bench): perfdhcp, Kea, dnsmasq, tftpd-hpa, nginx, wrk
-	kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa nginx-light wrk
+	kea-admin kea-dhcp4-server kea-dhcp6-server dnsmasq-base tftpd-hpa nginx-light wrk
 	# iPXE build toolchain (vmprov ipxe build), ISO targets included
 	perl liblzma-dev mtools isolinux syslinux-common genisoimage
 	# GRUB netboot image (vmprov grub build)
