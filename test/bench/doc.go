@@ -7,6 +7,9 @@
 //     DHCPv6 with the same reservations, each beside the UDP ceiling of
 //     the segment;
 //   - TFTP: 100 concurrent downloads of a 1 MiB loader against tftpd-hpa;
+//   - TFTP windowsize (RFC 7440): Debian's atftp downloads the 1 MiB loader
+//     with windowsize 16 from vmprov, against vmprov lockstep and tftpd-hpa
+//     (no windowsize), with one client and with ten at once;
 //   - HTTP: concurrent downloads of a 64 MiB initrd against nginx (wrk).
 //
 // vmprov runs as operators run it: the real binary, `vmprov serve --config
@@ -25,6 +28,9 @@
 // Each benchmark runs its whole comparison once (it takes longer than the
 // default benchtime); -benchtime Nx repeats it N times and reports the
 // means.
+// VMPROV_BENCH_TFTP_WINDOW_CLIENTS and VMPROV_BENCH_TFTP_WINDOW_GETS set
+// BenchmarkServeTFTPWindow's concurrent atftp processes (default 10) and
+// the downloads each makes (default 10).
 //
 // The DHCP benchmarks measure capacity, not overload: perfdhcp offers each
 // server a ladder of rates (VMPROV_BENCH_DHCP_RATES, comma-separated,
