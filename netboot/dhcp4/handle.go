@@ -127,6 +127,12 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 			return nil, nil
 		}
 		if fw.Kind == netboot.KindBSDP {
+			// An installed Mac is offered no image: it boots its own disk
+			// (docs/design.md, "A host's life").
+			if a := s.booter.Answer(d, netboot.Query{Firmware: fw, Via: netboot.ViaDHCPv4, Server: in.ServerIP}); a.Action == netboot.ActionLocal {
+				log.Info("BSDP INFORM of an installed host: no image offered, no answer", "class", fw.Kind.String(), "boot", "local")
+				return nil, nil
+			}
 			return s.bsdpInform(log, req, in, d)
 		}
 		return s.reply(log, req, in, fw, d, dhcpv4.MessageTypeAck)
@@ -302,6 +308,11 @@ func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, fw netb
 	}
 	a := s.booter.Answer(d, netboot.Query{Firmware: fw, Via: netboot.ViaDHCPv4, Server: in.ServerIP})
 	file := s.boot(log, resp, req, in, a, d)
+	if a.Action == netboot.ActionLocal {
+		// An installed host: its address, no boot file; the firmware
+		// boots its disk (docs/design.md, "A host's life").
+		log = log.With("boot", "local")
+	}
 	log.Info("dhcp4 "+mt.String(), "file", file, "arch", fw.ArchString(), "class", fw.Kind.String())
 	if file == "" && a.Why != "" {
 		log.Debug("no boot file", "err", a.Why)
