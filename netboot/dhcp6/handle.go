@@ -417,6 +417,11 @@ func (s *Server) finish(log *slog.Logger, resp *dhcpv6.Message, vlan netboot.VLA
 			resp.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: enterpriseEDK2, Data: [][]byte{[]byte(a.VendorClass)}})
 		}
 	}
+	if a.Action == netboot.ActionLocal {
+		// An installed host: its address, no boot file (docs/design.md,
+		// "A host's life").
+		log = log.With("boot", "local")
+	}
 	log.Info("dhcp6 "+resp.MessageType.String(), "file", file, "arch", a.Firmware.ArchString(), "class", a.Firmware.Kind.String())
 	if file == "" && a.Why != "" {
 		log.Debug("no boot file", "err", a.Why)
