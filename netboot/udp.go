@@ -16,16 +16,18 @@ type UDPListener struct {
 	Name string
 }
 
-// ServeUDP reads datagrams from every listener until ctx ends and hands
-// each to handle, with the index of its listener, in a goroutine of its
-// own; at most limit run at once, so a flood queues in the socket buffers
-// rather than in memory. When ctx ends it closes the sockets and returns
-// nil once the running handlers are done. A read error before that closes
-// them too and is returned. handle owns pkt.
-func ServeUDP(ctx context.Context, proto string, ls []UDPListener, limit int, handle func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte)) error {
+// ServeUDP runs workers readers on each listener until ctx ends, then
+// closes the sockets and returns nil once the workers have handled what
+// they were handling. A worker reads one datagram of at most maxPacket
+// bytes into its own buffer and calls handle with it, and the index of its
+// listener, before reading the next; so a datagram costs no goroutine, no
+// copy and no stack growth of its own, a slow handle (a DNS lookup) blocks
+// only its worker, and a flood queues in the socket buffers rather than in
+// memory. The kernel hands each datagram to one reader. handle must not
+// keep pkt: the buffer is read into again. A read error other than the
+// close ends ServeUDP with that error.
+func ServeUDP(ctx context.Context, proto string, ls []UDPListener, workers, maxPacket int, handle func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte)) error {
 	g, gctx := errgroup.WithContext(ctx)
-	var handlers errgroup.Group
-	handlers.SetLimit(limit)
 	g.Go(func() error {
 		<-gctx.Done()
 		for _, l := range ls {
@@ -34,25 +36,21 @@ func ServeUDP(ctx context.Context, proto string, ls []UDPListener, limit int, ha
 		return nil
 	})
 	for i, l := range ls {
-		g.Go(func() error {
-			buf := make([]byte, 65535)
-			for {
-				n, peer, err := l.Conn.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					if gctx.Err() != nil {
-						return nil
+		for range workers {
+			g.Go(func() error {
+				buf := make([]byte, maxPacket)
+				for {
+					n, peer, err := l.Conn.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						if gctx.Err() != nil {
+							return nil
+						}
+						return fmt.Errorf("%s: read on %s: %w", proto, l.Name, err)
 					}
-					return fmt.Errorf("%s: read on %s: %w", proto, l.Name, err)
+					handle(gctx, i, peer, buf[:n])
 				}
-				pkt := append([]byte(nil), buf[:n]...)
-				handlers.Go(func() error {
-					handle(gctx, i, peer, pkt)
-					return nil
-				})
-			}
-		})
+			})
+		}
 	}
-	err := g.Wait()
-	_ = handlers.Wait() // handlers return no errors; they log
-	return err
+	return g.Wait()
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/bsdp"
@@ -226,41 +225,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	return s.serveWorkers(ctx, ls)
 }
 
-// serveWorkers runs maxInFlight workers on each listener until ctx ends,
-// then closes the sockets and returns nil once the workers have answered
-// what they were handling. A worker reads one request into its own buffer
-// and answers it before reading the next, so a request costs no goroutine,
-// no copy and no stack growth of its own, and a DNS lookup blocks only its
-// worker. The kernel hands each datagram to one reader, and a worker keeps
-// nothing of a request once answered. A read error other than the close
-// ends Serve with that error.
+// serveWorkers serves ls with maxInFlight workers each
+// (netboot.ServeUDP) until ctx ends.
 func (s *Server) serveWorkers(ctx context.Context, ls []listener) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		<-gctx.Done()
-		for _, l := range ls {
-			l.conn.Close()
-		}
-		return nil
-	})
-	for _, l := range ls {
-		for range maxInFlight {
-			g.Go(func() error {
-				buf := make([]byte, maxPacket)
-				for {
-					n, peer, err := l.conn.ReadFromUDPAddrPort(buf)
-					if err != nil {
-						if gctx.Err() != nil {
-							return nil
-						}
-						return fmt.Errorf("dhcp4: read on %s: %w", l.in.Interface, err)
-					}
-					s.serveOne(gctx, l, peer, buf[:n])
-				}
-			})
-		}
+	us := make([]netboot.UDPListener, len(ls))
+	for i, l := range ls {
+		us[i] = netboot.UDPListener{Conn: l.conn, Name: l.in.Interface}
 	}
-	return g.Wait()
+	return netboot.ServeUDP(ctx, "dhcp4", us, maxInFlight, maxPacket, func(ctx context.Context, i int, peer netip.AddrPort, pkt []byte) {
+		s.serveOne(ctx, ls[i], peer, pkt)
+	})
 }
 
 // serveOne decodes, handles and answers one packet.
