@@ -163,6 +163,9 @@ type explainHost struct {
 	VLAN   int    `json:"vlan,omitempty"`
 	Bridge string `json:"bridge,omitempty"`
 	TXT    string `json:"txt,omitempty"`
+	// State is the build state (docs/design.md, "A host's life"); empty
+	// for a host without a boot intent.
+	State string `json:"state,omitempty"`
 	// IdentifiedBy is how DHCP identifies the client (by its MAC).
 	IdentifiedBy string `json:"identified_by,omitempty"`
 	// ConfirmedBy is how HTTP and TFTP identify it (FCrDNS of its address).
@@ -329,7 +332,9 @@ func explain(ctx context.Context, c *config.Config, r *dnsupdate.Client, q expla
 		x.Notes = append(x.Notes, "TFTP: off (serve.tftp) or no serve.dir/tftp here")
 	}
 	x.HTTP = httpChain(svc, addr, d)
-	if len(d.Host.Intent) > 0 {
+	if d.Host.Intent.State() == inventory.StateInstalled {
+		x.Notes = append(x.Notes, "installed: every firmware boots the local disk (no boot file, the iPXE exit script, local-boot GRUB and PXELINUX files); vmprov reinstall installs it again")
+	} else if len(d.Host.Intent) > 0 {
 		inst, err := templates.Install(svc.booter.TemplateHost(d, addr.Is6()))
 		if err != nil {
 			x.Notes = append(x.Notes, "install: "+err.Error())
@@ -420,6 +425,7 @@ func describeHost(d netboot.Decision, c *config.Config) *explainHost {
 	}
 	if txt := d.Host.Intent.TXT(); len(txt) > 0 {
 		h.TXT = `"` + strings.Join(txt, `" "`) + `"`
+		h.State = string(d.Host.Intent.State())
 	}
 	return h
 }
@@ -732,6 +738,14 @@ func describeAnswer(a netboot.Answer) string {
 		return "BSDP image list (bsdp.images)"
 	case netboot.ActionConfig:
 		return "per-host " + a.Firmware.Kind.String() + " configuration over TFTP"
+	case netboot.ActionLocal:
+		switch a.Firmware.Kind {
+		case netboot.KindGRUB, netboot.KindPXELinux:
+			return "per-host " + a.Firmware.Kind.String() + " configuration over TFTP that boots the local disk (installed)"
+		case netboot.KindIPXE:
+			return "local disk: the iPXE script exits (installed)"
+		}
+		return "- local disk: no boot file (installed)"
 	}
 	return "- (" + a.Why + ")"
 }
@@ -812,7 +826,7 @@ func (x *Explanation) write(w interface{ Write([]byte) (int, error) }, full bool
 	if h.ConfirmedBy != "" {
 		p("http id:   %s\n", h.ConfirmedBy)
 	}
-	for _, kv := range [][2]string{{"mac", h.MAC}, {"ipv4", h.IPv4}, {"ipv6", h.IPv6}, {"txt", h.TXT}} {
+	for _, kv := range [][2]string{{"mac", h.MAC}, {"ipv4", h.IPv4}, {"ipv6", h.IPv6}, {"txt", h.TXT}, {"state", h.State}} {
 		if kv[1] != "" {
 			p("%-10s %s\n", kv[0]+":", kv[1])
 		}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miekg/dns"
+
+	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
 	"github.com/vmprov/vmprov/test/lab"
 )
@@ -15,6 +18,13 @@ import (
 // explainConfig is a configuration with the boot service of the lab
 // (DHCP on br135, HTTP on 192.0.2.1:8080, TFTP) and a real BIND.
 func explainConfig(t *testing.T) string {
+	t.Helper()
+	cfg, _ := explainConfigBIND(t)
+	return cfg
+}
+
+// explainConfigBIND is explainConfig that also returns its BIND.
+func explainConfigBIND(t *testing.T) (string, *lab.BIND) {
 	t.Helper()
 	b := lab.BINDForTest(t)
 	dir := t.TempDir()
@@ -44,7 +54,7 @@ bsdp:
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return cfg, b
 }
 
 // explainJSON runs `vmprov explain ARGS -o json` and decodes its output.
@@ -213,4 +223,97 @@ func TestExplain(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExplainInstalled: for a host in build state installed, explain shows
+// the local-boot answer of every firmware: the address without a boot file
+// for PXE firmware, the iPXE exit script from /pxedust, the GRUB and
+// PXELINUX files that boot the local disk, and no installer.
+func TestExplainInstalled(t *testing.T) {
+	cfg, b := explainConfigBIND(t)
+	if code, out, errs := vmprov(t, "--config", cfg, "host", "add", "--name", "sm9", "--mac", "00:25:90:96:c4:a9", "--ip", "192.0.2.59", "--distro", "bookworm"); code != 0 {
+		t.Fatalf("host add: exit %d: %s%s", code, out, errs)
+	}
+	t.Cleanup(func() { vmprov(t, "--config", cfg, "host", "remove", "sm9") })
+	// vmprov serve writes installed when the installer calls back; here
+	// the test writes the TXT record as serve would.
+	name, alg, secret := b.TSIG()
+	c, err := dnsupdate.New(dnsupdate.Config{Server: b.Addr().String(), KeyName: name, Algorithm: alg, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.Lookup(t.Context(), "sm9.example.com.", dns.TypeTXT)
+	if err != nil || len(a.Records) != 1 {
+		t.Fatalf("TXT of sm9: %+v, %v", a, err)
+	}
+	old := a.Records[0].(*dns.TXT)
+	next := &dns.TXT{Hdr: old.Hdr, Txt: nil}
+	for _, s := range old.Txt {
+		if s == "state=install" {
+			s = "state=installed"
+		}
+		next.Txt = append(next.Txt, s)
+	}
+	if err := c.Apply(t.Context(), dnsupdate.ChangeSet{Zone: "example.com.", RRsetEquals: []dns.RR{old},
+		RemoveRRset: []dnsupdate.RRKey{{Name: "sm9.example.com.", Type: dns.TypeTXT}}, Add: []dns.RR{next}}); err != nil {
+		t.Fatal(err)
+	}
+
+	x, code, errs := explainJSON(t, cfg, "sm9", "--firmware", "efi")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if x.Host == nil || x.Host.State != "installed" {
+		t.Errorf("host = %+v, want state installed", x.Host)
+	}
+	if d := x.DHCPv4; d == nil || d.Type != "ACK" || d.Address != "192.0.2.59" || d.File != "" || d.NextServer != "" {
+		t.Errorf("dhcp4 = %+v, want the address and no boot file", d)
+	}
+	for _, row := range x.Boot {
+		got := row.DHCPv4 + row.TFTP
+		switch row.Firmware {
+		case "ipxe":
+			if got != "http://192.0.2.1:8080/boot.ipxe" {
+				t.Errorf("boot table %s: %q, want the boot script URL", row.Firmware, got)
+			}
+		case "grub", "pxelinux":
+			if !strings.Contains(got, "boots the local disk") {
+				t.Errorf("boot table %s: %q, want the local-boot file", row.Firmware, got)
+			}
+		case "none":
+		default:
+			if !strings.Contains(got, "local disk: no boot file") {
+				t.Errorf("boot table %s: %q, want no boot file", row.Firmware, got)
+			}
+		}
+	}
+	for _, f := range x.TFTP {
+		if f.Status != "sent" || !strings.Contains(f.Body, "installed, boot the local disk") {
+			t.Errorf("tftp %s: %s %q", f.Path, f.Status, f.Body)
+		}
+	}
+	var pxedust string
+	for _, f := range x.HTTP {
+		if f.Path == "/pxedust" {
+			pxedust = f.Body
+		}
+	}
+	if !strings.Contains(pxedust, "\nexit 1\n") || strings.Contains(pxedust, "chain") {
+		t.Errorf("/pxedust body:\n%s\nwant the exit script", pxedust)
+	}
+	if x.Install != nil {
+		t.Errorf("install = %+v, want none for an installed host", x.Install)
+	}
+	code, out, errs := vmprov(t, "--config", cfg, "explain", "sm9", "--firmware", "bios")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, w := range []string{"state:     installed", "bios        dhcp4: - local disk: no boot file (installed)", "| exit 1", "note: installed: every firmware boots the local disk"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "\ninstall (") {
+		t.Errorf("output shows an installer for an installed host:\n%s", out)
+	}
 }
