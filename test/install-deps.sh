@@ -25,6 +25,9 @@ packages=(
 	perl liblzma-dev mtools isolinux syslinux-common genisoimage
 	# GRUB netboot image (vmprov grub build)
 	grub-efi-amd64-bin
+	# the real Debian 12 installer (linux, initrd.gz) that the e2e tests boot
+	# through vmprov's chain (test/lab's d-i helper)
+	debian-installer-12-netboot-amd64
 	# Vagrantfile check (vagrant validate, libvirt provider)
 	vagrant vagrant-libvirt
 	# systemd unit check (systemd-analyze) and running serve with the unit's
