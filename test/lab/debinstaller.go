@@ -1,0 +1,108 @@
+package lab
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmprov/vmprov/templates"
+)
+
+// DebianInstallerDir is where package debian-installer-12-netboot-amd64
+// puts the netboot kernel (linux) and initrd (initrd.gz) of the real Debian
+// 12 installer, d-i: its own DHCP client, wget and preseed.
+const DebianInstallerDir = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"
+
+// DebianInstallerMarker starts every line DebianCallbackPreseed's
+// early_command writes to the console; a test waits for
+// DebianInstallerMarker+"installed".
+const DebianInstallerMarker = "vmprov-di: "
+
+// RequireDebianInstaller skips t unless the d-i netboot files are here.
+func RequireDebianInstaller(t testing.TB) {
+	t.Helper()
+	for _, f := range []string{"linux", "initrd.gz"} {
+		if _, err := os.Stat(filepath.Join(DebianInstallerDir, f)); err != nil {
+			t.Skipf("needs %s (install debian-installer-12-netboot-amd64)", filepath.Join(DebianInstallerDir, f))
+		}
+	}
+}
+
+// StageDebianInstaller copies d-i's kernel and initrd to where the install
+// script of distribution dist (bookworm) fetches them under the default
+// mirror, serveDir/assets (boot.url/assets), and returns their HTTP paths.
+// They are copied, not linked: serve's os.Root serves no link out of
+// serve.dir.
+func StageDebianInstaller(serveDir, dist string) (kernel, initrd string, err error) {
+	d, err := templates.LookupDistribution(dist)
+	if err != nil {
+		return "", "", fmt.Errorf("stage d-i: %w", err)
+	}
+	if d.Family != templates.FamilyDebian {
+		return "", "", fmt.Errorf("stage d-i: distribution %s is family %s, not debian", dist, d.Family)
+	}
+	dir := filepath.Join(serveDir, "assets", filepath.FromSlash(d.PXEBoot))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("stage d-i: %w", err)
+	}
+	for _, f := range [][2]string{{"linux", d.Kernel}, {"initrd.gz", d.Initrd}} {
+		if err := copyFile(filepath.Join(DebianInstallerDir, f[0]), filepath.Join(dir, f[1])); err != nil {
+			return "", "", fmt.Errorf("stage d-i: %w", err)
+		}
+	}
+	base := path.Join("/assets", d.PXEBoot)
+	return base + "/" + d.Kernel, base + "/" + d.Initrd, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// DebianCallbackPreseed is a site preseed for d-i in a lab that has no
+// Debian mirror, handed to the installer through the TXT override
+// preseed=URL. A real install needs a mirror; this one stops where that is
+// needed, after doing what an installer does with vmprov serve: its
+// early_command fetches the host's own preseed.cfg from answerURL with
+// d-i's wget (serve marks the host installing and writes the host's done
+// URL, with its token, into the file's late_command), then calls that done
+// URL with wget, as firstboot does at the end of a real install (serve
+// marks the host installed). Each step is written to the console as a
+// line starting with DebianInstallerMarker: "answer file", "done URL
+// URL", then "installed" or "failed". d-i then waits at its mirror
+// question until the VM is reset.
+func DebianCallbackPreseed(answerURL string) string {
+	if strings.ContainsAny(answerURL, "'\" \n") {
+		panic("lab: answer URL with quotes or spaces: " + answerURL)
+	}
+	m := DebianInstallerMarker
+	cmd := strings.Join([]string{
+		"wget -q -O /tmp/vmprov-preseed.cfg " + answerURL,
+		"echo '" + m + "answer file' >/dev/console",
+		`cb=$(grep -o "http[^' ]*/done?token=[^' ]*" /tmp/vmprov-preseed.cfg | head -n 1)`,
+		`echo "` + m + `done URL $cb" >/dev/console`,
+		`wget -q -O /tmp/vmprov-done "$cb"`,
+		"echo '" + m + "installed' >/dev/console",
+	}, " && ") + " || echo '" + m + "failed' >/dev/console"
+	return "# vmprov lab: d-i without a mirror (test/lab, DebianCallbackPreseed)\n" +
+		"d-i debian-installer/locale string en_US.UTF-8\n" +
+		"d-i keyboard-configuration/xkb-keymap select us\n" +
+		"d-i netcfg/choose_interface select auto\n" +
+		"d-i preseed/early_command string " + cmd + "\n"
+}
