@@ -298,18 +298,22 @@ type Confirmer interface {
 }
 
 // Confirmed is Answer for a decision of p, except that an answer that
-// hands out the installer (Installs) is decided again from the build state
-// p confirms with an uncached read (Confirmer), and the confirmed decision
-// is returned with it. A cached TXT answer may still say install or
-// installing after another serve instance wrote installed; answering from
-// it would install the host again and wipe its disk (docs/design.md, "A
-// host's life"). Installs are rare, so this costs one query per install
-// boot and none per local boot. A Policy that is no Confirmer is taken to
-// decide from fresh reads already.
+// rests on the build state (one that hands out the installer, Installs, or
+// boots the local disk, ActionLocal) is decided again from the intent p
+// confirms with an uncached read (Confirmer), and the confirmed decision is
+// returned with it. A cached TXT answer may be older than a write of
+// another serve instance or of `vmprov reinstall`: answering install from
+// a stale install would install the host again and wipe its disk, and
+// answering local boot from a stale installed would ignore a reinstall for
+// up to the record's TTL (docs/design.md, "A host's life"). Other answers
+// (a PXE loader, a BSDP image) only lead to one of these and need no read.
+// So a boot of a host with a build decision costs one query per answer
+// that makes it, and the many DHCP answers without one cost none. A Policy
+// that is no Confirmer is taken to decide from fresh reads already.
 func (b Booter) Confirmed(ctx context.Context, p Policy, d Decision, q Query) (Answer, Decision, error) {
 	a := b.Answer(d, q)
 	c, ok := p.(Confirmer)
-	if !a.Installs || !ok {
+	if !(a.Installs || a.Action == ActionLocal) || !ok {
 		return a, d, nil
 	}
 	fresh, err := c.Confirm(ctx, d)

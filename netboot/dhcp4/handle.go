@@ -99,6 +99,11 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 	if err != nil {
 		return nil, fmt.Errorf("dhcp4: %s from %s: %w", mt, req.ClientHWAddr, err)
 	}
+	// A local-boot answer rests on the build state, which a cached answer
+	// may hold from before a reinstall: it is confirmed past the cache.
+	if _, d, err = s.booter.Confirmed(ctx, s.policy, d, netboot.Query{Firmware: fw, Via: netboot.ViaDHCPv4, Server: in.ServerIP}); err != nil {
+		return nil, fmt.Errorf("dhcp4: %s from %s: %w", mt, req.ClientHWAddr, err)
+	}
 	ip := d.Host.IPv4.Unmap()
 	log = log.With("host", d.Host.FQDN)
 	if !ip.Is4() {

@@ -124,6 +124,12 @@ func (s *Server) Handle(ctx context.Context, msg dhcpv6.DHCPv6, in Ingress) (dhc
 		if err != nil {
 			return nil, fmt.Errorf("dhcp6: %s from %s: %w", m.MessageType, mac, err)
 		}
+		// A local-boot answer rests on the build state, which a cached
+		// answer may hold from before a reinstall: it is confirmed past
+		// the cache.
+		if _, dec, err = s.booter.Confirmed(ctx, s.policy, dec, netboot.Query{Firmware: fw, Via: netboot.ViaDHCPv6, Server: in.ServerIP, IPv6: true}); err != nil {
+			return nil, fmt.Errorf("dhcp6: %s from %s: %w", m.MessageType, mac, err)
+		}
 		if dec.VLAN.ID != vlan.ID {
 			log.Info("client is not on the VLAN of its DNS records: no answer", "host", dec.Host.FQDN, "want", dec.VLAN.ID)
 			return nil, nil
