@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
@@ -126,11 +127,23 @@ var _ DNS = (*dnsupdate.Client)(nil)
 type Writer struct {
 	dns  DNS
 	zone string
+	// transitions counts the changes Apply wrote, by the state entered.
+	transitions *prometheus.CounterVec
 }
 
 // NewWriter returns a Writer that reads and updates zone (fully qualified)
 // through d, which signs with the key of serve.tsig.
-func NewWriter(d DNS, zone string) *Writer { return &Writer{dns: d, zone: dns.Fqdn(zone)} }
+func NewWriter(d DNS, zone string) *Writer {
+	return &Writer{dns: d, zone: dns.Fqdn(zone), transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmprov_build_transitions_total",
+		Help: "Build state changes this server wrote to DNS, by the state entered.",
+	}, []string{"to"})}
+}
+
+// Collector returns vmprov_build_transitions_total{to}: the changes Apply
+// wrote, whichever server asked (HTTP for answer files and the callback,
+// TFTP for per-host GRUB and PXELINUX configs).
+func (w *Writer) Collector() prometheus.Collector { return w.transitions }
 
 // Change is one build state change of one host.
 type Change struct {
@@ -192,6 +205,7 @@ func (w *Writer) Apply(ctx context.Context, c Change) (Result, error) {
 		}
 		if sent != nil && cur == c.To && slices.Equal(txtStrings(rrs), sent) {
 			res.Changed = true // our own write, whose answer was lost
+			w.transitions.WithLabelValues(string(c.To)).Inc()
 			return res, nil
 		}
 		if cur == c.To || !slices.Contains(c.From, cur) {
@@ -205,6 +219,7 @@ func (w *Writer) Apply(ctx context.Context, c Change) (Result, error) {
 		err = w.dns.Apply(ctx, cs)
 		switch {
 		case err == nil:
+			w.transitions.WithLabelValues(string(c.To)).Inc()
 			return Result{From: cur, To: c.To, Intent: next, Changed: true}, nil
 		case errors.Is(err, dnsupdate.ErrMaybeApplied):
 			sent = next.TXT()

@@ -143,12 +143,11 @@ func (s *Server) markInstalling(r *http.Request, addr netip.Addr, d netboot.Deci
 	return buildstate.Token(s.cfg.DoneSecret, d.Host.FQDN, in)
 }
 
-// transitioned logs and counts a change that this server wrote.
+// transitioned logs a change that this server wrote (the writer counts it).
 func (s *Server) transitioned(ctx context.Context, host string, res buildstate.Result, by string) {
 	if !res.Changed {
 		return
 	}
-	s.metrics.transitions.WithLabelValues(string(res.To)).Inc()
 	s.log.InfoContext(ctx, "build state changed", "host", host, "from", string(res.From), "to", string(res.To), "by", by)
 }
 

@@ -49,9 +49,10 @@ func newBuildServer(t testing.TB, resolver netboot.Resolver, d buildstate.DNS, l
 	logger := slogFor(w)
 	pol := netboot.NewDNSPolicy(serveconfig.Policy(cfg, logger), resolver)
 	reg := prometheus.NewPedanticRegistry()
+	build := buildstate.NewWriter(d, lab.TestZone)
 	srv := httpboot.New(httpboot.Config{Policy: pol, Booter: serveconfig.Booter(cfg), Dir: t.TempDir(), Log: logger, Metrics: reg,
-		Build: buildstate.NewWriter(d, lab.TestZone), DoneSecret: doneSecret})
-	reg.MustRegister(srv.Collector())
+		Build: build, DoneSecret: doneSecret})
+	reg.MustRegister(srv.Collector(), build.Collector())
 	return srv, reg
 }
 

@@ -24,8 +24,6 @@ type metrics struct {
 	bytes     *prometheus.CounterVec   // route
 	duration  *prometheus.HistogramVec // route
 	decisions prometheus.Histogram     // proto="http"
-	// transitions counts the build state changes this server wrote.
-	transitions *prometheus.CounterVec // to
 }
 
 func newMetrics() *metrics {
@@ -44,10 +42,6 @@ func newMetrics() *metrics {
 			Buckets: durationBuckets(),
 		}, []string{"route"}),
 		decisions: netboot.NewDecisionHistogram("http"),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vmprov_build_transitions_total",
-			Help: "Build state changes this server wrote to DNS, by the state entered.",
-		}, []string{"to"}),
 	}
 }
 
@@ -61,10 +55,9 @@ func (m *metrics) observe(route string, status int, bytes int64, dur time.Durati
 // vmprov_http_requests_total{route,code}, vmprov_http_response_bytes_total{route},
 // the histogram vmprov_http_request_duration_seconds{route},
 // vmprov_decision_duration_seconds{proto="http"},
-// vmprov_build_transitions_total{to},
 // vmprov_http_connections_limited_total and the gauge
 // vmprov_http_connections_open.
 func (s *Server) Collector() prometheus.Collector {
 	m := s.metrics
-	return append(netboot.Collectors{m.requests, m.bytes, m.duration, m.decisions, m.transitions}, s.connCollectors()...)
+	return append(netboot.Collectors{m.requests, m.bytes, m.duration, m.decisions}, s.connCollectors()...)
 }

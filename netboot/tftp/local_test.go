@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
@@ -66,8 +67,9 @@ func TestPerHostFileMarksInstalling(t *testing.T) {
 	root, _ := testRoot(t)
 	cfg := testConfig(t)
 	pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): d}}
+	build := buildstate.NewWriter(dnsc, lab.TestZone)
 	s, addr := startServer(t, Config{Root: root, Policy: pol, Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg)),
-		Build: buildstate.NewWriter(dnsc, lab.TestZone)})
+		Build: build})
 	mac := inventory.HexHyp(hostMAC)
 	for _, file := range []string{"grub.cfg-01-" + mac, "pxelinux.cfg/01-" + mac} {
 		t.Run(file, func(t *testing.T) {
@@ -93,5 +95,14 @@ func TestPerHostFileMarksInstalling(t *testing.T) {
 				t.Errorf("after the transfer: TXT %q, want state=installing and the same build_id", got)
 			}
 		})
+	}
+	// Both transfers are counted with the HTTP server's transitions.
+	want := `
+# HELP vmprov_build_transitions_total Build state changes this server wrote to DNS, by the state entered.
+# TYPE vmprov_build_transitions_total counter
+vmprov_build_transitions_total{to="installing"} 2
+`
+	if err := testutil.CollectAndCompare(build.Collector(), strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

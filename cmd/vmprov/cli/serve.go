@@ -173,6 +173,9 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 		b.policy.Cache().Collector(),
 		b.web.Collector(),
 	}
+	if m, ok := opt.build.(interface{ Collector() prometheus.Collector }); ok {
+		exported = append(exported, m.Collector()) // vmprov_build_transitions_total, HTTP and TFTP
+	}
 	if b.tftp != nil {
 		exported = append(exported, b.tftp.Collector())
 	}
