@@ -367,13 +367,16 @@ func (s *Server) localScript(w http.ResponseWriter, r *http.Request, d netboot.D
 
 // handleBootScript serves the embedded boot script to anyone, except that
 // an installed host, forward-confirmed by its address, gets the script that
-// exits to its local disk (docs/design.md, "A host's life"). Unknown
-// clients and DNS failures get the boot script, whose /pxedust decides.
+// exits to its local disk (docs/design.md, "A host's life"); its build
+// state is confirmed past the cache (Booter.Confirmed), so a host another
+// instance has just marked installed, or one just reinstalled, is answered
+// from DNS as it is now. Unknown clients and DNS failures get the boot
+// script, whose /pxedust decides.
 func (s *Server) handleBootScript(w http.ResponseWriter, r *http.Request) {
 	if addr := s.clientAddr(r); addr.IsValid() {
 		if d, err := s.cfg.Policy.Decide(r.Context(), netboot.Client{Addr: addr}); err == nil {
-			a := s.cfg.Booter.Answer(d, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaHTTP, IPv6: addr.Is6()})
-			if a.Action == netboot.ActionLocal {
+			q := netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaHTTP, IPv6: addr.Is6()}
+			if a, d, err := s.cfg.Booter.Confirmed(r.Context(), s.cfg.Policy, d, q); err == nil && a.Action == netboot.ActionLocal {
 				note(w).host = strings.TrimSuffix(d.Host.FQDN, ".")
 				s.localScript(w, r, d)
 				return
