@@ -161,71 +161,18 @@ func (c *client6) close() { c.conn.Close() }
 // returns the replies by transaction ID. It stops timeout after the last
 // send or the last reply, whichever is later.
 func (c *client6) exchange(msgs []*dhcpv6.Message, window int, timeout time.Duration) map[dhcpv6.TransactionID]*dhcpv6.Message {
-	want := map[dhcpv6.TransactionID]bool{}
-	for _, m := range msgs {
-		want[m.TransactionID] = true
+	pkts := make([][]byte, len(msgs))
+	keys := make([]dhcpv6.TransactionID, len(msgs))
+	for i, m := range msgs {
+		pkts[i], keys[i] = m.ToBytes(), m.TransactionID
 	}
-	replies := make(chan *dhcpv6.Message, 256)
-	stop := make(chan struct{})
-	go func() {
-		defer close(replies)
-		buf := make([]byte, 65535)
-		for {
-			_ = c.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			n, _, err := c.conn.ReadFromUDP(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					select {
-					case <-stop:
-						return
-					default:
-						continue
-					}
-				}
-				return
-			}
-			m, err := dhcpv6.MessageFromBytes(buf[:n])
-			if err != nil {
-				continue
-			}
-			select {
-			case replies <- m:
-			case <-stop:
-				return
-			}
+	return exchange(c.conn, c.dst, pkts, keys, func(b []byte) (dhcpv6.TransactionID, *dhcpv6.Message, bool) {
+		m, err := dhcpv6.MessageFromBytes(b)
+		if err != nil {
+			return dhcpv6.TransactionID{}, nil, false
 		}
-	}()
-	defer func() {
-		close(stop)
-		for range replies { // until the reader has gone
-		}
-	}()
-	got := map[dhcpv6.TransactionID]*dhcpv6.Message{}
-	sent := 0
-	deadline := time.Now().Add(timeout)
-	for len(got) < len(msgs) {
-		for sent < len(msgs) && sent-len(got) < window {
-			if _, err := c.conn.WriteToUDP(msgs[sent].ToBytes(), c.dst); err != nil {
-				return got
-			}
-			sent++
-			deadline = time.Now().Add(timeout)
-		}
-		select {
-		case m, ok := <-replies:
-			if !ok {
-				return got
-			}
-			if want[m.TransactionID] && got[m.TransactionID] == nil {
-				got[m.TransactionID] = m
-				deadline = time.Now().Add(timeout)
-			}
-		case <-time.After(time.Until(deadline)):
-			return got
-		}
-	}
-	return got
+		return m.TransactionID, m, true
+	}, window, timeout)
 }
 
 // newSolicit is the Solicit perfdhcp -6 -M sends for mac: its DUID-LL and

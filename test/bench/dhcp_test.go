@@ -209,71 +209,18 @@ func (r *relay) request(tb testing.TB, offer *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 // returns the replies by transaction ID. It stops timeout after the last
 // send or the last reply, whichever is later.
 func (r *relay) exchange(reqs []*dhcpv4.DHCPv4, window int, timeout time.Duration) map[dhcpv4.TransactionID]*dhcpv4.DHCPv4 {
-	want := map[dhcpv4.TransactionID]bool{}
-	for _, m := range reqs {
-		want[m.TransactionID] = true
+	pkts := make([][]byte, len(reqs))
+	keys := make([]dhcpv4.TransactionID, len(reqs))
+	for i, m := range reqs {
+		pkts[i], keys[i] = m.ToBytes(), m.TransactionID
 	}
-	replies := make(chan *dhcpv4.DHCPv4, 256)
-	stop := make(chan struct{})
-	go func() {
-		defer close(replies)
-		buf := make([]byte, 65535)
-		for {
-			_ = r.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			n, _, err := r.conn.ReadFromUDP(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					select {
-					case <-stop:
-						return
-					default:
-						continue
-					}
-				}
-				return
-			}
-			m, err := dhcpv4.FromBytes(buf[:n])
-			if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
-				continue
-			}
-			select {
-			case replies <- m:
-			case <-stop:
-				return
-			}
+	return exchange(r.conn, r.server, pkts, keys, func(b []byte) (dhcpv4.TransactionID, *dhcpv4.DHCPv4, bool) {
+		m, err := dhcpv4.FromBytes(b)
+		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
+			return dhcpv4.TransactionID{}, nil, false
 		}
-	}()
-	defer func() {
-		close(stop)
-		for range replies { // until the reader has gone
-		}
-	}()
-	got := map[dhcpv4.TransactionID]*dhcpv4.DHCPv4{}
-	sent := 0
-	deadline := time.Now().Add(timeout)
-	for len(got) < len(reqs) {
-		for sent < len(reqs) && sent-len(got) < window {
-			if _, err := r.conn.WriteToUDP(reqs[sent].ToBytes(), r.server); err != nil {
-				return got
-			}
-			sent++
-			deadline = time.Now().Add(timeout)
-		}
-		select {
-		case m, ok := <-replies:
-			if !ok {
-				return got
-			}
-			if want[m.TransactionID] && got[m.TransactionID] == nil {
-				got[m.TransactionID] = m
-				deadline = time.Now().Add(timeout)
-			}
-		case <-time.After(time.Until(deadline)):
-			return got
-		}
-	}
-	return got
+		return m.TransactionID, m, true
+	}, window, timeout)
 }
 
 // lease is what a client learns from an OFFER or ACK: the fields every
