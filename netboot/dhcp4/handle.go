@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -72,7 +71,7 @@ func (s *Server) handle(ctx context.Context, req *dhcpv4.DHCPv4, in Ingress) (*d
 		return nil, fmt.Errorf("dhcp4: handle: ingress %q has no IPv4 server address", in.Interface)
 	}
 	mt := req.MessageType()
-	log := s.log.With("mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "iface", in.Interface, "type", mt.String())
+	log := netboot.NewRequestLog(s.log, "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "iface", in.Interface, "type", mt.String())
 	switch mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform,
 		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
@@ -279,7 +278,7 @@ func nak(req *dhcpv4.DHCPv4, in Ingress) *dhcpv4.DHCPv4 {
 }
 
 // reply builds an OFFER or ACK for a known client on its VLAN.
-func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, fw netboot.Firmware, d netboot.Decision, mt dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+func (s *Server) reply(log netboot.RequestLog, req *dhcpv4.DHCPv4, in Ingress, fw netboot.Firmware, d netboot.Decision, mt dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
 	resp := newReply(req, in, mt)
 	inform := req.MessageType() == dhcpv4.MessageTypeInform
 	if ci := addr4(req.ClientIPAddr); ci.IsValid() && mt == dhcpv4.MessageTypeAck {
@@ -344,7 +343,7 @@ func (s *Server) reply(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, fw netb
 //     no-pxedhcp flag: without it iPXE waits for ProxyDHCP offers after
 //     the OFFER (two seconds or more, in every DHCP exchange of a boot).
 //   - an Intel Mac gets BSDP's selected image (package bsdp).
-func (s *Server) boot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, a netboot.Answer, d netboot.Decision) string {
+func (s *Server) boot(log netboot.RequestLog, resp, req *dhcpv4.DHCPv4, in Ingress, a netboot.Answer, d netboot.Decision) string {
 	switch a.Action {
 	case netboot.ActionBSDP:
 		return s.bsdpBoot(log, resp, req, in, d)
@@ -383,7 +382,7 @@ func (s *Server) bsdpConfig(in Ingress, d netboot.Decision) bsdp.ServerConfig {
 // bsdpBoot applies BSDP's answer to a DISCOVER or REQUEST of a Mac started
 // with the N key: the default image and its booter. A BSDP request BSDP
 // does not answer gets plain DHCP.
-func (s *Server) bsdpBoot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress, d netboot.Decision) string {
+func (s *Server) bsdpBoot(log netboot.RequestLog, resp, req *dhcpv4.DHCPv4, in Ingress, d netboot.Decision) string {
 	if len(s.bsdpImages) == 0 {
 		log.Debug("BSDP client, but no bsdp.images configured: address only")
 		return ""
@@ -403,7 +402,7 @@ func (s *Server) bsdpBoot(log *slog.Logger, resp, req *dhcpv4.DHCPv4, in Ingress
 }
 
 // bsdpInform answers a Mac's INFORM[LIST] or INFORM[SELECT] (package bsdp).
-func (s *Server) bsdpInform(log *slog.Logger, req *dhcpv4.DHCPv4, in Ingress, d netboot.Decision) (*dhcpv4.DHCPv4, error) {
+func (s *Server) bsdpInform(log netboot.RequestLog, req *dhcpv4.DHCPv4, in Ingress, d netboot.Decision) (*dhcpv4.DHCPv4, error) {
 	if len(s.bsdpImages) == 0 {
 		log.Debug("BSDP INFORM, but no bsdp.images configured: no answer")
 		return nil, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -86,7 +85,7 @@ func (s *Server) Handle(ctx context.Context, msg dhcpv6.DHCPv6, in Ingress) (dhc
 		return nil, nil
 	}
 	m := req.msg
-	log := s.log.With("xid", m.TransactionID.String(), "iface", in.Interface, "type", m.MessageType.String())
+	log := netboot.NewRequestLog(s.log, "xid", m.TransactionID.String(), "iface", in.Interface, "type", m.MessageType.String())
 	switch m.MessageType {
 	case dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeConfirm,
 		dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind, dhcpv6.MessageTypeRelease,
@@ -316,7 +315,7 @@ func macOf(req *request, in Ingress) (mac net.HardwareAddr, from string) {
 // reply builds the answer to a validated message from a client the server
 // answers. a is its boot answer, addr its address on the link, zero for
 // none.
-func (s *Server) reply(log *slog.Logger, req *request, vlan netboot.VLAN, a netboot.Answer, addr netip.Addr) (*dhcpv6.Message, error) {
+func (s *Server) reply(log netboot.RequestLog, req *request, vlan netboot.VLAN, a netboot.Answer, addr netip.Addr) (*dhcpv6.Message, error) {
 	m := req.msg
 	if addr.IsValid() {
 		log = log.With("ip", addr.String())
@@ -402,7 +401,7 @@ func (s *Server) status(req *request, code iana.StatusCode, text string) *dhcpv6
 // whether or not the client's Option Request lists it: iPXE used it for
 // years without asking for it (dhcpv6.c before 2016 requested only options
 // 23 and 24).
-func (s *Server) finish(log *slog.Logger, resp *dhcpv6.Message, vlan netboot.VLAN, a netboot.Answer) *dhcpv6.Message {
+func (s *Server) finish(log netboot.RequestLog, resp *dhcpv6.Message, vlan netboot.VLAN, a netboot.Answer) *dhcpv6.Message {
 	var dns []net.IP
 	for _, a := range vlan.DNSServers {
 		if a.Is6() && !a.Is4In6() {
@@ -496,7 +495,7 @@ func (s *Server) addIAs(resp, m *dhcpv6.Message, addr netip.Addr, staleZero bool
 // confirm answers a Confirm (RFC 8415 section 18.3.3): Success when every
 // address the client lists is on the link (inside the VLAN's IPv6 prefix),
 // NotOnLink otherwise, and no reply when it lists none.
-func (s *Server) confirm(log *slog.Logger, req *request, vlan netboot.VLAN) (*dhcpv6.Message, error) {
+func (s *Server) confirm(log netboot.RequestLog, req *request, vlan netboot.VLAN) (*dhcpv6.Message, error) {
 	addrs, err := iaAddrs(req.msg)
 	if err != nil {
 		return nil, err
