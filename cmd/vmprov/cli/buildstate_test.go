@@ -2,12 +2,9 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,26 +19,10 @@ import (
 func buildLabConfig(t *testing.T) string {
 	t.Helper()
 	b := lab.BINDForTest(t, func(c *lab.BINDConfig) { c.ReverseZones = append(c.ReverseZones, "0.0.127.in-addr.arpa.") })
-	dir := t.TempDir()
-	name, alg, secret := b.TSIG()
-	secretFile := filepath.Join(dir, "tsig.secret")
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "vmprov.yaml")
-	text := fmt.Sprintf(`dns:
-  server: %s
-  zone: example.com.
-  tsig: {name: %s, algorithm: %s, secret_file: %s}
-libvirt: {uri: "test:///default", domain_type: qemu, pool: default-pool}
-boot: {url: "http://127.0.0.1"}
+	return configFor(t, b, `boot: {url: "http://127.0.0.1"}
 vlans:
   - {id: 127, bridge: lo, ipv4: 127.0.0.0/24}
-`, b.Addr(), name, strings.TrimSuffix(alg, "."), secretFile)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+`)
 }
 
 // from returns a GET function whose requests come from the local address src.

@@ -27,8 +27,18 @@ type dnsServer interface {
 
 // labConfigFor writes a config whose dns.server is srv (zone example.com.,
 // reverse zones found by SOA query) and whose hypervisor is libvirt's test
-// driver.
+// driver, with VLAN 135 on 192.0.2.0/24 and 2001:db8:135::/64.
 func labConfigFor(t *testing.T, srv dnsServer) string {
+	t.Helper()
+	return configFor(t, srv, `boot: {url: "http://192.0.2.1"}
+vlans:
+  - {id: 135, bridge: br135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, ipv6: "2001:db8:135::/64"}
+`)
+}
+
+// configFor writes a config whose dns.server is srv, with its key in a
+// secret file, libvirt's test driver, and rest (the boot and vlans keys).
+func configFor(t *testing.T, srv dnsServer, rest string) string {
 	t.Helper()
 	dir := t.TempDir()
 	name, alg, secret := srv.TSIG()
@@ -42,10 +52,7 @@ func labConfigFor(t *testing.T, srv dnsServer) string {
   zone: example.com.
   tsig: {name: %s, algorithm: %s, secret_file: %s}
 libvirt: {uri: "test:///default", domain_type: qemu, pool: default-pool}
-boot: {url: "http://192.0.2.1"}
-vlans:
-  - {id: 135, bridge: br135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, ipv6: "2001:db8:135::/64"}
-`, srv.Addr(), name, strings.TrimSuffix(alg, "."), secretFile)
+`, srv.Addr(), name, strings.TrimSuffix(alg, "."), secretFile) + rest
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
