@@ -105,6 +105,25 @@ func TestInstalledHost(t *testing.T) {
 					t.Errorf("INFORM[LIST] of an installed Mac: reply %v, error %v; want no image offered (no reply)", resp, err)
 				}
 			})
+			// vmprov reinstall while the policy's cache (TTL 300 s) still
+			// holds installed: the local-boot answer is confirmed past the
+			// cache, so PXE firmware gets its loader at once.
+			t.Run("reinstalled while cached", func(t *testing.T) {
+				reinstalled := mustRR(t, `done30.example.com. 300 IN TXT "filename=test.ipxe" "distribution=core" "state=install" "build_id=9f0c1d2e"`)
+				if err := u.Apply(t.Context(), dnsupdate.ChangeSet{Zone: "example.com.",
+					RemoveRRset: []dnsupdate.RRKey{{Name: "done30.example.com.", Type: dns.TypeTXT}}, Add: []dns.RR{reinstalled}}); err != nil {
+					t.Fatal(err)
+				}
+				discover := pxeBIOSFirmware(t)
+				discover.ClientHWAddr = mac
+				offer, err := s.Handle(t.Context(), discover, ingress)
+				if err != nil || offer == nil {
+					t.Fatalf("DISCOVER: reply %v, error %v", offer, err)
+				}
+				if offer.BootFileName == "" {
+					t.Errorf("OFFER after a reinstall: no boot file, want the BIOS loader (the cached installed was answered)")
+				}
+			})
 		})
 	}
 }
