@@ -28,6 +28,11 @@ packages=(
 	# the real Debian 12 installer (linux, initrd.gz) that the e2e tests boot
 	# through vmprov's chain (test/lab's d-i helper)
 	debian-installer-12-netboot-amd64
+	# arm64 UEFI: QEMU's aarch64 system emulator, AAVMF and the arm64 installer
+	# (its signed shim bootnetaa64.efi and GRUB grubaa64.efi, linux, initrd.gz)
+	qemu-system-arm qemu-efi-aarch64 debian-installer-12-netboot-arm64
+	# Secure Boot: sbverify checks the signatures of the chain serve hands out
+	sbsigntool
 	# Vagrantfile check (vagrant validate, libvirt provider)
 	vagrant vagrant-libvirt
 	# systemd unit check (systemd-analyze) and running serve with the unit's
