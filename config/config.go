@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -126,6 +127,11 @@ type Serve struct {
 	// Loaders maps a client architecture (DHCP option 93/61) to the loader
 	// file served over TFTP to PXE clients.
 	Loaders map[uint16]string `yaml:"loaders" json:"loaders"`
+	// LoaderDirs are where TFTP and HTTP's /ipxe/ look for a file (a plain
+	// name, such as a loader) that serve.dir/tftp resp. serve.dir/ipxe
+	// lacks, in order: Debian's packaged loaders by default
+	// (DefaultLoaderDirs). An empty list turns the lookup off.
+	LoaderDirs []string `yaml:"loader_dirs" json:"loader_dirs"`
 	// DHCPv6 tunes the DHCPv6 server.
 	DHCPv6 DHCPv6 `yaml:"dhcp6" json:"dhcp6"`
 	// PublicMACScripts serves DIR/mac/MAC/ipxe to anyone who asks, as the
@@ -368,6 +374,9 @@ func (c *Config) SetDefaults() {
 	if c.Serve.Loaders == nil {
 		c.Serve.Loaders = DefaultLoaders()
 	}
+	if c.Serve.LoaderDirs == nil {
+		c.Serve.LoaderDirs = DefaultLoaderDirs()
+	}
 	if c.BSDP.Priority == 0 {
 		c.BSDP.Priority = 32768
 	}
@@ -385,9 +394,20 @@ func DefaultLoaders() map[uint16]string {
 	return map[uint16]string{
 		0:  "undionly.kpxe", // x86 BIOS
 		6:  "ipxe-i386.efi", // x86 UEFI
-		7:  "ipxe.efi",      // x64 UEFI
-		9:  "ipxe.efi",      // EBC, used by x64 UEFI firmware in practice
+		7:  "snponly.efi",   // x64 UEFI: iPXE on the firmware's network driver (SNP)
+		9:  "snponly.efi",   // EBC, used by x64 UEFI firmware in practice
 		11: "ipxe-arm64.efi",
+	}
+}
+
+// DefaultLoaderDirs is serve.loader_dirs unless set: the folders of
+// Debian's packages ipxe (undionly.kpxe, ipxe.efi, snponly.efi) and
+// debian-installer-12-netboot-amd64 and -arm64 (shim, GRUB, pxelinux.0).
+func DefaultLoaderDirs() []string {
+	return []string{
+		"/usr/lib/ipxe",
+		"/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64",
+		"/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64",
 	}
 }
 
@@ -509,6 +529,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Serve.HTTP); err != nil {
 		bad("serve.http %q is not [ADDRESS]:PORT (e.g. :80 or 192.0.2.1:8080)", c.Serve.HTTP)
+	}
+	for _, d := range c.Serve.LoaderDirs {
+		if !filepath.IsAbs(d) {
+			bad("serve.loader_dirs: %q is not an absolute path (e.g. /usr/lib/ipxe); [] turns the lookup off", d)
+		}
 	}
 	if c.Serve.TFTPEnabled() {
 		if _, _, err := net.SplitHostPort(c.Serve.TFTP); err != nil {

@@ -35,7 +35,7 @@ func TestParseArchitectureExample(t *testing.T) {
 	if c.BSDP.Images[0].ID != 0x81000089 || c.Boot.Site != "example" || c.DNS.TTL != 300 {
 		t.Errorf("values: %+v %+v", c.BSDP, c.Boot)
 	}
-	if c.Serve.Loaders[7] != "ipxe.efi" || c.Boot.Assets != "http://boot.example.com/assets" {
+	if c.Serve.Loaders[7] != "snponly.efi" || c.Boot.Assets != "http://boot.example.com/assets" {
 		t.Errorf("defaults: loaders %v assets %q", c.Serve.Loaders, c.Boot.Assets)
 	}
 }
@@ -48,6 +48,42 @@ func TestDefaults(t *testing.T) {
 	if c.DNS.Zone != "lab.example.org." || c.Boot.Site != "lab" || c.VLANs[0].Bridge != "br7" ||
 		c.Libvirt.URI != "qemu:///system" || c.DNS.TSIG.Name != "vmprov." || c.Serve.Dir != "/var/lib/vmprov" {
 		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+// TestLoaderDirs: serve.loader_dirs unset is Debian's package folders, an
+// empty list turns the lookup off, a list replaces the defaults; the
+// loader of x64 UEFI is snponly.efi unless serve.loaders says otherwise.
+func TestLoaderDirs(t *testing.T) {
+	base := "dns: {zone: example.com.}\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unset", base, DefaultLoaderDirs()},
+		{"null", base + "serve: {loader_dirs: null}\n", DefaultLoaderDirs()},
+		{"off", base + "serve: {loader_dirs: []}\n", []string{}},
+		{"own", base + "serve: {loader_dirs: [/srv/loaders]}\n", []string{"/srv/loaders"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, c.Serve.LoaderDirs); diff != "" {
+				t.Errorf("serve.loader_dirs (-want +got):\n%s", diff)
+			}
+		})
+	}
+	c, err := Parse([]byte(base + "serve: {loaders: {7: ipxe.efi}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Loaders[7] != "ipxe.efi" {
+		t.Errorf("serve.loaders {7: ipxe.efi} gave %v", c.Serve.Loaders)
+	}
+	if d := DefaultLoaders(); d[7] != "snponly.efi" || d[9] != "snponly.efi" {
+		t.Errorf("DefaultLoaders() = %v, want snponly.efi for 7 and 9", d)
 	}
 }
 
@@ -76,6 +112,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad algorithm", "dns: {zone: example.com., tsig: {algorithm: md5}}\n", []string{"md5", "hmac-sha256"}},
 		{"bad domain type", base + "libvirt: {domain_type: xen}\n", []string{"xen"}},
 		{"bad firmware", base + "libvirt: {firmware: uefi}\n", []string{`libvirt.firmware "uefi"`, "efi (OVMF)"}},
+		{"relative loader dir", base + "serve: {loader_dirs: [lib/ipxe]}\n", []string{`serve.loader_dirs: "lib/ipxe"`, "absolute", "[]"}},
 		{"relative rom", base + "libvirt: {rom: 1af41000.rom}\n", []string{`libvirt.rom "1af41000.rom"`, "absolute", `"none"`}},
 		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},
 		{"bad mac prefix", base + "addressing: {strict_mac_prefix: '01:02:03'}\n", []string{"multicast"}},

@@ -61,7 +61,7 @@ dns: {zone: ` + lab.TestZone + `}
 boot: {url: "http://192.0.2.1:8080"}
 vlans:
   - {id: 135, ipv4: 192.0.2.0/24, gateway: 192.0.2.1, dns_servers: [192.0.2.1]}
-serve: {interfaces: [br135]}
+serve: {interfaces: [br135], loaders: {7: ipxe.efi}}   # ipxe.efi stays selectable
 `))
 	if err != nil {
 		t.Fatal(err)

@@ -330,14 +330,14 @@ func TestHandle(t *testing.T) {
 			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", SIAddr: "192.0.2.1", TFTP: "192.0.2.1", File: "undionly.kpxe", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 61, 66}}),
 		},
 		{
-			name: "uefi x64 pxe firmware gets ipxe.efi over TFTP, no PXEClient echo",
+			name: "uefi x64 pxe firmware gets snponly.efi over TFTP, no PXEClient echo",
 			req:  func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ovmf-pxe-discover.bin") },
-			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.11", SIAddr: "192.0.2.1", Broadcast: true, TFTP: "192.0.2.1", File: "ipxe.efi", Host: "pxe11", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 66}}),
+			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.11", SIAddr: "192.0.2.1", Broadcast: true, TFTP: "192.0.2.1", File: "snponly.efi", Host: "pxe11", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 66}}),
 		},
 		{
 			name: "uefi http boot gets the loader URL and HTTPClient",
 			req:  func(t testing.TB) *dhcpv4.DHCPv4 { return fromTestdata(t, "ovmf-http-discover.bin") },
-			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.12", Broadcast: true, File: "http://boot.example.com/ipxe/ipxe.efi", Host: "http12", Lease: "1h0m0s", VendorClass: "HTTPClient", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 60}}),
+			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.12", Broadcast: true, File: "http://boot.example.com/ipxe/snponly.efi", Host: "http12", Lease: "1h0m0s", VendorClass: "HTTPClient", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 60}}),
 		},
 		{
 			name: "ipxe efi discover gets the boot script URL",

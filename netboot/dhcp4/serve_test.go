@@ -253,7 +253,7 @@ serve: {interfaces: [br135], lease_time: 600}
 		if err != nil {
 			t.Fatalf("DORA: %v", err)
 		}
-		check(t, l.ACK, dhcpv4.MessageTypeAck, "ipxe.efi")
+		check(t, l.ACK, dhcpv4.MessageTypeAck, "snponly.efi")
 		if got := l.ACK.ServerIPAddr.String(); got != "192.0.2.1" {
 			t.Errorf("next-server %s, want 192.0.2.1", got)
 		}

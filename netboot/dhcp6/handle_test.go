@@ -165,11 +165,11 @@ func TestHandle(t *testing.T) {
 					want: &summary{Type: "REPLY", ServerID: true, Preference: -1, DNS: dns135, Domains: domains},
 				},
 				{
-					name: "solicit from UEFI PXE firmware (arch 7) gets ipxe.efi over TFTP",
+					name: "solicit from UEFI PXE firmware (arch 7) gets snponly.efi over TFTP",
 					msg:  msg(dhcpv6.MessageTypeSolicit, dhcpv6.WithClientID(duidLLT(sm1MAC)), ia(), dhcpv6.WithArchType(iana.EFI_X86_64), withVendorClass("PXEClient:Arch:00007:UNDI:003016")),
 					in:   direct(linkLocal(sm1MAC)),
 					want: &summary{Type: "ADVERTISE", ClientID: hexDUID(duidLLT(sm1MAC)), ServerID: true, Preference: 255,
-						IAs: ianaOf(sm1Addr), DNS: dns135, Domains: domains, BootFile: "tftp://[2001:db8:135::1]/ipxe.efi"},
+						IAs: ianaOf(sm1Addr), DNS: dns135, Domains: domains, BootFile: "tftp://[2001:db8:135::1]/snponly.efi"},
 				},
 				{
 					name: "solicit from BIOS PXE (arch 0) gets undionly.kpxe",
@@ -183,7 +183,7 @@ func TestHandle(t *testing.T) {
 					msg:  msg(dhcpv6.MessageTypeSolicit, dhcpv6.WithClientID(duidLL(sm1MAC)), ia(), dhcpv6.WithArchType(iana.EFI_X86_64_HTTP), withVendorClass("HTTPClient:Arch:00016:UNDI:003001")),
 					in:   direct(linkLocal(sm1MAC)),
 					want: &summary{Type: "ADVERTISE", ClientID: hexDUID(duidLL(sm1MAC)), ServerID: true, Preference: 255,
-						IAs: ianaOf(sm1Addr), DNS: dns135, Domains: domains, BootFile: "http://[2001:db8:135::1]/ipxe/ipxe.efi", VendorClass: "343:HTTPClient"},
+						IAs: ianaOf(sm1Addr), DNS: dns135, Domains: domains, BootFile: "http://[2001:db8:135::1]/ipxe/snponly.efi", VendorClass: "343:HTTPClient"},
 				},
 				{
 					name: "known host without AAAA: no address, boot answer still",

@@ -50,6 +50,11 @@ func (s *Server) open(sub, name string) (*os.File, fs.FileInfo, error) {
 // os.Root (escape) is also logged at Warn.
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, sub, name string) {
 	f, fi, err := s.open(sub, name)
+	s.sendFile(w, r, f, fi, err)
+}
+
+// sendFile sends f, which open returned with fi and err, and closes it.
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, f *os.File, fi fs.FileInfo, err error) {
 	if err != nil {
 		s.openFailed(w, r, err)
 		return
@@ -73,6 +78,20 @@ func (s *Server) static(sub string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.serveFile(w, r, sub, r.PathValue("path"))
 	}
+}
+
+// handleLoader serves DIR/ipxe/{path...}; a plain file name DIR/ipxe lacks
+// comes from the first of Config.LoaderDirs that has it, so that UEFI HTTP
+// boot finds a packaged loader (serve.loaders) with nothing copied.
+func (s *Server) handleLoader(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("path")
+	f, fi, err := s.open("ipxe", name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if lf, lfi, lerr := s.cfg.LoaderDirs.Open(name); lerr == nil {
+			f, fi, err = lf, lfi, nil
+		}
+	}
+	s.sendFile(w, r, f, fi, err)
 }
 
 // macFolder returns the folder name under DIR/mac/ for the {hexhyp} of a

@@ -14,7 +14,7 @@
 //	GET|POST /done?token=T          the installer's callback: the host is installed
 //	GET /boot.ipxe                  the script `vmprov ipxe build` embeds; an installed host: the
 //	                                script that exits
-//	GET /ipxe/{path...}             DIR/ipxe, with Range
+//	GET /ipxe/{path...}             DIR/ipxe, else for a plain name the loader folders; with Range
 //	GET /assets/{path...}           DIR/assets, with Range
 //	GET /healthz                    liveness
 //	GET /metrics                    Config.Metrics in the Prometheus exposition formats
@@ -77,6 +77,10 @@ type Config struct {
 	Booter netboot.Booter
 	// Dir is serve.dir: it holds mac/, bootstrap/, ipxe/ and assets/.
 	Dir string
+	// LoaderDirs are looked in, in order, for a plain file name under
+	// /ipxe/ that Dir/ipxe lacks (serve.loader_dirs): UEFI HTTP boot
+	// fetches its loader there. Empty: Dir/ipxe only.
+	LoaderDirs netboot.LoaderDirs
 	// Log receives one line per request (ip, host, file, status, bytes,
 	// dur, err); nil discards.
 	Log *slog.Logger
@@ -150,7 +154,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /boot.ipxe", s.handleBootScript)
 	s.mux.HandleFunc("GET /done", s.handleDone)
 	s.mux.HandleFunc("POST /done", s.handleDone)
-	s.mux.HandleFunc("GET /ipxe/{path...}", s.static("ipxe"))
+	s.mux.HandleFunc("GET /ipxe/{path...}", s.handleLoader)
 	s.mux.HandleFunc("GET /assets/{path...}", s.static("assets"))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if cfg.Metrics != nil {

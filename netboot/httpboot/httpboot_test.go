@@ -605,3 +605,60 @@ func FuzzServeHTTP(f *testing.F) {
 		}
 	})
 }
+
+// TestLoaderDirs: /ipxe/NAME comes from serve.dir/ipxe, else for a plain
+// name from the first loader folder that has it (UEFI HTTP boot's loader,
+// nothing copied), with Range; names with a folder or ".." never reach
+// the loader folders.
+func TestLoaderDirs(t *testing.T) {
+	cfg, err := config.Parse([]byte(testConfigYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, big := serveDir(t)
+	loaders := t.TempDir()
+	inLoaders := map[string]string{
+		"snponly.efi":   "snponly from a loader folder",
+		"undionly.kpxe": "not serve.dir's undionly.kpxe",
+		"sub/x.efi":     "in a sub-folder",
+	}
+	for name, b := range inLoaders {
+		p := filepath.Join(loaders, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := backends()["fake"](t)
+	srv := httpboot.New(httpboot.Config{Policy: netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b), Booter: serveconfig.Booter(cfg),
+		Dir: dir, LoaderDirs: netboot.LoaderDirs{loaders}})
+	for _, tt := range []struct {
+		target string
+		status int
+		body   string
+	}{
+		{"/ipxe/snponly.efi", 200, inLoaders["snponly.efi"]},
+		{"/ipxe/undionly.kpxe", 200, string(big[:70000])},
+		{"/ipxe/sub/x.efi", 404, ""},
+		{"/ipxe/..%2fsecret.txt", 400, ""}, // refused before routing
+		{"/ipxe/nothere.efi", 404, ""},
+		{"/assets/snponly.efi", 404, ""},
+	} {
+		r := httptest.NewRequest("GET", tt.target, nil)
+		r.RemoteAddr = net.JoinHostPort(strayIP, "40000")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != tt.status || tt.status == 200 && w.Body.String() != tt.body {
+			t.Errorf("GET %s: %d %.40q, want %d %.40q", tt.target, w.Code, w.Body.String(), tt.status, tt.body)
+		}
+	}
+	r := httptest.NewRequest("GET", "/ipxe/snponly.efi", nil)
+	r.Header.Set("Range", "bytes=0-6")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	if w.Code != 206 || w.Body.String() != "snponly" {
+		t.Errorf("Range of a loader folder's file: %d %q, want 206 \"snponly\"", w.Code, w.Body.String())
+	}
+}

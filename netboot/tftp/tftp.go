@@ -108,6 +108,10 @@ var _ BuildWriter = (*buildstate.Writer)(nil)
 type Config struct {
 	// Root is the directory served, serve.dir/tftp. Required.
 	Root string
+	// LoaderDirs are looked in, in order, for a plain file name (no
+	// folder) that is in Root and is no per-host file (serve.loader_dirs,
+	// netboot.LoaderDirs). Empty: Root only.
+	LoaderDirs netboot.LoaderDirs
 	// Policy identifies the requester of a per-host file by its source
 	// address; nil serves no per-host files.
 	Policy netboot.Policy
@@ -154,6 +158,7 @@ type Stats struct {
 // Server is a read-only TFTP server. It is safe for concurrent use.
 type Server struct {
 	root    *os.Root
+	loaders netboot.LoaderDirs
 	policy  netboot.Policy
 	booter  netboot.Booter
 	render  RenderFunc
@@ -184,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	decisions := netboot.NewDecisionHistogram("tftp")
 	s := &Server{
-		root: root, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render, build: cfg.Build,
+		root: root, loaders: cfg.LoaderDirs, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render, build: cfg.Build,
 		log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries, decisions: decisions,
 		maxTransfers: cfg.MaxTransfers, maxPerClient: cfg.MaxTransfersPerClient, perClient: map[netip.Addr]int{},
 	}
@@ -468,7 +473,8 @@ func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int
 }
 
 // open finds what clean names: a regular file under the root, else a
-// per-host file for the requester; mark as for perHost.
+// per-host file for the requester, else for a plain name a file of the
+// loader folders; mark as for perHost.
 func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr, mark bool) (io.Reader, int64, bool, error) {
 	f, err := s.root.Open(clean)
 	if err == nil {
@@ -488,6 +494,12 @@ func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip ne
 		return nil, 0, false, errAccess
 	}
 	kind, mac, ok := perHostName(clean)
+	if !ok {
+		if f, fi, err := s.loaders.Open(clean); err == nil {
+			log.Debug("tftp file from a loader folder", "path", f.Name())
+			return f, fi.Size(), false, nil
+		}
+	}
 	if !ok || s.policy == nil || s.render == nil {
 		s.notFound.Add(1)
 		log.Info("file not found")

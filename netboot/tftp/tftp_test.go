@@ -859,3 +859,54 @@ func TestIPv6(t *testing.T) {
 		t.Errorf("download over IPv6: %d bytes (tsize %d), %v; want the %d-byte file", len(body), size, err, len(files["undionly.kpxe"]))
 	}
 }
+
+// TestLoaderDirs: a plain name the root lacks comes from the loader
+// folders (serve.loader_dirs); the root's file and the generated per-host
+// files win over a loader folder's, and names with a folder are looked up
+// in the root only.
+func TestLoaderDirs(t *testing.T) {
+	root, files := testRoot(t)
+	loaders := t.TempDir()
+	mac := inventory.HexHyp(hostMAC)
+	inLoaders := map[string][]byte{
+		"snponly.efi":        []byte("snponly from a loader folder"),
+		"ipxe.efi":           []byte("not the root's ipxe.efi"),
+		"grub.cfg-01-" + mac: []byte("not web10's generated grub.cfg"),
+		"grub.cfg-01-" + inventory.HexHyp(otherMAC): []byte("another host's grub.cfg"),
+	}
+	for name, b := range inLoaders {
+		if err := os.WriteFile(filepath.Join(loaders, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t)
+	pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): web10(t)}}
+	s, addr := startServer(t, Config{Root: root, LoaderDirs: netboot.LoaderDirs{loaders}, Policy: pol,
+		Booter: serveconfig.Booter(cfg), Render: Templates(serveconfig.Booter(cfg))})
+	for _, tt := range []struct {
+		name string
+		want []byte // nil: file not found
+	}{
+		{"snponly.efi", inLoaders["snponly.efi"]},
+		{"/snponly.efi", inLoaders["snponly.efi"]},
+		{"ipxe.efi", files["ipxe.efi"]},
+		{"boot/snponly.efi", nil},
+		{"grub.cfg-01-" + inventory.HexHyp(otherMAC), nil},
+	} {
+		body, _, err := get(t, addr, tt.name, 0)
+		switch {
+		case tt.want == nil && (err == nil || !strings.Contains(err.Error(), "file not found")):
+			t.Errorf("%s: got %d bytes, %v; want file not found", tt.name, len(body), err)
+		case tt.want != nil && (err != nil || !bytes.Equal(body, tt.want)):
+			t.Errorf("%s: got %.40q, %v; want %.40q", tt.name, body, err, tt.want)
+		}
+	}
+	body, _, err := get(t, addr, "grub.cfg-01-"+mac, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "grub.cfg-web10", body)
+	if b, err := s.Read(t.Context(), "snponly.efi", netip.MustParseAddr("127.0.0.1")); err != nil || !bytes.Equal(b, inLoaders["snponly.efi"]) {
+		t.Errorf("Read(snponly.efi) = %q, %v; want the loader folder's", b, err)
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // pxeVendorClass is what x64 UEFI PXE firmware sends as option 60; with
-// option 93 = 7 it makes vmprov answer with the TFTP loader ipxe.efi, the
+// option 93 = 7 it makes vmprov answer with the TFTP loader snponly.efi, the
 // boot file every peer is configured with too.
 const pxeVendorClass = "PXEClient:Arch:00007:UNDI:003016"
 

@@ -43,8 +43,8 @@ const (
 	serverIf   = "bs0"
 	clientIf   = "bc0"
 	httpPort   = 8080
-	peerPort   = 8081 // nginx
-	bootFile   = "ipxe.efi"
+	peerPort   = 8081          // nginx
+	bootFile   = "snponly.efi" // serve.loaders' default for architecture 7
 	loaderSize = 1 << 20
 	initrdSize = 64 << 20
 	recordTTL  = 300
@@ -72,7 +72,7 @@ type env struct {
 }
 
 // newEnv builds the segment with n hosts in DNS and serve.dir holding the
-// 1 MiB loader (tftp/ipxe.efi) and the 64 MiB initrd (assets/initrd.img).
+// 1 MiB loader (tftp/snponly.efi) and the 64 MiB initrd (assets/initrd.img).
 // It skips tb when not root or when a binary it needs is missing.
 func newEnv(tb testing.TB, n int) *env {
 	tb.Helper()

@@ -27,7 +27,7 @@ const peerBootDeadline = 5 * time.Minute
 // `vmprov serve` and through a seed-style peer on the same bridge, with the
 // same addresses and the same scripts: dnsmasq with the VM's reservation
 // (dhcp-host), its iPXE boot file (dhcp-boot, DHCPv6 bootfile-url) and, for
-// UEFI PXE, ipxe.efi over its TFTP; nginx serving the scripts vmprov serve
+// UEFI PXE, snponly.efi over its TFTP; nginx serving the scripts vmprov serve
 // rendered for the VM (/boot.ipxe, /pxedust, the bootstrap and install
 // scripts, fetched from serve once from the VM's own address) and the same
 // kernel and initrd. The peer is what seed 000 runs (ISC dhcpd and Apache)
@@ -41,7 +41,7 @@ const peerBootDeadline = 5 * time.Minute
 // vmprov, and the 1-minute load average at the end. It never fails on a
 // timing. The cases, in order: ipv4 (Debian's iPXE ROM, DHCPv4), ipv6only
 // (Debian's iPXE ROM on the IPv6-only bridge: SLAAC and DHCPv6) and uefi
-// (OVMF's PXE, ipxe.efi over TFTP, then iPXE's DHCPv4).
+// (OVMF's PXE, snponly.efi over TFTP, then iPXE's DHCPv4).
 //
 //	go test -run '^$' -bench BootTime -benchtime 3x -timeout 60m ./test/e2e/
 func BenchmarkBootTime(b *testing.B) {
@@ -135,22 +135,24 @@ func BenchmarkBootTime(b *testing.B) {
 }
 
 // prepareUEFI gives vmprov serve what a UEFI PXE boot needs, as TestUEFI
-// does: ipxe.efi under serve.dir/tftp, a kernel UEFI iPXE can load, and
-// no option ROM on the NIC so that OVMF's own PXE runs.
+// does, and the loader under serve.dir/tftp, where the peer's TFTP finds it
+// too: snponly.efi (serve.loaders' default for architecture 7), a kernel
+// UEFI iPXE can load, and no option ROM on the NIC so that OVMF's own PXE
+// runs.
 func prepareUEFI(b *testing.B, e *demo.Env) {
 	b.Helper()
-	for _, f := range []string{ovmfCode, ipxeEFI, "/usr/share/qemu/firmware/60-edk2-x86_64.json"} {
+	for _, f := range []string{ovmfCode, snponlyEFI, "/usr/share/qemu/firmware/60-edk2-x86_64.json"} {
 		if _, err := os.Stat(f); err != nil {
 			b.Skipf("needs %s (Debian packages ovmf, ipxe)", f)
 		}
 	}
-	loader, err := os.ReadFile(ipxeEFI)
+	loader, err := os.ReadFile(snponlyEFI)
 	if err != nil {
 		b.Fatal(err)
 	}
 	serveDir := filepath.Join(e.Dir, "serve")
 	for name, data := range map[string][]byte{
-		filepath.Join("tftp", "ipxe.efi"):                            loader,
+		filepath.Join("tftp", "snponly.efi"):                         loader,
 		filepath.FromSlash(strings.TrimPrefix(demo.KernelPath, "/")): haltEFI(),
 	} {
 		p := filepath.Join(serveDir, name)
@@ -226,7 +228,7 @@ func bootVmprov(b *testing.B, e *demo.Env, h demo.Host) (kernel, dhcpToPXEDust t
 // captureScripts fetches what vmprov serve answers h's boot chain, from h's
 // own address (added to the bridge for the moment, so that serve's
 // forward-confirmed reverse DNS names h), into a web root for the peer,
-// with the stand-in kernel and initrd and, for UEFI, ipxe.efi.
+// with the stand-in kernel and initrd and, for UEFI, snponly.efi.
 func captureScripts(b *testing.B, e *demo.Env, h demo.Host, base string) string {
 	b.Helper()
 	www := filepath.Join(b.TempDir(), "www")
@@ -315,7 +317,7 @@ func startPeer(b *testing.B, e *demo.Env, h demo.Host, www string) *peer {
 		"dhcp-userclass=set:ipxe,iPXE",
 		"dhcp-match=set:efi64,option:client-arch,7",
 		"dhcp-boot=tag:ipxe," + e.BootURL + "/boot.ipxe",
-		fmt.Sprintf("dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,%s", br4.Addr()),
+		fmt.Sprintf("dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,%s", br4.Addr()),
 		"dhcp-option=tag:ipxe,option6:bootfile-url," + e.BootURL6 + "/boot.ipxe",
 		"enable-tftp",
 		"tftp-root=" + tftp,

@@ -72,8 +72,9 @@ func setupDemo(t testing.TB, bin string, more ...lab.Bridge) *demo.Env {
 // demo.LogLine's that the UEFI test looks at.
 type event struct {
 	demo.LogLine
-	Arch  string `json:"arch"`  // DHCPv4 client architecture (option 93)
-	Bytes int64  `json:"bytes"` // TFTP transfer size
+	Arch   string `json:"arch"`   // DHCP client architecture (DHCPv4 option 93, DHCPv6 option 61)
+	Bytes  int64  `json:"bytes"`  // TFTP transfer or HTTP response size
+	Method string `json:"method"` // HTTP request method
 }
 
 // readEvents parses the JSON lines of the serve log logged at or after

@@ -3,73 +3,82 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vmprov/vmprov/test/lab"
 	"github.com/vmprov/vmprov/test/lab/demo"
 )
 
 // UEFI parts (Debian packages ovmf and ipxe): the firmware libvirt picks
 // for <os firmware='efi'> (QEMU's descriptor 60-edk2-x86_64.json) and the
-// loader serve.loaders names for x64 UEFI.
+// loader serve.loaders names for x64 UEFI by default, which serve finds in
+// the ipxe package's folder (serve.loader_dirs).
 const (
-	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	ipxeEFI  = "/usr/lib/ipxe/ipxe.efi"
+	ovmfCode   = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	snponlyEFI = "/usr/lib/ipxe/snponly.efi"
 )
 
 // uefiDeadline bounds one UEFI boot under TCG on a shared machine: OVMF,
-// its PXE DHCP, the TFTP download of ipxe.efi, iPXE's DHCP and the chain
-// to the initrd.
+// its PXE DHCP, the TFTP download of snponly.efi, iPXE's DHCP and the
+// chain to the initrd.
 const uefiDeadline = 5 * time.Minute
 
-// TestUEFI boots a VM with OVMF and no option ROM on its NIC, so that
-// EDK2's own PXE runs, from `vmprov serve` in the lab: DHCPv4 with client
-// architecture 7 gets the loader ipxe.efi over TFTP from serve.dir/tftp,
-// the iPXE it starts DHCPs again with user class iPXE, gets /boot.ipxe
-// and follows the host's chain to its kernel and initrd. The test asserts
-// serve's log of that client, in order.
-func TestUEFI(t *testing.T) {
+// uefiIPv6Deadline bounds a UEFI boot on the IPv6-only link, where iPXE
+// first waits out its DHCPv4 (and UEFI HTTP boot its HTTPv4 option's
+// DHCPv4) before IPv6 goes on.
+const uefiIPv6Deadline = 10 * time.Minute
+
+// uefiLab is a lab whose `vmprov serve` boots OVMF VMs: the kernel of
+// distribution core is one UEFI iPXE can load (haltEFI, which halts the
+// VM), and VM NICs load no option ROM (libvirt.rom: none), so that the
+// firmware's own network boot runs. Nothing is copied for the loader:
+// serve finds snponly.efi in Debian's ipxe folder. loaderSize is its size.
+type uefiLab struct {
+	*demo.Env
+	loaderSize int64
+}
+
+// setupUEFI brings up such a lab (br135, plus the bridges more).
+func setupUEFI(t *testing.T, more ...lab.Bridge) uefiLab {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("boots OVMF under QEMU for minutes")
 	}
 	requireDemoLab(t)
-	for _, f := range []string{ovmfCode, ipxeEFI, "/usr/share/qemu/firmware/60-edk2-x86_64.json"} {
+	for _, f := range []string{ovmfCode, snponlyEFI, "/usr/share/qemu/firmware/60-edk2-x86_64.json"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Skipf("needs %s (Debian packages ovmf, ipxe)", f)
 		}
 	}
-	loader, err := os.ReadFile(ipxeEFI)
+	fi, err := os.Stat(snponlyEFI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := setupDemo(t, buildVmprov(t, t.TempDir()))
-	// serve.loaders maps architecture 7 to ipxe.efi by default; TFTP
-	// serves serve.dir/tftp. The kernel becomes one UEFI iPXE can load,
-	// which halts the VM when booted. Both are read at request time.
-	serveDir := filepath.Join(e.Dir, "serve")
-	for name, data := range map[string][]byte{
-		filepath.Join("tftp", "ipxe.efi"):                            loader,
-		filepath.FromSlash(strings.TrimPrefix(demo.KernelPath, "/")): haltEFI(),
-	} {
-		p := filepath.Join(serveDir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	e := setupDemo(t, buildVmprov(t, t.TempDir()), more...)
+	kernel := filepath.Join(e.Dir, "serve", filepath.FromSlash(strings.TrimPrefix(demo.KernelPath, "/")))
+	if err := os.WriteFile(kernel, haltEFI(), 0o644); err != nil { // read at request time
+		t.Fatal(err)
 	}
-
-	// vmprov create with OVMF (--firmware efi) and no option ROM on the
-	// NIC (libvirt.rom: none), so that the firmware's own PXE runs.
 	setLibvirtROM(t, e.Config, "none")
-	h, start, err := e.Create(t.Context(), "uefi1", "--vlan", "135", "--ip", "192.0.2.11", "--distro", "core",
-		"--firmware", "efi", "--memory", "512", "--vcpus", "1", "--disk-size", "1")
+	return uefiLab{Env: e, loaderSize: fi.Size()}
+}
+
+// create runs `vmprov create NAME --firmware efi ARGS...` with a small VM
+// of distribution core, destroys it when t ends, and returns the host,
+// the time create started and the domain's XML, which must run OVMF with
+// no option ROM on its NIC.
+func (e uefiLab) create(t *testing.T, name string, args ...string) (demo.Host, time.Time, string) {
+	t.Helper()
+	args = append([]string{"--distro", "core", "--firmware", "efi", "--memory", "512", "--vcpus", "1", "--disk-size", "1"}, args...)
+	h, start, err := e.Create(t.Context(), name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,53 +90,133 @@ func TestUEFI(t *testing.T) {
 			t.Errorf("%v", err)
 		}
 	})
-	if x, err := e.Lab.Libvirt.Virsh(t.Context(), "dumpxml", h.Name); err != nil {
-		t.Fatal(err)
-	} else if !strings.Contains(x, "OVMF") || !strings.Contains(x, "<rom enabled='no'/>") {
-		t.Fatalf("domain %s does not run OVMF with the NIC's option ROM off:\n%s", h.Name, x)
-	}
-	tl, err := e.Follow(t.Context(), h, start, uefiDeadline, func(tl demo.Timeline) bool { return tl.Has(demo.InitrdPath) }, nil)
+	x, err := e.Lab.Libvirt.Virsh(t.Context(), "dumpxml", h.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(x, "OVMF") || !strings.Contains(x, "<rom enabled='no'/>") {
+		t.Fatalf("domain %s does not run OVMF with the NIC's option ROM off:\n%s", h.Name, x)
+	}
+	return h, start, x
+}
 
-	// The client's DHCP, TFTP and HTTP steps as serve logged them, with
-	// the client architecture and the TFTP size, which demo.Timeline
-	// leaves out.
+// follow waits until h fetched its initrd and returns its timeline and
+// its DHCP, TFTP and HTTP steps as serve logged them (uefiStep), in order.
+func (e uefiLab) follow(t *testing.T, h demo.Host, start time.Time, deadline time.Duration) (demo.Timeline, []string) {
+	t.Helper()
+	tl, err := e.Follow(t.Context(), h, start, deadline, func(tl demo.Timeline) bool { return tl.Has(demo.InitrdPath) },
+		func(ev demo.Event) { t.Logf("%s: %s", h.Name, ev) })
 	var steps []string
 	for _, ev := range readEvents(t, e.ServeLog, start) {
-		var step string
-		switch {
-		case strings.HasPrefix(ev.Msg, "dhcp4 ") && ev.MAC == h.MAC:
-			step = fmt.Sprintf("%s class=%s arch=%s file=%s", ev.Msg, ev.Class, ev.Arch, ev.File)
-		case ev.Msg == "tftp transfer" && ev.IP == h.IPv4.String():
-			step = fmt.Sprintf("tftp %s bytes=%d", ev.File, ev.Bytes)
-		case ev.Msg == "http request" && ev.IP == h.IPv4.String():
-			step = fmt.Sprintf("http %s %d", ev.File, ev.Status)
-		default:
+		step, ok := uefiStep(h, ev)
+		if !ok {
 			continue
 		}
-		t.Logf("%6.1fs %s", ev.Time.Sub(start).Seconds(), step)
+		t.Logf("%s %6.1fs %s", h.Name, ev.Time.Sub(start).Seconds(), step)
 		steps = append(steps, step)
 		if ev.File == demo.InitrdPath {
 			break
 		}
 	}
-	want := []string{
-		"dhcp4 OFFER class=pxe arch=7 file=ipxe.efi",
-		"dhcp4 ACK class=pxe arch=7 file=ipxe.efi",
-		fmt.Sprintf("tftp ipxe.efi bytes=%d", len(loader)),
-		"dhcp4 OFFER class=ipxe arch=7 file=" + e.BootURL + "/boot.ipxe",
-		"dhcp4 ACK class=ipxe arch=7 file=" + e.BootURL + "/boot.ipxe",
+	if err != nil {
+		t.Fatalf("%v; steps:\n%s", err, strings.Join(steps, "\n"))
 	}
-	for _, r := range demo.WantRequests(h) {
-		want = append(want, fmt.Sprintf("http %s %d", r.File, r.Status))
+	return tl, steps
+}
+
+// uefiStep formats a serve log line about h: its DHCP messages with class,
+// client architecture and boot file, its TFTP transfers with their size,
+// and its HTTP requests with their status (and size, for loaders under
+// /ipxe/).
+func uefiStep(h demo.Host, ev event) (string, bool) {
+	from := func() bool {
+		a, err := netip.ParseAddr(ev.IP)
+		return err == nil && slices.Contains(h.Addrs(), a.Unmap())
 	}
-	// Firmware may repeat its DHCP exchange; each wanted step must follow
-	// the one before it.
+	switch {
+	case (strings.HasPrefix(ev.Msg, "dhcp4 ") || strings.HasPrefix(ev.Msg, "dhcp6 ")) && ev.MAC == h.MAC:
+		return fmt.Sprintf("%s class=%s arch=%s file=%s", ev.Msg, ev.Class, ev.Arch, ev.File), true
+	case ev.Msg == "tftp transfer" && from():
+		return fmt.Sprintf("tftp %s bytes=%d", ev.File, ev.Bytes), true
+	case ev.Msg == "http request" && from():
+		step := fmt.Sprintf("http %s %d", ev.File, ev.Status)
+		if ev.Method != "" && ev.Method != "GET" {
+			step = fmt.Sprintf("http %s %s %d", ev.Method, ev.File, ev.Status)
+		}
+		if strings.HasPrefix(ev.File, "/ipxe/") && ev.Method == "GET" {
+			step += fmt.Sprintf(" bytes=%d", ev.Bytes)
+		}
+		return step, true
+	}
+	return "", false
+}
+
+// checkSteps fails t unless want occurs in steps in order (firmware may
+// repeat its DHCP exchange; each wanted step must follow the one before).
+func checkSteps(t *testing.T, h demo.Host, steps, want []string) {
+	t.Helper()
 	if n := subsequence(steps, want); n < len(want) {
 		t.Errorf("serve's log of %s lacks %q after %q; steps:\n%s", h.MAC, want[n], want[max(n-1, 0)], strings.Join(steps, "\n"))
 	}
+}
+
+// chainSteps is the HTTP chain of demo.WantRequests as steps.
+func chainSteps(h demo.Host) []string {
+	var want []string
+	for _, r := range demo.WantRequests(h) {
+		want = append(want, fmt.Sprintf("http %s %d", r.File, r.Status))
+	}
+	return want
+}
+
+// checkChain fails t unless iPXE's HTTP requests, those after the
+// firmware's fetches of loaders under /ipxe/, are exactly the chain of
+// demo.WantRequests: nothing fetched twice or out of order.
+func checkChain(t *testing.T, tl demo.Timeline) {
+	t.Helper()
+	var got []demo.Request
+	for _, r := range tl.Requests() {
+		if r.Kind == demo.HTTP && !strings.HasPrefix(r.File, "/ipxe/") {
+			got = append(got, r)
+		}
+	}
+	if diff := cmp.Diff(demo.WantRequests(tl.Host), got); diff != "" {
+		t.Errorf("HTTP requests of %s (-want +got):\n%s", tl.Host.Name, diff)
+	}
+}
+
+// checkNoStep fails t if a step starts with prefix (why says why none may).
+func checkNoStep(t *testing.T, steps []string, prefix, why string) {
+	t.Helper()
+	for _, s := range steps {
+		if strings.HasPrefix(s, prefix) {
+			t.Errorf("%s: %s; steps:\n%s", s, why, strings.Join(steps, "\n"))
+			return
+		}
+	}
+}
+
+// TestUEFI boots a VM with OVMF and no option ROM on its NIC, so that
+// EDK2's own PXE runs, from `vmprov serve` in the lab: DHCPv4 with client
+// architecture 7 gets the loader snponly.efi over TFTP, which serve finds
+// in Debian's ipxe folder (nothing under serve.dir/tftp), the iPXE it
+// starts DHCPs again with user class iPXE, gets /boot.ipxe and follows the
+// host's chain to its kernel and initrd. The test asserts serve's log of
+// that client, in order.
+func TestUEFI(t *testing.T) {
+	t.Parallel()
+	e := setupUEFI(t)
+	h, start, _ := e.create(t, "uefi1", "--vlan", "135", "--ip", "192.0.2.11")
+	tl, steps := e.follow(t, h, start, uefiDeadline)
+
+	want := []string{
+		"dhcp4 OFFER class=pxe arch=7 file=snponly.efi",
+		"dhcp4 ACK class=pxe arch=7 file=snponly.efi",
+		fmt.Sprintf("tftp snponly.efi bytes=%d", e.loaderSize),
+		"dhcp4 OFFER class=ipxe arch=7 file=" + e.BootURL + "/boot.ipxe",
+		"dhcp4 ACK class=ipxe arch=7 file=" + e.BootURL + "/boot.ipxe",
+	}
+	checkSteps(t, h, steps, append(want, chainSteps(h)...))
 	// iPXE's own DHCPv4 is one exchange, and /boot.ipxe reuses it: no
 	// DHCPv4 after the script was fetched.
 	ipxeACKs, script := 0, -1
@@ -144,16 +233,7 @@ func TestUEFI(t *testing.T) {
 	if ipxeACKs != 1 {
 		t.Errorf("%d DHCPv4 ACKs to iPXE, want 1; steps:\n%s", ipxeACKs, strings.Join(steps, "\n"))
 	}
-	// The HTTP requests exactly: nothing fetched twice or out of order.
-	var got []demo.Request
-	for _, r := range tl.Requests() {
-		if r.Kind == demo.HTTP {
-			got = append(got, r)
-		}
-	}
-	if diff := cmp.Diff(demo.WantRequests(h), got); diff != "" {
-		t.Errorf("HTTP requests of %s (-want +got):\n%s", h.IPv4, diff)
-	}
+	checkChain(t, tl)
 }
 
 // subsequence returns how many of want occur in got one after another.

@@ -131,8 +131,8 @@ func TestExplain(t *testing.T) {
 		firmware, file, next, vendor, file6 string
 	}{
 		{"bios", "undionly.kpxe", "192.0.2.1", "", "tftp://[2001:db8:135::1]/undionly.kpxe"},
-		{"efi", "ipxe.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/ipxe.efi"},
-		{"efi-http", "http://192.0.2.1:8080/ipxe/ipxe.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/ipxe.efi"},
+		{"efi", "snponly.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/snponly.efi"},
+		{"efi-http", "http://192.0.2.1:8080/ipxe/snponly.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/snponly.efi"},
 		{"arm64", "ipxe-arm64.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/ipxe-arm64.efi"},
 		{"arm64-http", "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/ipxe-arm64.efi"},
 		{"none", "", "", "", ""},
@@ -159,7 +159,7 @@ func TestExplain(t *testing.T) {
 		if x.Host == nil || x.Host.MAC != "00:25:90:96:c4:9a" || !strings.Contains(x.Host.IdentifiedBy, "_mac CNAME 00-25-90-96-c4-9a._mac.example.com. → sm1.example.com.") {
 			t.Errorf("host = %+v", x.Host)
 		}
-		if x.DHCPv4 == nil || x.DHCPv4.Address != "192.0.2.55" || x.DHCPv4.File != "ipxe.efi" {
+		if x.DHCPv4 == nil || x.DHCPv4.Address != "192.0.2.55" || x.DHCPv4.File != "snponly.efi" {
 			t.Errorf("dhcp4 = %+v", x.DHCPv4)
 		}
 		if x.Install == nil || !strings.HasSuffix(x.Install.AnswerFile, "/bootstrap/install/bookworm/x86_64/preseed.cfg") {

@@ -12,7 +12,8 @@ import (
 	"github.com/vmprov/vmprov/netboot/tftp"
 )
 
-// tftpServer returns the TFTP server rooted at serve.dir/tftp, or nil when
+// tftpServer returns the TFTP server rooted at serve.dir/tftp, falling
+// back to serve.loader_dirs for plain names, or nil when
 // serve.tftp is "off" (or --tftp ""). mkdir creates a missing root; without
 // it a missing root means no server. build marks hosts installing when
 // their installer's per-host file is sent (nil: no writes, for explain).
@@ -28,5 +29,5 @@ func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, 
 	} else if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return tftp.New(tftp.Config{Root: root, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Build: build, Log: log})
+	return tftp.New(tftp.Config{Root: root, LoaderDirs: c.Serve.LoaderDirs, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Build: build, Log: log})
 }
