@@ -36,6 +36,9 @@ type Request struct {
 	// Firmware is config.FirmwareBIOS or config.FirmwareEFI; empty means
 	// libvirt.firmware.
 	Firmware string
+	// Netboot is how UEFI firmware boots from the network: NetbootPXE
+	// (empty too) or NetbootHTTP (UEFI HTTP boot, EFI firmware only).
+	Netboot string
 	// Boot is the domain's boot order (virt.BootDisk, virt.BootNetwork);
 	// empty means virt.DefaultBoot, disk first. Network first boots the VM
 	// like bare metal: the build state decides between install and disk.
@@ -121,6 +124,16 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 	case config.FirmwareBIOS, config.FirmwareEFI:
 	default:
 		return config.VLAN{}, invalid("--firmware %q is not %s (SeaBIOS) or %s (OVMF)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI)
+	}
+	switch r.Netboot {
+	case "", NetbootPXE:
+		r.Netboot = NetbootPXE
+	case NetbootHTTP:
+		if r.Firmware != config.FirmwareEFI {
+			return config.VLAN{}, invalid("--netboot %s needs UEFI firmware: add --firmware %s (SeaBIOS has no HTTP boot; its iPXE ROM fetches everything over HTTP already)", NetbootHTTP, config.FirmwareEFI)
+		}
+	default:
+		return config.VLAN{}, invalid("--netboot %q is not %s (PXE, the default) or %s (UEFI HTTP boot)", r.Netboot, NetbootPXE, NetbootHTTP)
 	}
 	var vlan config.VLAN
 	switch {
@@ -237,6 +250,8 @@ func (p planner) domainXML(pl *Plan, r Request, diskPath string) (string, error)
 		ROMFile:     romFile(p.cfg.Libvirt.ROM),
 		Emulator:    p.cfg.Libvirt.Emulator,
 		Firmware:    firmware(r.Firmware),
+		Netboot:     netboot(r.Netboot),
+		NoIPv4:      pl.IPv4 == nil,
 		Boot:        r.Boot,
 		ROMDisabled: p.cfg.Libvirt.ROM == config.ROMNone,
 		Meta:        virt.Metadata{VLAN: pl.VLAN, Distro: pl.Distro, FQDN: pl.FQDN},
@@ -249,6 +264,20 @@ func firmware(f string) string {
 		return virt.FirmwareEFI
 	}
 	return virt.FirmwareBIOS
+}
+
+// Values of Request.Netboot, `vmprov create --netboot`.
+const (
+	NetbootPXE  = "pxe"
+	NetbootHTTP = "http"
+)
+
+// netboot maps Request.Netboot to the domain's.
+func netboot(n string) string {
+	if n == NetbootHTTP {
+		return virt.NetbootHTTP
+	}
+	return virt.NetbootPXE
 }
 
 // romFile is libvirt.rom as a file; "none" is no file.

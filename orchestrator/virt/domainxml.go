@@ -33,6 +33,22 @@ const (
 	FirmwareEFI  = "efi" // OVMF without Secure Boot, chosen by libvirt from QEMU's firmware descriptors
 )
 
+// Netboot values of DomainSpec.Netboot: how UEFI firmware boots from the
+// network.
+const (
+	NetbootPXE  = ""     // PXE (and, firmware permitting, HTTP boot after it)
+	NetbootHTTP = "http" // UEFI HTTP boot only: the firmware's PXE options are off
+)
+
+// EDK2's fw_cfg switches of its PXE boot options (OVMF reads them at start,
+// OvmfPkg/Library/PxeBcPcdProducerLib): "n" leaves no PXE boot option of
+// that IP version, so the firmware goes on to the next, or to UEFI HTTP
+// boot (UEFI 2.5+ section 24.7), which OVMF offers after PXE.
+const (
+	FWCfgIPv4PXE = "opt/org.tianocore/IPv4PXESupport"
+	FWCfgIPv6PXE = "opt/org.tianocore/IPv6PXESupport"
+)
+
 // Boot devices of DomainSpec.Boot, as libvirt's <boot dev=…/> names them.
 const (
 	BootDisk    = "hd"
@@ -77,6 +93,13 @@ type DomainSpec struct {
 	Meta        Metadata
 	Machine     string // x86_64 machine type; empty means DefaultMachine
 	Firmware    string // FirmwareBIOS or FirmwareEFI
+	// Netboot is how UEFI firmware boots from the network: NetbootPXE or
+	// NetbootHTTP. Only with FirmwareEFI.
+	Netboot string
+	// NoIPv4 says the VM has no IPv4 address (IPv6-only): UEFI firmware
+	// skips its IPv4 PXE, whose DHCPv4 the boot service does not answer
+	// for it, and starts with PXE over IPv6 (DHCPv6, RFC 5970).
+	NoIPv4 bool
 	// Boot is the boot order (BootDisk, BootNetwork); empty means
 	// DefaultBoot. Network first makes a VM boot like bare metal: what the
 	// boot service answers decides, install or local boot.
@@ -143,6 +166,7 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 		Memory:   &libvirtxml.DomainMemory{Value: s.MemoryMiB, Unit: "MiB"},
 		VCPU:     &libvirtxml.DomainVCPU{Value: s.VCPUs},
 		OS:       osx,
+		SysInfo:  s.sysInfo(),
 		Features: &libvirtxml.DomainFeatureList{
 			ACPI: &libvirtxml.DomainFeature{},
 			APIC: &libvirtxml.DomainFeatureAPIC{},
@@ -174,6 +198,30 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 		return "", fmt.Errorf("build domain xml %s: %w", s.Name, err)
 	}
 	return out + "\n", nil
+}
+
+// sysInfo is the domain's fw_cfg entries: EDK2's PXE switches
+// (FWCfgIPv4PXE, FWCfgIPv6PXE) that make OVMF take its UEFI HTTP boot
+// option (NetbootHTTP), or skip IPv4 PXE on a VLAN without IPv4. libvirt
+// passes them to QEMU as -fw_cfg (<sysinfo type='fwcfg'>).
+func (s DomainSpec) sysInfo() []libvirtxml.DomainSysInfo {
+	if s.Firmware != FirmwareEFI {
+		return nil
+	}
+	var off []string
+	switch {
+	case s.Netboot == NetbootHTTP:
+		off = []string{FWCfgIPv4PXE, FWCfgIPv6PXE}
+	case s.NoIPv4:
+		off = []string{FWCfgIPv4PXE}
+	default:
+		return nil
+	}
+	fw := &libvirtxml.DomainSysInfoFWCfg{}
+	for _, name := range off {
+		fw.Entry = append(fw.Entry, libvirtxml.DomainSysInfoEntry{Name: name, Value: "n"})
+	}
+	return []libvirtxml.DomainSysInfo{{FWCfg: fw}}
 }
 
 // check validates s and returns its MAC in canonical form.
@@ -208,6 +256,12 @@ func (s DomainSpec) check() (string, error) {
 	}
 	if s.Firmware != FirmwareBIOS && s.Firmware != FirmwareEFI {
 		return "", fmt.Errorf("domain %s: firmware %q is not %q (BIOS) or %q", s.Name, s.Firmware, FirmwareBIOS, FirmwareEFI)
+	}
+	switch {
+	case s.Netboot != NetbootPXE && s.Netboot != NetbootHTTP:
+		return "", fmt.Errorf("domain %s: netboot %q is not pxe or %s", s.Name, s.Netboot, NetbootHTTP)
+	case s.Netboot == NetbootHTTP && s.Firmware != FirmwareEFI:
+		return "", fmt.Errorf("domain %s: UEFI HTTP boot needs UEFI firmware, not %q", s.Name, s.Firmware)
 	}
 	if s.Meta.VLAN < 1 || s.Meta.VLAN > 4094 {
 		return "", fmt.Errorf("domain %s: vlan %d is not 1 to 4094", s.Name, s.Meta.VLAN)

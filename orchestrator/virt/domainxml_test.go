@@ -42,10 +42,17 @@ func goldenSpecs() map[string]virt.DomainSpec {
 
 	efiPXE := ipv4Spec()
 	efiPXE.Firmware, efiPXE.ROMDisabled = virt.FirmwareEFI, true
+	// create --netboot http: OVMF without PXE options takes UEFI HTTP boot.
+	efiHTTP := ipv4Spec()
+	efiHTTP.Firmware, efiHTTP.ROMDisabled, efiHTTP.Netboot = virt.FirmwareEFI, true, virt.NetbootHTTP
+	// An IPv6-only VLAN: OVMF skips IPv4 PXE.
+	efiV6 := v6
+	efiV6.Firmware, efiV6.ROMDisabled, efiV6.NoIPv4 = virt.FirmwareEFI, true, true
 	// A network-first VM (create --boot network,hd) boots like bare metal.
 	networkFirst := ipv4Spec()
 	networkFirst.Boot = []string{virt.BootNetwork, virt.BootDisk}
-	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE, "network-first": networkFirst}
+	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE, "network-first": networkFirst,
+		"efi-http": efiHTTP, "efi-ipv6only": efiV6}
 }
 
 func TestBuildDomainXMLGolden(t *testing.T) {
@@ -104,6 +111,8 @@ func TestBuildDomainXMLRejects(t *testing.T) {
 		{"relative emulator", func(s *virt.DomainSpec) { s.Emulator = "qemu" }, `emulator path "qemu"`},
 		{"rom file and rom disabled", func(s *virt.DomainSpec) { s.ROMFile, s.ROMDisabled = "/x.rom", true }, "option ROM disabled"},
 		{"firmware", func(s *virt.DomainSpec) { s.Firmware = "uefi" }, `firmware "uefi"`},
+		{"netboot tftp", func(s *virt.DomainSpec) { s.Firmware, s.Netboot = virt.FirmwareEFI, "tftp" }, `netboot "tftp" is not pxe or http`},
+		{"http boot with bios", func(s *virt.DomainSpec) { s.Netboot = virt.NetbootHTTP }, "UEFI HTTP boot needs UEFI firmware"},
 		{"vlan 0", func(s *virt.DomainSpec) { s.Meta.VLAN = 0 }, "vlan 0"},
 		{"vlan 4095", func(s *virt.DomainSpec) { s.Meta.VLAN = 4095 }, "vlan 4095"},
 		{"boot from cdrom", func(s *virt.DomainSpec) { s.Boot = []string{"cdrom", "hd"} }, `boot device "cdrom"`},

@@ -66,6 +66,7 @@ func (app *App) createCommand() *cobra.Command {
 	f.UintVar(&r.VCPUs, "vcpus", orchestrator.DefaultVCPUs, "virtual CPUs")
 	f.UintVar(&r.DiskGiB, "disk-size", orchestrator.DefaultDiskGiB, "disk size in GiB")
 	f.StringVar(&r.Firmware, "firmware", "", "bios (SeaBIOS) or efi (OVMF) (default libvirt.firmware)")
+	f.StringVar(&r.Netboot, "netboot", orchestrator.NetbootPXE, "how UEFI firmware boots from the network: pxe, or http (UEFI HTTP boot: the firmware's PXE boot options are turned off; needs --firmware efi)")
 	f.StringSliceVar(&r.Boot, "boot", nil, "boot order: hd,network (default; only an empty disk installs) or network,hd (installs whenever its build state says install, like bare metal)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	outputFlag(cmd, &output)

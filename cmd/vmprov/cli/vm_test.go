@@ -72,6 +72,39 @@ func TestCLIWorkflow(t *testing.T) {
 	if !strings.Contains(out, `\u003cos firmware=\"efi\"\u003e`) {
 		t.Errorf("--firmware efi: domain XML has no <os firmware=\"efi\">:\n%s", out)
 	}
+	// --netboot http: OVMF with its PXE boot options off (EDK2's fw_cfg
+	// switches), so that it takes UEFI HTTP boot; an IPv6-only VM with
+	// OVMF: IPv4 PXE off.
+	for _, tt := range []struct {
+		args      []string
+		want, not []string
+	}{
+		{[]string{"--ip", "192.0.2.172", "--netboot", "http"}, []string{fwcfgEntry("IPv4PXESupport"), fwcfgEntry("IPv6PXESupport")}, nil},
+		{[]string{"--vlan", "135"}, []string{fwcfgEntry("IPv4PXESupport")}, []string{"IPv6PXESupport"}},
+		{[]string{"--ip", "192.0.2.172"}, nil, []string{"<sysinfo"}},
+	} {
+		args := append([]string{"--config", cfg, "create", "--name", "cli1", "--distro", "core", "--firmware", "efi", "--dry-run", "-o", "json"}, tt.args...)
+		code, out, errs := vmprov(t, args...)
+		if code != 0 {
+			t.Fatalf("dry run %s: exit %d: %s", tt.args, code, errs)
+		}
+		var p struct {
+			DomainXML string `json:"domain_xml"`
+		}
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(p.DomainXML, w) {
+				t.Errorf("--firmware efi %s: domain XML lacks %s:\n%s", tt.args, w, p.DomainXML)
+			}
+		}
+		for _, w := range tt.not {
+			if strings.Contains(p.DomainXML, w) {
+				t.Errorf("--firmware efi %s: domain XML has %s:\n%s", tt.args, w, p.DomainXML)
+			}
+		}
+	}
 	// Nothing changed: show finds nothing.
 	if code, _, errs := vmprov(t, "--config", cfg, "show", "cli1"); code == 0 || !strings.Contains(errs, "no such host") {
 		t.Errorf("show after dry run: exit %d, %s", code, errs)
@@ -138,6 +171,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"unknown distro", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "win95", "--dry-run"}, []string{"win95"}},
 		{"bad ip", []string{"--config", good, "create", "--name", "a", "--ip", "300.1.1.1", "--distro", "core"}, []string{"300.1.1.1"}},
 		{"bad firmware", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--firmware", "uefi", "--dry-run"}, []string{`--firmware "uefi"`, "efi (OVMF)"}},
+		{"http boot with bios", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--firmware", "bios", "--netboot", "http", "--dry-run"}, []string{"--netboot http needs UEFI firmware", "--firmware efi"}},
+		{"bad netboot", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--netboot", "tftp", "--dry-run"}, []string{`--netboot "tftp"`, "pxe", "http"}},
 		{"bad txt", []string{"--config", good, "create", "--name", "a", "--vlan", "135", "--ip", "192.0.2.9", "--distro", "core", "--txt", "novalue"}, []string{"novalue", "KEY=VALUE"}},
 		{"unknown key", []string{"--config", typo, "list"}, []string{"zonee"}},
 		{"wide subnet", []string{"--config", wide, "list"}, []string{"10.0.0.0/16", "/20"}},
@@ -209,4 +244,9 @@ func TestCLIIPXE(t *testing.T) {
 	if code, _, errs := vmprov(t, "ipxe", "install"); code == 0 || !strings.Contains(errs, "ROM") {
 		t.Errorf("ipxe install without ROM: exit %d, %s", code, errs)
 	}
+}
+
+// fwcfgEntry is the domain XML line that turns EDK2's switch name off.
+func fwcfgEntry(name string) string {
+	return `<entry name="opt/org.tianocore/` + name + `">n</entry>`
 }

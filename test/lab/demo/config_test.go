@@ -24,7 +24,7 @@ func TestLabConfig(t *testing.T) {
 		keyFile               string
 	}{
 		{"demo", ConfigOptions{ServeDir: "/lab/vmprov/serve"},
-			"http://192.0.2.1:8080", "http://[2001:db8:136::1]:8080", ":8080", "192.0.2.1:69", "/lab/bind/tsig.key"},
+			"http://192.0.2.1:8080", "http://[2001:db8:136::1]:8080", ":8080", ":69", "/lab/bind/tsig.key"},
 		{"systemd", ConfigOptions{ServeDir: "/var/lib/vmprov", KeyFile: "/etc/vmprov/tsig.secret", HTTPPort: 80, TFTP: ":69"},
 			"http://192.0.2.1", "http://[2001:db8:136::1]", ":80", ":69", "/etc/vmprov/tsig.secret"},
 	} {

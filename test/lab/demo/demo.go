@@ -100,7 +100,10 @@ type ConfigOptions struct {
 	KeyFile  string // dns.tsig.secret_file; empty: the lab's key file
 	ServeDir string // serve.dir (required)
 	HTTPPort int    // serve.http's port, also in the boot URLs; 0: HTTPPort
-	TFTP     string // serve.tftp; empty: port 69 on the lab bridge's IPv4 address
+	// TFTP is serve.tftp; empty: ":69", port 69 on every IPv4 and global
+	// IPv6 address of serve.interfaces, so that UEFI PXE over IPv6 finds
+	// TFTP at the global address its DHCPv6 tftp:// URL names.
+	TFTP string
 }
 
 // Config is the lab's vmprov configuration (YAML): VLAN 135 on the lab's
@@ -128,7 +131,7 @@ func LabConfig(st lab.State, o ConfigOptions) (Config, error) {
 		o.HTTPPort = HTTPPort
 	}
 	if o.TFTP == "" {
-		o.TFTP = netip.AddrPortFrom(br4.Addr(), 69).String()
+		o.TFTP = ":69"
 	}
 	port := fmt.Sprintf(":%d", o.HTTPPort)
 	if o.HTTPPort == 80 {

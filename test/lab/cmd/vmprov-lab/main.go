@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveDir := fs.String("serve-dir", "", "serve.dir of the configuration (config; required)")
 	keyFile := fs.String("key-file", "", "dns.tsig.secret_file of the configuration (config; default: the lab's key)")
 	httpPort := fs.Int("http-port", demo.HTTPPort, "serve.http port, also in the boot URLs (config)")
-	tftp := fs.String("tftp", "", "serve.tftp (config; default: port 69 on the bridge's IPv4 address)")
+	tftp := fs.String("tftp", "", "serve.tftp (config; default :69, port 69 on every address of serve.interfaces)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
