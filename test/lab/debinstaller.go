@@ -38,6 +38,18 @@ func RequireDebianInstaller(t testing.TB) {
 // They are copied, not linked: serve's os.Root serves no link out of
 // serve.dir.
 func StageDebianInstaller(serveDir, dist string) (kernel, initrd string, err error) {
+	return StageDebianMirror(serveDir, "", dist)
+}
+
+// StageDebianMirror is StageDebianInstaller for a host whose TXT mirror=
+// is boot.url/assets/sub: it copies d-i's kernel and initrd to where a
+// Debian mirror has them (dists/DIST/main/installer-amd64/.../netboot)
+// under serveDir/assets/sub and returns their HTTP paths. The rest of the
+// mirror is absent: d-i's own requests to it get 404s in serve's log.
+func StageDebianMirror(serveDir, sub, dist string) (kernel, initrd string, err error) {
+	if sub != "" && (strings.Contains(sub, "..") || path.IsAbs(sub)) {
+		return "", "", fmt.Errorf("stage d-i: mirror directory %q: want a relative path under assets/ without ..", sub)
+	}
 	d, err := templates.LookupDistribution(dist)
 	if err != nil {
 		return "", "", fmt.Errorf("stage d-i: %w", err)
@@ -45,7 +57,7 @@ func StageDebianInstaller(serveDir, dist string) (kernel, initrd string, err err
 	if d.Family != templates.FamilyDebian {
 		return "", "", fmt.Errorf("stage d-i: distribution %s is family %s, not debian", dist, d.Family)
 	}
-	dir := filepath.Join(serveDir, "assets", filepath.FromSlash(d.PXEBoot))
+	dir := filepath.Join(serveDir, "assets", filepath.FromSlash(sub), filepath.FromSlash(d.PXEBoot))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("stage d-i: %w", err)
 	}
@@ -54,7 +66,7 @@ func StageDebianInstaller(serveDir, dist string) (kernel, initrd string, err err
 			return "", "", fmt.Errorf("stage d-i: %w", err)
 		}
 	}
-	base := path.Join("/assets", d.PXEBoot)
+	base := path.Join("/assets", sub, d.PXEBoot)
 	return base + "/" + d.Kernel, base + "/" + d.Initrd, nil
 }
 
