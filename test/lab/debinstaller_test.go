@@ -1,9 +1,14 @@
 package lab
 
 import (
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmprov/vmprov/templates"
 )
 
 // TestDebianCallbackPreseed: the site preseed holds one early_command, a
@@ -28,5 +33,37 @@ func TestDebianCallbackPreseed(t *testing.T) {
 	}
 	if out, err := exec.CommandContext(t.Context(), "sh", "-n", "-c", cmds[0]).CombinedOutput(); err != nil {
 		t.Errorf("sh -n: %v\n%s\n%s", err, out, cmds[0])
+	}
+}
+
+// TestStageDebianMirror: d-i's kernel and initrd land where the install
+// boot of a host whose TXT mirror= is boot.url/assets/SUB fetches them,
+// and a mirror directory that leaves assets/ is refused.
+func TestStageDebianMirror(t *testing.T) {
+	RequireDebianInstaller(t)
+	const boot = "http://192.0.2.1:8080"
+	dir := t.TempDir()
+	kernel, initrd, err := StageDebianMirror(dir, "lab-mirror", "bookworm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := templates.Install(templates.Host{FQDN: "di.example.com", MAC: net.HardwareAddr{2, 4, 6, 8, 0x72, 0x29},
+		Distribution: "bookworm", BootURL: boot, Site: "example",
+		Vars: []templates.Var{{Name: "mirror", Value: boot + "/assets/lab-mirror"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ got, want string }{{kernel, ib.Kernel}, {initrd, ib.Initrd}} {
+		if boot+f.got != f.want {
+			t.Errorf("staged at %s, the install boot fetches %s", boot+f.got, f.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.got))); err != nil {
+			t.Errorf("%s: %v", f.got, err)
+		}
+	}
+	for _, sub := range []string{"../x", "/abs"} {
+		if _, _, err := StageDebianMirror(dir, sub, "bookworm"); err == nil {
+			t.Errorf("StageDebianMirror(%q): no error", sub)
+		}
 	}
 }
