@@ -32,7 +32,9 @@ func TestNamespaceBridgeAndVeth(t *testing.T) {
 	if err != nil || !strings.Contains(out, "vsrv0") {
 		t.Errorf("vsrv0 is not a port of br135: %q %v", out, err)
 	}
-	out, err = srv.IP(t.Context(), "-6", "addr", "show", "dev", "br135")
+	// The global address must be usable at once (nodad); the link-local
+	// one may still be in duplicate address detection.
+	out, err = srv.IP(t.Context(), "-6", "addr", "show", "dev", "br135", "scope", "global")
 	if err != nil || strings.Contains(out, "tentative") || !strings.Contains(out, "2001:db8:135::1/64") {
 		t.Errorf("br135 IPv6 address missing or tentative: %q %v", out, err)
 	}
