@@ -71,7 +71,8 @@ type Libvirt struct {
 	// ROMNone ("none") loads no option ROM, so UEFI firmware netboots with
 	// its own PXE stack.
 	ROM string `yaml:"rom" json:"rom,omitempty"`
-	// Firmware of new VMs: FirmwareBIOS (SeaBIOS) or FirmwareEFI (OVMF).
+	// Firmware of new VMs: FirmwareBIOS (SeaBIOS), FirmwareEFI (OVMF) or
+	// FirmwareEFISecure (OVMF with Secure Boot).
 	Firmware string `yaml:"firmware" json:"firmware"`
 	// Emulator overrides the domain's <emulator>; empty lets libvirt choose.
 	Emulator string `yaml:"emulator" json:"emulator,omitempty"`
@@ -88,6 +89,9 @@ const (
 	ROMNone      = "none"
 	FirmwareBIOS = "bios"
 	FirmwareEFI  = "efi"
+	// FirmwareEFISecure is OVMF with Secure Boot and Microsoft's keys on a
+	// q35 machine with SMM; the host's TXT records firmware=efi-secure.
+	FirmwareEFISecure = "efi-secure"
 )
 
 // Boot says how clients reach the boot service.
@@ -132,6 +136,8 @@ type Serve struct {
 	// lacks, in order: Debian's packaged loaders by default
 	// (DefaultLoaderDirs). An empty list turns the lookup off.
 	LoaderDirs []string `yaml:"loader_dirs" json:"loader_dirs"`
+	// SecureBoot is the Secure Boot chain of hosts with firmware=efi-secure.
+	SecureBoot SecureBoot `yaml:"secure_boot" json:"secure_boot"`
 	// DHCPv6 tunes the DHCPv6 server.
 	DHCPv6 DHCPv6 `yaml:"dhcp6" json:"dhcp6"`
 	// PublicMACScripts serves DIR/mac/MAC/ipxe to anyone who asks, as the
@@ -377,6 +383,7 @@ func (c *Config) SetDefaults() {
 	if c.Serve.LoaderDirs == nil {
 		c.Serve.LoaderDirs = DefaultLoaderDirs()
 	}
+	c.Serve.SecureBoot.setDefaults()
 	if c.BSDP.Priority == 0 {
 		c.BSDP.Priority = 32768
 	}
@@ -454,8 +461,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("libvirt.domain_type %q is not kvm or qemu", c.Libvirt.DomainType)
 	}
-	if c.Libvirt.Firmware != FirmwareBIOS && c.Libvirt.Firmware != FirmwareEFI {
-		bad("libvirt.firmware %q is not %s (SeaBIOS) or %s (OVMF)", c.Libvirt.Firmware, FirmwareBIOS, FirmwareEFI)
+	if c.Libvirt.Firmware != FirmwareBIOS && c.Libvirt.Firmware != FirmwareEFI && c.Libvirt.Firmware != FirmwareEFISecure {
+		bad("libvirt.firmware %q is not %s (SeaBIOS), %s (OVMF) or %s (OVMF with Secure Boot)", c.Libvirt.Firmware, FirmwareBIOS, FirmwareEFI, FirmwareEFISecure)
 	}
 	if r := c.Libvirt.ROM; r != "" && r != ROMNone && !strings.HasPrefix(r, "/") {
 		bad("libvirt.rom %q is not an absolute path: give the ROM's path on the hypervisor, or %q for no option ROM", r, ROMNone)
@@ -548,6 +555,7 @@ func (c *Config) Validate() error {
 	if l := c.Serve.Limits; l.HTTPConnections < 1 || l.HTTPConnections > 65536 {
 		bad("serve.limits.http_connections %d is out of range: use 1 to 65536 (default %d)", l.HTTPConnections, DefaultHTTPConnections)
 	}
+	c.Serve.SecureBoot.validate(bad)
 	if _, err := c.Serve.DHCPv6.DUID(); err != nil {
 		errs = append(errs, err)
 	}

@@ -119,6 +119,10 @@ type Answer struct {
 	// Why says why the answer is ActionNone or ActionLocal, for logs and
 	// vmprov explain.
 	Why string
+	// SecureBoot says the answer is a step of the Secure Boot chain: the
+	// signed shim of serve.secure_boot.loaders for a host whose intent says
+	// firmware=efi-secure, or the configuration of signed GRUB.
+	SecureBoot bool
 	// Installs says the answer hands out the host's installer (the
 	// /pxedust chain, an installing GRUB or PXELINUX configuration): it
 	// rests on a build state that is not installed, which the caller must
@@ -147,6 +151,12 @@ type Booter struct {
 	// fetched over TFTP by PXE firmware, over HTTP from BASE/ipxe/ by UEFI
 	// HTTP boot.
 	Loaders map[Arch]string
+	// SecureBootLoaders is the first loader of the Secure Boot chain of each
+	// client architecture (serve.secure_boot.loaders), the signed shim,
+	// fetched over TFTP by PXE firmware of hosts whose intent says
+	// firmware=efi-secure instead of Loaders' iPXE, which Secure Boot
+	// refuses to run.
+	SecureBootLoaders map[Arch]string
 	// BSDP says NetBoot images are configured for Intel Macs.
 	BSDP bool
 }
@@ -168,8 +178,13 @@ type Booter struct {
 //     tftp://[SERVER]/LOADER (EDK2's PXE over IPv6 reads only that form,
 //     PxeBcDhcp6.c PxeBcExtractBootFileUrl), so SERVER must be global.
 //   - Intel Macs get BSDP's image selection when images are configured.
-//   - GRUB and PXELINUX get their per-host configuration for a host with a
-//     boot intent.
+//   - A host whose intent says firmware=efi-secure boots the Secure Boot
+//     chain (docs/design.md, "Secure Boot"), chosen by that key only, since
+//     its firmware's requests look like any UEFI's: PXE firmware gets the
+//     signed shim of its architecture (SecureBootLoaders) instead of iPXE,
+//     and UEFI HTTP boot nothing, as signed GRUB cannot load over HTTP.
+//   - GRUB, signed GRUB and PXELINUX get their per-host configuration for
+//     a host with a boot intent.
 //   - Everything else gets no boot file.
 //
 // A host in build state installed boots from its local disk instead
@@ -219,6 +234,9 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		if installed {
 			return local()
 		}
+		if d.Host.Intent.SecureBoot() {
+			return none("host %s boots with Secure Boot (TXT firmware=efi-secure), whose signed GRUB loads over TFTP only: it boots by PXE, not UEFI HTTP boot", d.Host.FQDN)
+		}
 		if !fw.HasArch {
 			return none("UEFI HTTP boot client sent no architecture (option 93/61)")
 		}
@@ -244,7 +262,13 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 			return none("PXE client sent no architecture (option 93/61)")
 		}
 		loader, ok := b.loader(fw.Arch)
-		if !ok {
+		switch {
+		case d.Host.Intent.SecureBoot():
+			if loader, ok = b.SecureBootLoaders[fw.Arch]; !ok || loader == "" {
+				return none("host %s boots with Secure Boot (TXT firmware=efi-secure), and serve.secure_boot.loaders has no entry for architecture %d", d.Host.FQDN, fw.Arch)
+			}
+			a.SecureBoot = true
+		case !ok:
 			return none("no serve.loaders entry for architecture %d", fw.Arch)
 		}
 		srv := q.Server.WithZone("")
@@ -270,7 +294,7 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 			return none("no bsdp.images configured")
 		}
 		a.Action = ActionBSDP
-	case KindGRUB, KindPXELinux:
+	case KindGRUB, KindSignedGRUB, KindPXELinux:
 		if q.Via != ViaTFTP {
 			return none("%s asks over TFTP, not %s", fw.Kind, q.Via)
 		}
@@ -280,7 +304,7 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		if installed {
 			return local()
 		}
-		a.Action, a.Installs = ActionConfig, true
+		a.Action, a.Installs, a.SecureBoot = ActionConfig, true, fw.Kind == KindSignedGRUB
 	default:
 		return none("not a booting client (no PXE, HTTP boot, iPXE or BSDP class)")
 	}

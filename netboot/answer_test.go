@@ -86,15 +86,15 @@ func TestAnswerTable(t *testing.T) {
 		"bios": "undionly.kpxe@192.0.2.1", "efi": "snponly.efi@192.0.2.1", "efi32": "ipxe-i386.efi@192.0.2.1",
 		"efi-http": "http://192.0.2.1:8080/ipxe/snponly.efi+HTTPClient", "arm64": "ipxe-arm64.efi@192.0.2.1",
 		"arm64-http": "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp",
-		"bsdp": "bsdp", "grub": "-", "pxelinux": "-", "none": "-",
+		"bsdp": "bsdp", "grub": "-", "pxelinux": "-", "grub-signed": "-", "none": "-",
 	}
 	want6 := map[string]string{
 		"bios": "tftp://[2001:db8:135::1]/undionly.kpxe", "efi": "tftp://[2001:db8:135::1]/snponly.efi", "efi32": "tftp://[2001:db8:135::1]/ipxe-i386.efi",
 		"efi-http": "http://[2001:db8:135::1]:8080/ipxe/snponly.efi+HTTPClient", "arm64": "tftp://[2001:db8:135::1]/ipxe-arm64.efi",
 		"arm64-http": "http://[2001:db8:135::1]:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://[2001:db8:135::1]:8080/boot.ipxe",
-		"bsdp": "-", "grub": "-", "pxelinux": "-", "none": "-",
+		"bsdp": "-", "grub": "-", "pxelinux": "-", "grub-signed": "-", "none": "-",
 	}
-	wantTFTP := map[string]string{"grub": "config", "pxelinux": "config"}
+	wantTFTP := map[string]string{"grub": "config", "pxelinux": "config", "grub-signed": "config"}
 	wantHTTP := map[string]string{"ipxe": "chain %s site.ipxe"}
 
 	paths := []struct {
@@ -193,12 +193,12 @@ func TestAnswerTable(t *testing.T) {
 						switch fw.Firmware.Kind {
 						case netboot.KindPXE, netboot.KindHTTP:
 							want = "local"
-						case netboot.KindGRUB, netboot.KindPXELinux:
+						case netboot.KindGRUB, netboot.KindPXELinux, netboot.KindSignedGRUB:
 							want = "-"
 						}
 						queries := map[netboot.Query]string{
 							{Firmware: fw.Firmware, Via: via, Server: srv}:                want,
-							{Firmware: fw.Firmware, Via: netboot.ViaTFTP, IPv6: c.v6only}: map[string]string{"grub": "local", "pxelinux": "local"}[fw.Name],
+							{Firmware: fw.Firmware, Via: netboot.ViaTFTP, IPv6: c.v6only}: map[string]string{"grub": "local", "pxelinux": "local", "grub-signed": "local"}[fw.Name],
 							{Firmware: fw.Firmware, Via: netboot.ViaHTTP, IPv6: c.v6only}: map[string]string{"ipxe": "local"}[fw.Name],
 						}
 						for q, want := range queries {
@@ -302,6 +302,70 @@ func TestClassify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := netboot.Classify(tt.s).String(); got != tt.want {
 				t.Errorf("Classify(%+v) = %s, want %s", tt.s, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAnswerSecureBoot checks the Secure Boot chain (docs/design.md,
+// "Secure Boot"): a host whose TXT says firmware=efi-secure gets the signed
+// shim of serve.secure_boot.loaders from PXE firmware instead of iPXE, no
+// UEFI HTTP boot, and the signed GRUB's configuration; a host without the
+// key keeps iPXE, however its firmware asks.
+func TestAnswerSecureBoot(t *testing.T) {
+	intent := inventory.Intent{{Key: "distribution", Value: "bookworm"}, {Key: "state", Value: "install"}}
+	secure := intent.With("firmware", "efi-secure")
+	plain := intent.With("firmware", "efi")
+	installed := secure.With("state", "installed")
+	host := func(in inventory.Intent) netboot.Decision {
+		return netboot.Decision{Host: inventory.Host{FQDN: "sb.example.com.", Name: "sb", MAC: mustMAC("02:04:06:08:72:28"),
+			IPv4: netip.MustParseAddr("192.0.2.40"), Intent: in}}
+	}
+	fw := func(name string) netboot.Firmware {
+		f, err := netboot.ParseFirmware(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	b := serveconfig.Booter(answerConfig(t))
+	noShim := b
+	noShim.SecureBootLoaders = nil
+	srv4, srv6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8:135::1")
+	shim := "debian-installer/amd64/bootnetx64.efi"
+	tests := []struct {
+		name   string
+		b      netboot.Booter
+		intent inventory.Intent
+		q      netboot.Query
+		want   string // short(answer)
+		secure bool   // Answer.SecureBoot
+		why    string // in Answer.Why when want is "-"
+	}{
+		{"PXE arch 7 gets the shim", b, secure, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, shim + "@192.0.2.1", true, ""},
+		{"PXE arch 7 over DHCPv6 gets the shim's URL", b, secure, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv6, Server: srv6}, "tftp://[2001:db8:135::1]/" + shim, true, ""},
+		{"firmware=efi keeps iPXE", b, plain, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "ipxe.efi@192.0.2.1", false, ""},
+		{"no firmware key keeps iPXE", b, intent, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "ipxe.efi@192.0.2.1", false, ""},
+		{"no shim for BIOS", b, secure, netboot.Query{Firmware: fw("bios"), Via: netboot.ViaDHCPv4, Server: srv4}, "-", false, "serve.secure_boot.loaders has no entry for architecture 0"},
+		{"no shim configured", noShim, secure, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "-", false, "serve.secure_boot.loaders has no entry for architecture 7"},
+		{"no UEFI HTTP boot", b, secure, netboot.Query{Firmware: fw("efi-http"), Via: netboot.ViaDHCPv4, Server: srv4}, "-", false, "TFTP only"},
+		{"iPXE is still iPXE", b, secure, netboot.Query{Firmware: fw("ipxe"), Via: netboot.ViaDHCPv4, Server: srv4}, "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp", false, ""},
+		{"signed GRUB gets its configuration", b, secure, netboot.Query{Firmware: fw("grub-signed"), Via: netboot.ViaTFTP}, "config", true, ""},
+		{"signed GRUB over HTTP", b, secure, netboot.Query{Firmware: fw("grub-signed"), Via: netboot.ViaHTTP}, "-", false, "asks over TFTP"},
+		{"installed: no shim", b, installed, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "local", false, ""},
+		{"installed: signed GRUB boots the disk", b, installed, netboot.Query{Firmware: fw("grub-signed"), Via: netboot.ViaTFTP}, "local", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.b.Answer(host(tt.intent), tt.q)
+			if got := short(a); got != tt.want {
+				t.Errorf("Answer = %q (%s), want %q", got, a.Why, tt.want)
+			}
+			if a.SecureBoot != tt.secure {
+				t.Errorf("SecureBoot = %v, want %v", a.SecureBoot, tt.secure)
+			}
+			if tt.why != "" && !strings.Contains(a.Why, tt.why) {
+				t.Errorf("Why = %q, want it to say %q", a.Why, tt.why)
 			}
 		})
 	}

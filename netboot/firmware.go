@@ -65,6 +65,11 @@ const (
 	KindGRUB
 	// KindPXELinux is PXELINUX asking for pxelinux.cfg/01-<mac> over TFTP.
 	KindPXELinux
+	// KindSignedGRUB is the signed GRUB of the Secure Boot chain (shim →
+	// GRUB, docs/design.md "Secure Boot") asking over TFTP for the grub.cfg
+	// under its built-in prefix: no MAC in the name, and it loads nothing
+	// over HTTP.
+	KindSignedGRUB
 )
 
 func (k Kind) String() string {
@@ -83,6 +88,8 @@ func (k Kind) String() string {
 		return "grub"
 	case KindPXELinux:
 		return "pxelinux"
+	case KindSignedGRUB:
+		return "grub-signed"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -142,6 +149,7 @@ func Firmwares() []NamedFirmware {
 		{"bsdp", Firmware{Kind: KindBSDP}, "Intel Mac NetBoot (BSDP): the configured image"},
 		{"grub", Firmware{Kind: KindGRUB}, "GRUB over TFTP: per-host grub.cfg-01-<mac>"},
 		{"pxelinux", Firmware{Kind: KindPXELinux}, "PXELINUX over TFTP: per-host pxelinux.cfg/01-<mac>"},
+		{"grub-signed", Firmware{Kind: KindSignedGRUB}, "signed GRUB of the Secure Boot chain over TFTP: per-host grub.cfg at its prefix"},
 		{"none", Firmware{Kind: KindNone}, "an installed OS's DHCP client: address only"},
 	}
 }

@@ -341,11 +341,17 @@ type GrubInput struct {
 	// EFI selects linuxefi/initrdefi (EL GRUB builds); otherwise linux/initrd, which
 	// upstream GRUB ≥ 2.04 uses for both BIOS and UEFI.
 	EFI bool
+	// TFTP loads the kernel and initrd from the TFTP server GRUB was loaded from ($root),
+	// at the mirror URL's path, instead of over HTTP: Debian's signed GRUB, which the
+	// Secure Boot chain runs, has no http module and loads none under Secure Boot
+	// (docs/design.md, "Secure Boot").
+	TFTP bool
 }
 
 // GrubConfig renders a per-host grub.cfg (seed 001 style, TFTP name grub.cfg-01-<mac>):
 // one menu entry loading the installer kernel and initrd over HTTP from the mirror with the
-// same command line as install/default.ipxe. The mirror must be plain http.
+// same command line as install/default.ipxe. The mirror must be plain http; with in.TFTP
+// its path is read from GRUB's TFTP server.
 func GrubConfig(in GrubInput) ([]byte, error) {
 	x, err := in.Host.prepare()
 	if err != nil {
@@ -362,10 +368,14 @@ func GrubConfig(in GrubInput) ([]byte, error) {
 	if in.EFI {
 		linux, initrd = "linuxefi", "initrdefi"
 	}
+	device := "(http," + rawHost(x.PXEBootURL, u) + ")"
+	if in.TFTP {
+		device = ""
+	}
 	return render("grub.cfg", struct {
 		*host
-		Linux, Initrd, Server, Path string
-	}{x, linux, initrd, rawHost(x.PXEBootURL, u), u.EscapedPath()}) // escaped: see rawHost
+		Linux, Initrd, Device, Path string
+	}{x, linux, initrd, device, u.EscapedPath()}) // escaped: see rawHost
 }
 
 // PXELinuxConfig renders a per-host pxelinux.cfg/01-<mac> (seed 002): PXELINUX loads

@@ -17,16 +17,21 @@ const (
 	intentMirror       = "mirror"       // a base URL, see ValidURL
 	intentState        = "state"        // the build state (docs/design.md, "A host's life")
 	intentBuildID      = "build_id"     // names one build: 1 to 32 lower-case hex digits
+	intentFirmware     = "firmware"     // the host's firmware where the wire does not tell: efi-secure
 )
 
 // BuildStates are the values of the intent's state= (docs/design.md, "A host's life"),
 // the same as inventory.States: vmprov writes install, serve installing and installed.
 var buildStates = []string{"install", "installing", "installed"}
 
+// firmwares are the values of the intent's firmware= (inventory.KeyFirmware): the names of
+// vmprov create --firmware. Only efi-secure changes what the boot service answers.
+var firmwares = []string{"bios", "efi", "efi-secure"}
+
 // CheckIntent checks a whole boot intent, in TXT order: filename must pass CheckScript,
 // distribution must be a known distribution (LookupDistribution), state must be a build
 // state (install, installing or installed), build_id 1 to 32 lower-case hex digits,
-// every other name must
+// firmware bios, efi or efi-secure, every other name must
 // pass ValidVarName and its value ValidVarValue (mirror must also be a base URL, see
 // ValidURL), and no name may be set twice (a TXT record has no precedence between its
 // strings). Neither filename nor distribution is required. Every error names the refused
@@ -62,6 +67,11 @@ func CheckVar(v Var) error {
 	case intentBuildID:
 		if !validBuildID(v.Value) {
 			return fmt.Errorf("%w: build_id=%q is not 1 to 32 lower-case hex digits", ErrInvalidVar, v.Value)
+		}
+		return nil
+	case intentFirmware:
+		if !slices.Contains(firmwares, v.Value) {
+			return fmt.Errorf("%w: firmware=%q is not one of %s", ErrInvalidVar, v.Value, strings.Join(firmwares, ", "))
 		}
 		return nil
 	}

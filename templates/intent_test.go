@@ -35,6 +35,8 @@ func TestCheckIntent(t *testing.T) {
 		{"build state in capitals", []Var{core, {"state", "INSTALLED"}}, []string{`state="INSTALLED"`}},
 		{"build id not hex", []Var{core, {"build_id", "xyz"}}, []string{`build_id="xyz"`, "hex"}},
 		{"build id too long", []Var{core, {"build_id", strings.Repeat("a", 33)}}, []string{"1 to 32"}},
+		{"firmware efi-secure", []Var{core, {"firmware", "efi-secure"}}, nil},
+		{"firmware unknown", []Var{core, {"firmware", "secure"}}, []string{`firmware="secure"`, "bios, efi, efi-secure"}},
 		{"build state twice", []Var{core, {"state", "install"}, {"state", "installed"}}, []string{`"state" set twice`}},
 
 		// Names.

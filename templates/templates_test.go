@@ -158,6 +158,7 @@ func TestHostFiles(t *testing.T) {
 		{"grub-core-efi", func() ([]byte, error) { return GrubConfig(GrubInput{Host: seedHost(t, "core"), EFI: true}) }},
 		{"grub-bookworm-override", func() ([]byte, error) { return GrubConfig(GrubInput{Host: override}) }},
 		{"grub-jammy", func() ([]byte, error) { return GrubConfig(GrubInput{Host: seedHost(t, "jammy")}) }},
+		{"grub-bookworm-tftp", func() ([]byte, error) { return GrubConfig(GrubInput{Host: seedHost(t, "bookworm"), TFTP: true}) }},
 		{"pxelinux", func() ([]byte, error) { return PXELinuxConfig(seedHost(t, "core")) }},
 		{"firstboot", func() ([]byte, error) { return InstallFile(seedHost(t, "core"), "firstboot") }},
 	}

@@ -107,22 +107,25 @@ func validVars(vars []Var) error {
 
 // ReservedVar reports whether name is one of the variables the install scripts interpret
 // (filename, distribution, pxeboot, kickstart, console, arch, ifnames, firstboot, ...)
-// or vmprov's own build bookkeeping (state, build_id), rather than a variable to pass to
+// or vmprov's own keys (state, build_id, firmware), rather than a variable to pass to
 // the installed system's kernel command line. extra is appended raw, as in seed 000.
 func ReservedVar(name string) bool {
 	switch name {
 	case "filename", "distribution", "pxeboot", "kernel", "vmlinuz", "initrd", "cmdline",
 		"kickstart", "preseed", "autoinstall", "console", "arch", "ifnames", "firstboot",
-		"mirror", "repo", "iso", "extra", "hostname", "domain", intentState, intentBuildID:
+		"mirror", "repo", "iso", "extra", "hostname", "domain", intentState, intentBuildID, intentFirmware:
 		return true
 	}
 	return false
 }
 
 // BuildVar reports whether name is one of the keys vmprov writes to record a host's build
-// (state, build_id; docs/design.md, "A host's life"): they are not host variables, so no
-// iPXE set line or kernel argument carries them.
-func BuildVar(name string) bool { return name == intentState || name == intentBuildID }
+// (state, build_id; docs/design.md, "A host's life") or the firmware the boot service
+// answers for (firmware=efi-secure): they are not host variables, so no iPXE set line or
+// kernel argument carries them.
+func BuildVar(name string) bool {
+	return name == intentState || name == intentBuildID || name == intentFirmware
+}
 
 // kernelVars returns, in order and without duplicates, the names that install scripts
 // append to the kernel command line as name=value.

@@ -50,18 +50,25 @@ func Policy(c *config.Config, log *slog.Logger) netboot.PolicyConfig {
 	return netboot.PolicyConfig{Zone: c.DNS.Zone, VLANs: VLANs(c), Scheme: Scheme(c), Log: log}
 }
 
-// Booter returns the boot decision's configuration: boot: and
-// serve.loaders, and whether bsdp.images has any.
+// Booter returns the boot decision's configuration: boot:,
+// serve.loaders and serve.secure_boot.loaders, and whether bsdp.images has
+// any.
 func Booter(c *config.Config) netboot.Booter {
-	loaders := make(map[netboot.Arch]string, len(c.Serve.Loaders))
-	for a, l := range c.Serve.Loaders {
-		loaders[netboot.Arch(a)] = l
-	}
 	return netboot.Booter{
 		URL: c.Boot.URL, URLv6: c.Boot.URLv6, Site: c.Boot.Site, Assets: c.Boot.Assets,
-		Loaders: loaders,
-		BSDP:    len(c.BSDP.Images) > 0,
+		Loaders:           archMap(c.Serve.Loaders),
+		SecureBootLoaders: archMap(c.Serve.SecureBoot.Loaders),
+		BSDP:              len(c.BSDP.Images) > 0,
 	}
+}
+
+// archMap keys a loader table by client architecture.
+func archMap(m map[uint16]string) map[netboot.Arch]string {
+	out := make(map[netboot.Arch]string, len(m))
+	for a, l := range m {
+		out[netboot.Arch(a)] = l
+	}
+	return out
 }
 
 // BSDPImages returns bsdp.images.

@@ -11,14 +11,16 @@ import (
 // GrubConfig and PXELinuxConfig for the host, with the boot and mirror URLs
 // and the site of b and the host's TXT boot intent (distribution and
 // variables), or for an installed host (netboot.ActionLocal)
-// GrubLocalConfig and PXELinuxLocalConfig, which boot the local disk. TFTP
-// clients here boot over IPv4 (DHCPv4 next-server).
+// GrubLocalConfig and PXELinuxLocalConfig, which boot the local disk. The
+// configuration of signed GRUB (SignedGrubConfig) loads the kernel and
+// initrd over TFTP (templates.GrubInput.TFTP). TFTP clients here boot over
+// IPv4 (DHCPv4 next-server).
 func Templates(b netboot.Booter) RenderFunc {
 	return func(f File, d netboot.Decision, a netboot.Answer) ([]byte, error) {
 		if a.Action == netboot.ActionLocal {
 			in := templates.LocalInput{FQDN: d.Host.FQDN, MAC: d.Host.MAC}
 			switch f {
-			case GrubConfig:
+			case GrubConfig, SignedGrubConfig:
 				return templates.GrubLocalConfig(in)
 			case PXELinuxConfig:
 				return templates.PXELinuxLocalConfig(in)
@@ -29,6 +31,8 @@ func Templates(b netboot.Booter) RenderFunc {
 		switch f {
 		case GrubConfig:
 			return templates.GrubConfig(templates.GrubInput{Host: h})
+		case SignedGrubConfig:
+			return templates.GrubConfig(templates.GrubInput{Host: h, TFTP: true})
 		case PXELinuxConfig:
 			return templates.PXELinuxConfig(h)
 		}

@@ -8,6 +8,13 @@
 //
 //	grub.cfg-01-<mac>        GRUB's per-MAC configuration (seed 001), in any directory
 //	pxelinux.cfg/01-<mac>    PXELINUX's per-MAC configuration, chainloading iPXE (seed 002)
+//	Config.SignedGrubConfig  signed GRUB's configuration in the Secure Boot chain, which
+//	                         names no MAC (docs/design.md, "Secure Boot")
+//
+// Behind the root, read-only Trees serve further directories: a netboot
+// tree with the signed shim and GRUB of the Secure Boot chain, and the
+// kernels and initrds of serve.dir/assets, which signed GRUB loads over
+// TFTP.
 //
 // A per-host file is given only to the host it names: the requester's source
 // address must be forward-confirmed in DNS (through the netboot.Policy) and
@@ -77,6 +84,11 @@ const (
 	GrubConfig File = iota + 1
 	// PXELinuxConfig is pxelinux.cfg/01-<mac> (seed 002).
 	PXELinuxConfig
+	// SignedGrubConfig is the configuration signed GRUB reads under its
+	// built-in prefix in the Secure Boot chain (Config.SignedGrubConfig).
+	// Its name has no MAC: the requester's address alone identifies the
+	// host, as for HTTP.
+	SignedGrubConfig
 )
 
 func (f File) String() string {
@@ -85,6 +97,8 @@ func (f File) String() string {
 		return "grub.cfg"
 	case PXELinuxConfig:
 		return "pxelinux.cfg"
+	case SignedGrubConfig:
+		return "signed grub.cfg"
 	}
 	return fmt.Sprintf("File(%d)", int(f))
 }
@@ -121,6 +135,14 @@ type Config struct {
 	// Render renders per-host files (Templates(booter) in vmprov serve);
 	// nil serves none.
 	Render RenderFunc
+	// SignedGrubConfig is the name signed GRUB asks for its configuration
+	// (serve.secure_boot.grub_cfg, cleaned as CleanName does); empty
+	// renders none there.
+	SignedGrubConfig string
+	// Trees are read-only directories served behind Root, in order: a
+	// name that Root does not hold and that is not a per-host file is
+	// looked up in the first tree whose Prefix it starts with.
+	Trees []Tree
 	// Build marks a host installing when its installer's per-host file is
 	// sent (docs/design.md, "A host's life"); nil writes nothing (vmprov
 	// explain).
@@ -142,6 +164,13 @@ type Config struct {
 	MaxTransfersPerClient int
 }
 
+// Tree is a directory served under a prefix of TFTP names: Prefix "assets"
+// serves Dir/x as assets/x; an empty Prefix serves Dir/x as x.
+type Tree struct {
+	Prefix string
+	Dir    string
+}
+
 // Stats are the server's counters since New, which Collector exports.
 type Stats struct {
 	Transfers  uint64 // files sent completely
@@ -159,6 +188,8 @@ type Stats struct {
 type Server struct {
 	root    *os.Root
 	loaders netboot.LoaderDirs
+	trees   []tree
+	signed  string // Config.SignedGrubConfig, cleaned
 	policy  netboot.Policy
 	booter  netboot.Booter
 	render  RenderFunc
@@ -187,9 +218,22 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tftp: root %s: %w", cfg.Root, err)
 	}
+	trees, err := openTrees(cfg.Trees)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	signed := ""
+	if cfg.SignedGrubConfig != "" {
+		if signed, err = CleanName(cfg.SignedGrubConfig); err != nil {
+			root.Close()
+			closeTrees(trees)
+			return nil, fmt.Errorf("tftp: signed GRUB configuration %q: %w", cfg.SignedGrubConfig, err)
+		}
+	}
 	decisions := netboot.NewDecisionHistogram("tftp")
 	s := &Server{
-		root: root, loaders: cfg.LoaderDirs, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render, build: cfg.Build,
+		root: root, loaders: cfg.LoaderDirs, trees: trees, signed: signed, policy: netboot.TimedPolicy(cfg.Policy, decisions), booter: cfg.Booter, render: cfg.Render, build: cfg.Build,
 		log: cfg.Log, timeout: cfg.Timeout, retries: cfg.Retries, decisions: decisions,
 		maxTransfers: cfg.MaxTransfers, maxPerClient: cfg.MaxTransfersPerClient, perClient: map[netip.Addr]int{},
 	}
@@ -226,8 +270,11 @@ func (s *Server) SetLimits(transfers, perClient int) {
 	}
 }
 
-// Close releases the root directory.
-func (s *Server) Close() error { return s.root.Close() }
+// Close releases the root directory and the trees.
+func (s *Server) Close() error {
+	closeTrees(s.trees)
+	return s.root.Close()
+}
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
@@ -476,28 +523,26 @@ func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int
 // per-host file for the requester, else for a plain name a file of the
 // loader folders; mark as for perHost.
 func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr, mark bool) (io.Reader, int64, bool, error) {
-	f, err := s.root.Open(clean)
-	if err == nil {
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			f.Close()
-			s.notFound.Add(1)
-			log.Info("read request for something that is not a file")
-			return nil, 0, false, errNotAFile
-		}
-		return f, fi.Size(), false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-		// os.Root refuses names that leave the root (symbolic links).
-		s.refused.Add(1)
-		log.Warn("read request refused", "err", err)
-		return nil, 0, false, errAccess
+	rd, size, err := s.openIn(log, s.root, clean)
+	if err != errAbsent {
+		return rd, size, false, err
 	}
 	kind, mac, ok := perHostName(clean)
+	if !ok && clean == s.signed && s.signed != "" {
+		kind, mac, ok = SignedGrubConfig, nil, true
+	}
 	if !ok {
 		if f, fi, err := s.loaders.Open(clean); err == nil {
 			log.Debug("tftp file from a loader folder", "path", f.Name())
 			return f, fi.Size(), false, nil
+		}
+		for _, t := range s.trees {
+			if rest, ok := t.match(clean); ok {
+				rd, size, err := s.openIn(log, t.root, rest)
+				if err != errAbsent {
+					return rd, size, false, err
+				}
+			}
 		}
 	}
 	if !ok || s.policy == nil || s.render == nil {
@@ -512,8 +557,36 @@ func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip ne
 	return strings.NewReader(string(b)), int64(len(b)), true, nil
 }
 
+// errAbsent is openIn's answer for a name its root does not hold, which is
+// not yet an answer to the client: the caller looks further.
+var errAbsent = errors.New("absent")
+
+// openIn opens the regular file name under r. A name r does not hold is
+// errAbsent, uncounted.
+func (s *Server) openIn(log *slog.Logger, r *os.Root, name string) (io.Reader, int64, error) {
+	f, err := r.Open(name)
+	if err == nil {
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			s.notFound.Add(1)
+			log.Info("read request for something that is not a file")
+			return nil, 0, errNotAFile
+		}
+		return f, fi.Size(), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		// os.Root refuses names that leave the root (symbolic links).
+		s.refused.Add(1)
+		log.Warn("read request refused", "err", err)
+		return nil, 0, errAccess
+	}
+	return nil, 0, errAbsent
+}
+
 // perHost renders a per-host file for the requester at ip, which must be
-// the host with that MAC.
+// the host with that MAC (a SignedGrubConfig names none: the requester is
+// the host its address is).
 //
 // mark says the file is being sent to the client (Serve), not read for
 // vmprov explain (Read): only then does an installing file mark the host
@@ -533,7 +606,7 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 		return nil, errUnavailable
 	}
 	log = log.With("host", d.Host.FQDN)
-	if !macEqual(d.Host.MAC, mac) {
+	if kind != SignedGrubConfig && !macEqual(d.Host.MAC, mac) {
 		// Confirmed by address, a host's MAC is derived from its records
 		// (strict MAC, EUI-64); a bare-metal host's real MAC is published as
 		// its _mac CNAME instead, which only a lookup by that MAC finds.
@@ -547,8 +620,11 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 		d.Host.MAC = dm.Host.MAC
 	}
 	fw := netboot.Firmware{Kind: netboot.KindGRUB}
-	if kind == PXELinuxConfig {
+	switch kind {
+	case PXELinuxConfig:
 		fw.Kind = netboot.KindPXELinux
+	case SignedGrubConfig:
+		fw.Kind = netboot.KindSignedGRUB
 	}
 	// An installing file hands out the installer: Confirmed reads the
 	// build state past the cache first (docs/design.md, "A host's life").

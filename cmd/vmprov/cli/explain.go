@@ -317,7 +317,11 @@ func explain(ctx context.Context, c *config.Config, r *dnsupdate.Client, q expla
 	x.Boot = bootTable(svc.booter, d, c, vlan)
 	if svc.tftp != nil && d.Host.IPv4.IsValid() && len(d.Host.MAC) == 6 {
 		hexhyp := inventory.HexHyp(d.Host.MAC)
-		for _, name := range []string{"grub.cfg-01-" + hexhyp, "pxelinux.cfg/01-" + hexhyp} {
+		names := []string{"grub.cfg-01-" + hexhyp, "pxelinux.cfg/01-" + hexhyp}
+		if d.Host.Intent.SecureBoot() {
+			names = append(names, c.Serve.SecureBoot.GrubConfig) // what signed GRUB reads
+		}
+		for _, name := range names {
 			f := explainFile{Path: name}
 			b, err := svc.tftp.Read(ctx, name, d.Host.IPv4)
 			if err != nil {
@@ -708,7 +712,7 @@ func bootTable(b netboot.Booter, d netboot.Decision, c *config.Config, vlan netb
 			return describeAnswer(b.Answer(d, netboot.Query{Firmware: r.Firmware, Via: via, Server: srv}))
 		}
 		switch r.Firmware.Kind {
-		case netboot.KindGRUB, netboot.KindPXELinux:
+		case netboot.KindGRUB, netboot.KindPXELinux, netboot.KindSignedGRUB:
 			row.TFTP = answer(netboot.ViaTFTP, netip.Addr{})
 		default:
 			if vlan.IPv4.IsValid() {
@@ -733,6 +737,9 @@ func describeAnswer(a netboot.Answer) string {
 		if a.VendorClass != "" {
 			s += " + vendor class " + a.VendorClass
 		}
+		if a.SecureBoot {
+			s += " (Secure Boot chain: TXT firmware=efi-secure)"
+		}
 		return s
 	case netboot.ActionBSDP:
 		return "BSDP image list (bsdp.images)"
@@ -740,7 +747,7 @@ func describeAnswer(a netboot.Answer) string {
 		return "per-host " + a.Firmware.Kind.String() + " configuration over TFTP"
 	case netboot.ActionLocal:
 		switch a.Firmware.Kind {
-		case netboot.KindGRUB, netboot.KindPXELinux:
+		case netboot.KindGRUB, netboot.KindPXELinux, netboot.KindSignedGRUB:
 			return "per-host " + a.Firmware.Kind.String() + " configuration over TFTP that boots the local disk (installed)"
 		case netboot.KindIPXE:
 			return "local disk: the iPXE script exits (installed)"

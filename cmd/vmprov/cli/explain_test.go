@@ -276,7 +276,7 @@ func TestExplainInstalled(t *testing.T) {
 			if got != "http://192.0.2.1:8080/boot.ipxe" {
 				t.Errorf("boot table %s: %q, want the boot script URL", row.Firmware, got)
 			}
-		case "grub", "pxelinux":
+		case "grub", "pxelinux", "grub-signed":
 			if !strings.Contains(got, "boots the local disk") {
 				t.Errorf("boot table %s: %q, want the local-boot file", row.Firmware, got)
 			}
