@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/templates"
@@ -26,6 +27,11 @@ type HostRequest struct {
 	Distro string
 	Script string
 	Vars   []inventory.Var
+	// Firmware is config.FirmwareEFISecure for a machine that boots with
+	// UEFI Secure Boot (TXT firmware=efi-secure: the boot service hands it
+	// the signed chain); config.FirmwareBIOS, config.FirmwareEFI or empty
+	// record nothing, as the firmware's requests tell them apart.
+	Firmware string
 }
 
 // AddHost publishes A/AAAA, PTR, TXT and the _mac CNAME of a bare-metal
@@ -51,6 +57,11 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 	if r.IPv6.IsValid() && (!r.IPv6.Is6() || r.IPv6.Is4In6()) {
 		return nil, invalid("--ipv6 %s is not an IPv6 address", r.IPv6)
 	}
+	switch r.Firmware {
+	case "", config.FirmwareBIOS, config.FirmwareEFI, config.FirmwareEFISecure:
+	default:
+		return nil, invalid("--firmware %q is not %s, %s or %s (UEFI with Secure Boot)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI, config.FirmwareEFISecure)
+	}
 	h := inventory.Host{Name: r.Name, FQDN: r.Name + "." + o.cfg.DNS.Zone, MAC: r.MAC, MACRecord: true, IPv4: r.IPv4, IPv6: r.IPv6}
 	if r.Script != "" {
 		h.Intent = h.Intent.With(inventory.KeyFilename, r.Script)
@@ -59,6 +70,7 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 	for _, v := range r.Vars {
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
+	h.Intent = withFirmware(h.Intent, r.Firmware)
 	in, err := h.Intent.ForInstall(o.plan.rand)
 	if err != nil {
 		return nil, err

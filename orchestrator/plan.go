@@ -33,7 +33,9 @@ type Request struct {
 	MemoryMiB uint
 	VCPUs     uint
 	DiskGiB   uint
-	// Firmware is config.FirmwareBIOS or config.FirmwareEFI; empty means
+	// Firmware is config.FirmwareBIOS, config.FirmwareEFI or
+	// config.FirmwareEFISecure (recorded in the TXT as firmware=efi-secure,
+	// which gives the VM the Secure Boot chain); empty means
 	// libvirt.firmware.
 	Firmware string
 	// Netboot is how UEFI firmware boots from the network: NetbootPXE
@@ -121,9 +123,9 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 	switch r.Firmware {
 	case "":
 		r.Firmware = p.cfg.Libvirt.Firmware
-	case config.FirmwareBIOS, config.FirmwareEFI:
+	case config.FirmwareBIOS, config.FirmwareEFI, config.FirmwareEFISecure:
 	default:
-		return config.VLAN{}, invalid("--firmware %q is not %s (SeaBIOS) or %s (OVMF)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI)
+		return config.VLAN{}, invalid("--firmware %q is not %s (SeaBIOS), %s (OVMF) or %s (OVMF with Secure Boot)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI, config.FirmwareEFISecure)
 	}
 	switch r.Netboot {
 	case "", NetbootPXE:
@@ -216,6 +218,7 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 	for _, v := range r.Vars {
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
+	h.Intent = withFirmware(h.Intent, r.Firmware)
 	in, err := h.Intent.ForInstall(p.rand)
 	if err != nil {
 		return nil, err
@@ -260,8 +263,11 @@ func (p planner) domainXML(pl *Plan, r Request, diskPath string) (string, error)
 
 // firmware maps the configured firmware to the domain's.
 func firmware(f string) string {
-	if f == config.FirmwareEFI {
+	switch f {
+	case config.FirmwareEFI:
 		return virt.FirmwareEFI
+	case config.FirmwareEFISecure:
+		return virt.FirmwareEFISecure
 	}
 	return virt.FirmwareBIOS
 }
@@ -278,6 +284,17 @@ func netboot(n string) string {
 		return virt.NetbootHTTP
 	}
 	return virt.NetbootPXE
+}
+
+// withFirmware records in the intent the firmware the boot service must
+// know of: Secure Boot (firmware=efi-secure), which the firmware's DHCP
+// requests do not show (docs/design.md, "Secure Boot"). Other firmware
+// records nothing.
+func withFirmware(in inventory.Intent, f string) inventory.Intent {
+	if f == config.FirmwareEFISecure {
+		return in.With(inventory.KeyFirmware, inventory.FirmwareEFISecure)
+	}
+	return in
 }
 
 // romFile is libvirt.rom as a file; "none" is no file.

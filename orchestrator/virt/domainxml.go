@@ -31,6 +31,14 @@ const DefaultMachine = "pc"
 const (
 	FirmwareBIOS = ""    // SeaBIOS, with its output on the serial console
 	FirmwareEFI  = "efi" // OVMF without Secure Boot, chosen by libvirt from QEMU's firmware descriptors
+	// FirmwareEFISecure is OVMF with Secure Boot on and Microsoft's keys
+	// enrolled, chosen by libvirt from QEMU's firmware descriptors (Debian:
+	// OVMF_CODE_4M.secboot.fd with a copy of OVMF_VARS_4M.ms.fd per VM,
+	// which undefine removes). It needs SMM, so the machine is q35.
+	FirmwareEFISecure = "efi-secure"
+	// SecureMachine is the machine of FirmwareEFISecure when
+	// DomainSpec.Machine is empty.
+	SecureMachine = "q35"
 )
 
 // Netboot values of DomainSpec.Netboot: how UEFI firmware boots from the
@@ -122,7 +130,10 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 		return "", fmt.Errorf("build domain xml: %w", err)
 	}
 	machine := s.Machine
-	if machine == "" {
+	switch {
+	case machine == "" && s.Firmware == FirmwareEFISecure:
+		machine = SecureMachine
+	case machine == "":
 		machine = DefaultMachine
 	}
 	osx := &libvirtxml.DomainOS{
@@ -145,6 +156,23 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 		osx.FirmwareInfo = &libvirtxml.DomainOSFirmwareInfo{Features: []libvirtxml.DomainOSFirmwareFeature{
 			{Enabled: "no", Name: "secure-boot"},
 		}}
+	case FirmwareEFISecure:
+		// The varstore with Microsoft's keys enrolled (enrolled-keys), on
+		// flash that only SMM code may write (loader secure='yes', SMM on),
+		// so the OS cannot turn Secure Boot off.
+		osx.Firmware = "efi"
+		osx.FirmwareInfo = &libvirtxml.DomainOSFirmwareInfo{Features: []libvirtxml.DomainOSFirmwareFeature{
+			{Enabled: "yes", Name: "secure-boot"},
+			{Enabled: "yes", Name: "enrolled-keys"},
+		}}
+		osx.Loader = &libvirtxml.DomainLoader{Secure: "yes"}
+	}
+	features := &libvirtxml.DomainFeatureList{
+		ACPI: &libvirtxml.DomainFeature{},
+		APIC: &libvirtxml.DomainFeatureAPIC{},
+	}
+	if s.Firmware == FirmwareEFISecure {
+		features.SMM = &libvirtxml.DomainFeatureSMM{State: "on"}
 	}
 	iface := libvirtxml.DomainInterface{
 		MAC:    &libvirtxml.DomainInterfaceMAC{Address: mac},
@@ -160,17 +188,14 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 	}
 	port := uint(0)
 	d := libvirtxml.Domain{
-		Type:     s.Type,
-		Name:     s.Name,
-		Metadata: &libvirtxml.DomainMetadata{XML: meta},
-		Memory:   &libvirtxml.DomainMemory{Value: s.MemoryMiB, Unit: "MiB"},
-		VCPU:     &libvirtxml.DomainVCPU{Value: s.VCPUs},
-		OS:       osx,
-		SysInfo:  s.sysInfo(),
-		Features: &libvirtxml.DomainFeatureList{
-			ACPI: &libvirtxml.DomainFeature{},
-			APIC: &libvirtxml.DomainFeatureAPIC{},
-		},
+		Type:       s.Type,
+		Name:       s.Name,
+		Metadata:   &libvirtxml.DomainMetadata{XML: meta},
+		Memory:     &libvirtxml.DomainMemory{Value: s.MemoryMiB, Unit: "MiB"},
+		VCPU:       &libvirtxml.DomainVCPU{Value: s.VCPUs},
+		OS:         osx,
+		SysInfo:    s.sysInfo(),
+		Features:   features,
 		OnPoweroff: "destroy",
 		OnReboot:   "restart",
 		OnCrash:    "destroy",
@@ -254,8 +279,11 @@ func (s DomainSpec) check() (string, error) {
 	if s.Emulator != "" && !filepath.IsAbs(s.Emulator) {
 		return "", fmt.Errorf("domain %s: emulator path %q is not absolute", s.Name, s.Emulator)
 	}
-	if s.Firmware != FirmwareBIOS && s.Firmware != FirmwareEFI {
-		return "", fmt.Errorf("domain %s: firmware %q is not %q (BIOS) or %q", s.Name, s.Firmware, FirmwareBIOS, FirmwareEFI)
+	if s.Firmware != FirmwareBIOS && s.Firmware != FirmwareEFI && s.Firmware != FirmwareEFISecure {
+		return "", fmt.Errorf("domain %s: firmware %q is not %q (BIOS), %q or %q", s.Name, s.Firmware, FirmwareBIOS, FirmwareEFI, FirmwareEFISecure)
+	}
+	if s.Firmware == FirmwareEFISecure && s.Machine != "" && !strings.Contains(s.Machine, "q35") {
+		return "", fmt.Errorf("domain %s: firmware %s needs SMM, which machine %q lacks: use q35", s.Name, s.Firmware, s.Machine)
 	}
 	switch {
 	case s.Netboot != NetbootPXE && s.Netboot != NetbootHTTP:

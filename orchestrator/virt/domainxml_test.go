@@ -51,6 +51,8 @@ func goldenSpecs() map[string]virt.DomainSpec {
 	// A network-first VM (create --boot network,hd) boots like bare metal.
 	networkFirst := ipv4Spec()
 	networkFirst.Boot = []string{virt.BootNetwork, virt.BootDisk}
+	efiSecure := ipv4Spec()
+	efiSecure.Firmware, efiSecure.ROMDisabled = virt.FirmwareEFISecure, true
 	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE, "network-first": networkFirst,
 		"efi-http": efiHTTP, "efi-ipv6only": efiV6}
 }
@@ -113,6 +115,7 @@ func TestBuildDomainXMLRejects(t *testing.T) {
 		{"firmware", func(s *virt.DomainSpec) { s.Firmware = "uefi" }, `firmware "uefi"`},
 		{"netboot tftp", func(s *virt.DomainSpec) { s.Firmware, s.Netboot = virt.FirmwareEFI, "tftp" }, `netboot "tftp" is not pxe or http`},
 		{"http boot with bios", func(s *virt.DomainSpec) { s.Netboot = virt.NetbootHTTP }, "UEFI HTTP boot needs UEFI firmware"},
+		{"secure boot on i440FX", func(s *virt.DomainSpec) { s.Firmware, s.Machine = virt.FirmwareEFISecure, "pc" }, "needs SMM"},
 		{"vlan 0", func(s *virt.DomainSpec) { s.Meta.VLAN = 0 }, "vlan 0"},
 		{"vlan 4095", func(s *virt.DomainSpec) { s.Meta.VLAN = 4095 }, "vlan 4095"},
 		{"boot from cdrom", func(s *virt.DomainSpec) { s.Boot = []string{"cdrom", "hd"} }, `boot device "cdrom"`},

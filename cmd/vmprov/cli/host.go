@@ -56,7 +56,7 @@ func (app *App) hostAddCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "add --name NAME --mac MAC [--ip ADDR] [--ipv6 ADDR] --distro DISTRO",
 		Short:   "Publish a bare-metal host in DNS in one prerequisite-guarded update",
-		Example: "  vmprov host add --name sm1 --mac 00:25:90:96:c4:9a --ip 172.22.10.55 --distro core --script test.ipxe",
+		Example: "  vmprov host add --name sm1 --mac 00:25:90:96:c4:9a --ip 172.22.10.55 --distro core --script test.ipxe\n  vmprov host add --name sm2 --mac 00:25:90:96:c4:9b --ip 172.22.10.56 --distro bookworm --firmware efi-secure",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -92,6 +92,7 @@ func (app *App) hostAddCommand() *cobra.Command {
 	f.StringVar(&r.Distro, "distro", "", "distribution to install (TXT distribution=)")
 	f.StringVar(&r.Script, "script", "", "bootstrap script under bootstrap/SITE/ (TXT filename=)")
 	f.StringArrayVar(&txt, "txt", nil, "extra boot variable KEY=VALUE (TXT), repeatable")
+	f.StringVar(&r.Firmware, "firmware", "", "bios, efi or efi-secure: efi-secure (UEFI with Secure Boot, TXT firmware=efi-secure) gets the signed shim → GRUB → kernel chain instead of iPXE")
 	outputFlag(cmd, &output)
 	return cmd
 }

@@ -25,7 +25,8 @@ func (app *App) createCommand() *cobra.Command {
   vmprov create --name web6 --vlan 135 --distro xenial        # IPv6-only: random MAC + SLAAC
   vmprov create --name db1 --ip 192.168.35.20 --distro core --txt puppet_environment=prod
   vmprov create --name db2 --ip 192.168.35.21 --distro core --dry-run -o json
-  vmprov create --name web1 --ip 192.168.35.30 --distro bookworm --boot network,hd`,
+  vmprov create --name web1 --ip 192.168.35.30 --distro bookworm --boot network,hd
+  vmprov create --name sb1 --ip 192.168.35.31 --distro bookworm --firmware efi-secure`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -65,7 +66,7 @@ func (app *App) createCommand() *cobra.Command {
 	f.UintVar(&r.MemoryMiB, "memory", orchestrator.DefaultMemoryMiB, "memory in MiB")
 	f.UintVar(&r.VCPUs, "vcpus", orchestrator.DefaultVCPUs, "virtual CPUs")
 	f.UintVar(&r.DiskGiB, "disk-size", orchestrator.DefaultDiskGiB, "disk size in GiB")
-	f.StringVar(&r.Firmware, "firmware", "", "bios (SeaBIOS) or efi (OVMF) (default libvirt.firmware)")
+	f.StringVar(&r.Firmware, "firmware", "", "bios (SeaBIOS), efi (OVMF) or efi-secure (OVMF with Secure Boot on q35 with SMM; TXT firmware=efi-secure: the signed shim → GRUB → kernel chain) (default libvirt.firmware)")
 	f.StringVar(&r.Netboot, "netboot", orchestrator.NetbootPXE, "how UEFI firmware boots from the network: pxe, or http (UEFI HTTP boot: the firmware's PXE boot options are turned off; needs --firmware efi)")
 	f.StringSliceVar(&r.Boot, "boot", nil, "boot order: hd,network (default; only an empty disk installs) or network,hd (installs whenever its build state says install, like bare metal)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
