@@ -208,6 +208,19 @@ func (l *Libvirt) DomainLog(name string) string {
 	return filepath.Join(l.dir, "root", "log", "qemu", name+".log")
 }
 
+// HostPath is where this process sees path p of libvirtd's mount
+// namespace: the files under /var/lib/libvirt (per-VM NVRAM, for one) are
+// under DIR/root/lib here. Other paths are the same in both.
+func (l *Libvirt) HostPath(p string) string {
+	for _, m := range [][2]string{{"/var/lib/libvirt", "lib"}, {"/etc/libvirt", "etc"}, {"/run/libvirt", "run"},
+		{"/var/cache/libvirt", "cache"}, {"/var/log/libvirt", "log"}} {
+		if rest, ok := strings.CutPrefix(p, m[0]+"/"); ok {
+			return filepath.Join(l.dir, "root", m[1], rest)
+		}
+	}
+	return p
+}
+
 // Processes identifies libvirtd and virtlogd, for state files.
 func (l *Libvirt) Processes() []Process { return append([]Process(nil), l.procs...) }
 
