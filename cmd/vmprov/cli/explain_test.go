@@ -167,6 +167,43 @@ func TestExplain(t *testing.T) {
 		}
 	})
 
+	// A host that boots with Secure Boot (host add --firmware efi-secure)
+	// gets the signed shim instead of iPXE, no UEFI HTTP boot, and signed
+	// GRUB's grub.cfg loads the kernel over TFTP (docs/design.md, "Secure
+	// Boot").
+	t.Run("secure boot", func(t *testing.T) {
+		if code, out, errs := vmprov(t, "--config", cfg, "host", "add", "--name", "sb1", "--mac", "00:25:90:96:c4:9c", "--ip", "192.0.2.56", "--distro", "bookworm", "--firmware", "efi-secure"); code != 0 {
+			t.Fatalf("host add: exit %d: %s%s", code, out, errs)
+		}
+		t.Cleanup(func() { vmprov(t, "--config", cfg, "host", "remove", "sb1") })
+		x, code, errs := explainJSON(t, cfg, "sb1", "--firmware", "efi")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if d := x.DHCPv4; d == nil || d.File != "debian-installer/amd64/bootnetx64.efi" || d.NextServer != "192.0.2.1" {
+			t.Errorf("dhcp4 = %+v, want the shim from 192.0.2.1", d)
+		}
+		rows := map[string]string{}
+		for _, r := range x.Boot {
+			rows[r.Firmware] = r.DHCPv4 + r.TFTP
+		}
+		for fw, want := range map[string]string{"efi": "bootnetx64.efi (TFTP from 192.0.2.1) (Secure Boot chain", "efi-http": "TFTP only",
+			"ipxe": "boot.ipxe", "grub-signed": "per-host grub-signed configuration"} {
+			if !strings.Contains(rows[fw], want) {
+				t.Errorf("boot table %s: %q, want %q", fw, rows[fw], want)
+			}
+		}
+		var signed *explainFile
+		for i, f := range x.TFTP {
+			if f.Path == "debian-installer/amd64/grub/grub.cfg" {
+				signed = &x.TFTP[i]
+			}
+		}
+		if signed == nil || signed.Status != "sent" || !strings.Contains(signed.Body, "\tlinux /assets/debian/dists/bookworm/") || strings.Contains(signed.Body, "(http,") {
+			t.Errorf("tftp = %+v, want signed GRUB's grub.cfg loading over TFTP", x.TFTP)
+		}
+	})
+
 	t.Run("mac bsdp", func(t *testing.T) {
 		x, code, errs := explainJSON(t, cfg, "--mac", "00:25:90:96:c4:9a", "--firmware", "bsdp")
 		if code != 0 {
