@@ -139,9 +139,9 @@ type Config struct {
 	// (serve.secure_boot.grub_cfg, cleaned as CleanName does); empty
 	// renders none there.
 	SignedGrubConfig string
-	// Trees are read-only directories served behind Root, in order: a
-	// name that Root does not hold and that is not a per-host file is
-	// looked up in the first tree whose Prefix it starts with.
+	// Trees are read-only directories served behind Root: a name that
+	// Root does not hold and that is not a per-host file is looked up in
+	// each tree whose Prefix it starts with, in order.
 	Trees []Tree
 	// Build marks a host installing when its installer's per-host file is
 	// sent (docs/design.md, "A host's life"); nil writes nothing (vmprov
@@ -521,7 +521,7 @@ func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int
 
 // open finds what clean names: a regular file under the root, else a
 // per-host file for the requester, else for a plain name a file of the
-// loader folders; mark as for perHost.
+// loader folders, else a regular file of a tree; mark as for perHost.
 func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr, mark bool) (io.Reader, int64, bool, error) {
 	rd, size, err := s.openIn(log, s.root, clean)
 	if err != errAbsent {
