@@ -372,10 +372,14 @@ func GrubConfig(in GrubInput) ([]byte, error) {
 	if in.TFTP {
 		device = ""
 	}
+	// One quoted word per argument: GRUB passes a word with spaces to the
+	// kernel in double quotes (grub_create_loader_cmdline), which makes the
+	// whole command line one parameter.
 	return render("grub.cfg", struct {
 		*host
 		Linux, Initrd, Device, Path string
-	}{x, linux, initrd, device, u.EscapedPath()}) // escaped: see rawHost
+		Args                        []string
+	}{x, linux, initrd, device, u.EscapedPath(), strings.Fields(x.Cmdline)}) // escaped: see rawHost
 }
 
 // PXELinuxConfig renders a per-host pxelinux.cfg/01-<mac> (seed 002): PXELINUX loads

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -415,5 +417,38 @@ func TestFirstbootScript(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "var/lib/vmprov/firstboot.done")); err != nil {
 		t.Errorf("done marker: %v", err)
+	}
+}
+
+// TestGrubKernelArgs: grub.cfg gives the kernel its command line as one
+// quoted word per argument. GRUB wraps a word that holds spaces in double
+// quotes on the kernel's command line (grub_create_loader_cmdline), which
+// the kernel takes for a single parameter: console=, url= and the rest
+// would be lost.
+func TestGrubKernelArgs(t *testing.T) {
+	quoted := regexp.MustCompile(`'([^']*)'`)
+	for _, d := range Distributions() {
+		for _, tftp := range []bool{false, true} {
+			h := seedHost(t, d.Name)
+			b, err := GrubConfig(GrubInput{Host: h, TFTP: tftp})
+			if err != nil {
+				t.Fatalf("%s: %v", d.Name, err)
+			}
+			in, err := Install(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), "linux ") {
+					for _, m := range quoted.FindAllStringSubmatch(l, -1) {
+						args = append(args, m[1])
+					}
+				}
+			}
+			if got := strings.Join(args, " "); got != in.Cmdline || slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, " ") }) {
+				t.Errorf("%s (tftp %v): kernel arguments %q, want the words of %q", d.Name, tftp, args, in.Cmdline)
+			}
+		}
 	}
 }
