@@ -18,9 +18,9 @@ import (
 
 // secureBootDeadline bounds one Secure Boot install boot under TCG on a
 // shared machine: OVMF with SMM, shim and GRUB over TFTP, d-i's 48 MB of
-// kernel and initrd over TFTP in 1 KiB blocks (signed GRUB has no HTTP), and
-// d-i's boot to its DHCP and preseed.
-const secureBootDeadline = 15 * time.Minute
+// kernel and initrd over TFTP too (signed GRUB has no HTTP), and d-i's boot
+// to its DHCP and preseed. It took 90 s on a busy machine.
+const secureBootDeadline = 10 * time.Minute
 
 // Secure Boot parts (Debian packages ovmf and
 // debian-installer-12-netboot-amd64): the firmware descriptor libvirt picks
