@@ -332,7 +332,7 @@ func TestAnswerSecureBoot(t *testing.T) {
 	noShim := b
 	noShim.SecureBootLoaders = nil
 	srv4, srv6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8:135::1")
-	shim := "debian-installer/amd64/bootnetx64.efi"
+	shim := "bootnetx64.efi"
 	tests := []struct {
 		name   string
 		b      netboot.Booter
@@ -344,8 +344,8 @@ func TestAnswerSecureBoot(t *testing.T) {
 	}{
 		{"PXE arch 7 gets the shim", b, secure, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, shim + "@192.0.2.1", true, ""},
 		{"PXE arch 7 over DHCPv6 gets the shim's URL", b, secure, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv6, Server: srv6}, "tftp://[2001:db8:135::1]/" + shim, true, ""},
-		{"firmware=efi keeps iPXE", b, plain, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "ipxe.efi@192.0.2.1", false, ""},
-		{"no firmware key keeps iPXE", b, intent, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "ipxe.efi@192.0.2.1", false, ""},
+		{"firmware=efi keeps iPXE", b, plain, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "snponly.efi@192.0.2.1", false, ""},
+		{"no firmware key keeps iPXE", b, intent, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "snponly.efi@192.0.2.1", false, ""},
 		{"no shim for BIOS", b, secure, netboot.Query{Firmware: fw("bios"), Via: netboot.ViaDHCPv4, Server: srv4}, "-", false, "serve.secure_boot.loaders has no entry for architecture 0"},
 		{"no shim configured", noShim, secure, netboot.Query{Firmware: fw("efi"), Via: netboot.ViaDHCPv4, Server: srv4}, "-", false, "serve.secure_boot.loaders has no entry for architecture 7"},
 		{"no UEFI HTTP boot", b, secure, netboot.Query{Firmware: fw("efi-http"), Via: netboot.ViaDHCPv4, Server: srv4}, "-", false, "TFTP only"},

@@ -13,18 +13,18 @@ import (
 )
 
 // TestSecureBootFiles serves the Secure Boot chain (docs/design.md,
-// "Secure Boot"): the signed shim and GRUB from a netboot tree behind the
-// root, the kernel from the assets tree, and signed GRUB's grub.cfg,
-// rendered for the requester by its address alone, never the tree's own.
+// "Secure Boot"): the signed shim and GRUB from a loader folder, the kernel
+// from the assets tree, and signed GRUB's grub.cfg, rendered for the
+// requester by its address alone, never a tree's own (a netboot tree
+// served whole holds one).
 func TestSecureBootFiles(t *testing.T) {
 	root, files := testRoot(t)
-	tree, assets := t.TempDir(), t.TempDir()
+	loaders, tree, assets := t.TempDir(), t.TempDir(), t.TempDir()
 	for dir, fs := range map[string]map[string]string{
+		loaders: {"bootnetx64.efi": "shim", "grubx64.efi": "signed grub"},
 		tree: {
-			"debian-installer/amd64/bootnetx64.efi": "shim",
-			"debian-installer/amd64/grubx64.efi":    "signed grub",
-			"debian-installer/amd64/grub/grub.cfg":  "the installer's own menu",
-			"ipxe.efi":                              "shadowed by the root's",
+			"debian-installer/amd64/grub/grub.cfg": "the installer's own menu",
+			"ipxe.efi":                             "shadowed by the root's",
 		},
 		assets: {"debian/linux": "kernel"},
 	} {
@@ -44,15 +44,15 @@ func TestSecureBootFiles(t *testing.T) {
 	sb.Host.Intent = sb.Host.Intent.With("distribution", "bookworm").With("firmware", "efi-secure")
 	pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): sb}}
 	s, addr := startServer(t, Config{Root: root, Policy: pol, Booter: b, Render: Templates(b),
-		SignedGrubConfig: "debian-installer/amd64/grub/grub.cfg",
-		Trees:            []Tree{{Prefix: "assets", Dir: assets}, {Dir: tree}}})
+		SignedGrubConfig: "debian-installer/amd64/grub/grub.cfg", LoaderDirs: netboot.LoaderDirs{loaders},
+		Trees: []Tree{{Prefix: "assets", Dir: assets}, {Dir: tree}}})
 	tests := []struct {
 		name string
 		want string // the body, or with a "~" prefix a part of it
 		err  string
 	}{
-		{name: "debian-installer/amd64/bootnetx64.efi", want: "shim"},
-		{name: "/debian-installer/amd64/grubx64.efi", want: "signed grub"},
+		{name: "bootnetx64.efi", want: "shim"},
+		{name: "/grubx64.efi", want: "signed grub"},
 		{name: "assets/debian/linux", want: "kernel"},
 		{name: "/assets/debian/linux", want: "kernel"},
 		{name: "ipxe.efi", want: string(files["ipxe.efi"])},

@@ -24,14 +24,14 @@ const secureBootDeadline = 10 * time.Minute
 
 // Secure Boot parts (Debian packages ovmf and
 // debian-installer-12-netboot-amd64): the firmware descriptor libvirt picks
-// for Secure Boot with Microsoft's keys enrolled, and the signed chain in
-// serve.secure_boot.dir's default tree.
+// for Secure Boot with Microsoft's keys enrolled, and the signed shim and
+// GRUB, which TFTP finds in serve.loader_dirs.
 var secureBootParts = []string{
 	"/usr/share/qemu/firmware/40-edk2-x86_64-secure-enrolled.json",
 	"/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
 	"/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
-	filepath.Join(config.DefaultSecureBootDir, "debian-installer/amd64/bootnetx64.efi"),
-	filepath.Join(config.DefaultSecureBootDir, "debian-installer/amd64/grubx64.efi"),
+	filepath.Join(lab.DebianInstallerDir, "bootnetx64.efi"),
+	filepath.Join(lab.DebianInstallerDir, "grubx64.efi"),
 }
 
 // TestSecureBoot installs a VM with Secure Boot (docs/design.md, "Secure
@@ -44,7 +44,8 @@ var secureBootParts = []string{
 // its prefix, which serve renders for the host; that grub.cfg loads d-i's
 // signed kernel and its initrd over TFTP; the kernel reports Secure Boot on
 // the serial console, and d-i fetches the host's preseed over HTTP. All from
-// serve.secure_boot's defaults: nothing is copied into serve.dir/tftp.
+// the defaults of serve.secure_boot and serve.loader_dirs: nothing is copied
+// into serve.dir/tftp.
 // Destroy removes the VM's NVRAM file.
 func TestSecureBoot(t *testing.T) {
 	t.Parallel()
@@ -142,8 +143,8 @@ func TestSecureBoot(t *testing.T) {
 	want := []string{
 		"dhcp4 OFFER class=pxe arch=7 file=" + shim,
 		"dhcp4 ACK class=pxe arch=7 file=" + shim,
-		fmt.Sprintf("tftp %s bytes=%d", shim, size(filepath.Join(config.DefaultSecureBootDir, shim))),
-		fmt.Sprintf("tftp debian-installer/amd64/grubx64.efi bytes=%d", size(filepath.Join(config.DefaultSecureBootDir, "debian-installer/amd64/grubx64.efi"))),
+		fmt.Sprintf("tftp %s bytes=%d", shim, size(filepath.Join(lab.DebianInstallerDir, shim))),
+		fmt.Sprintf("tftp grubx64.efi bytes=%d", size(filepath.Join(lab.DebianInstallerDir, "grubx64.efi"))),
 		"tftp " + config.DefaultSecureBootGrubConfig + " bytes=", // rendered for the host
 		fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(kernel, "/"), size(filepath.Join(lab.DebianInstallerDir, "linux"))),
 		fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(initrd, "/"), size(filepath.Join(lab.DebianInstallerDir, "initrd.gz"))),

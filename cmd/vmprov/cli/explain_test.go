@@ -180,7 +180,7 @@ func TestExplain(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		if d := x.DHCPv4; d == nil || d.File != "debian-installer/amd64/bootnetx64.efi" || d.NextServer != "192.0.2.1" {
+		if d := x.DHCPv4; d == nil || d.File != "bootnetx64.efi" || d.NextServer != "192.0.2.1" {
 			t.Errorf("dhcp4 = %+v, want the shim from 192.0.2.1", d)
 		}
 		rows := map[string]string{}

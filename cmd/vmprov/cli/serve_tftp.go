@@ -30,26 +30,23 @@ func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, 
 		return nil, nil
 	}
 	return tftp.New(tftp.Config{Root: root, LoaderDirs: c.Serve.LoaderDirs, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Build: build, Log: log,
-		SignedGrubConfig: c.Serve.SecureBoot.GrubConfig, Trees: tftpTrees(c, log)})
+		SignedGrubConfig: c.Serve.SecureBoot.GrubConfig, Trees: tftpTrees(c, log, mkdir)})
 }
 
-// tftpTrees are the directories TFTP serves behind serve.dir/tftp for the
+// tftpTrees are the folders TFTP serves behind serve.dir/tftp for the
 // Secure Boot chain (docs/design.md, "Secure Boot"): serve.dir/assets as
-// assets/, where signed GRUB loads the kernel and initrd that HTTP serves
-// at {boot.url}/assets, and the netboot tree serve.secure_boot.dir with
-// the signed shim and GRUB. A missing directory is left out.
-func tftpTrees(c *config.Config, log *slog.Logger) []tftp.Tree {
-	var out []tftp.Tree
-	add := func(prefix, dir, what string) {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			log.Info("tftp: "+what+" not served: no such directory", "file", dir)
-			return
-		}
-		out = append(out, tftp.Tree{Prefix: prefix, Dir: dir})
+// assets/, where signed GRUB, which has no HTTP, loads the kernel and
+// initrd that HTTP serves at {boot.url}/assets. (Its shim and GRUB come
+// from serve.loader_dirs.) mkdir creates a missing folder, else it is left
+// out.
+func tftpTrees(c *config.Config, log *slog.Logger, mkdir bool) []tftp.Tree {
+	dir := filepath.Join(c.Serve.Dir, "assets")
+	if mkdir {
+		_ = os.MkdirAll(dir, 0o755) // a failure shows as the missing folder
 	}
-	add("assets", filepath.Join(c.Serve.Dir, "assets"), "assets for signed GRUB")
-	if c.Serve.SecureBoot.TreeEnabled() {
-		add("", c.Serve.SecureBoot.Dir, "serve.secure_boot.dir (install debian-installer-12-netboot-amd64 or set it)")
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		log.Debug("tftp: no assets/ for signed GRUB: no such folder", "file", dir)
+		return nil
 	}
-	return out
+	return []tftp.Tree{{Prefix: "assets", Dir: dir}}
 }
