@@ -395,6 +395,9 @@ func TestValidation(t *testing.T) {
 		{"neither", orchestrator.Request{Name: "a", Distro: "core"}, []string{"--vlan"}},
 		{"boot from cdrom", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Boot: []string{"cdrom"}}, []string{"--boot cdrom", `"cdrom"`}},
 		{"boot twice", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Boot: []string{"network", "network"}}, []string{"--boot network,network", "twice"}},
+		{"unknown arch", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Arch: "arm64"}, []string{`--arch "arm64"`, "aarch64"}},
+		{"aarch64 with SeaBIOS", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Arch: "aarch64", Firmware: "bios"}, []string{"--arch aarch64", "--firmware efi", "not bios"}},
+		{"arch twice", orchestrator.Request{Name: "a", VLAN: 135, Distro: "core", Arch: "aarch64", Vars: []inventory.Var{{Key: "arch", Value: "aarch64"}}}, []string{"--txt arch=", "--arch"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, run := range []func() error{

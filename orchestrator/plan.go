@@ -45,6 +45,10 @@ type Request struct {
 	// empty means virt.DefaultBoot, disk first. Network first boots the VM
 	// like bare metal: the build state decides between install and disk.
 	Boot []string
+	// Arch is the VM's architecture: virt.ArchX8664 (empty) or virt.ArchARM64, an
+	// AAVMF VM whose TXT record says arch=aarch64, so that it installs the arm64
+	// installer (docs/design.md, "The boot chain").
+	Arch string
 }
 
 // Defaults of a VM's size.
@@ -119,6 +123,9 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 		if err := virt.CheckBoot(r.Boot); err != nil {
 			return config.VLAN{}, invalid("--boot %s: %v", strings.Join(r.Boot, ","), err)
 		}
+	}
+	if err := checkArch(r); err != nil {
+		return config.VLAN{}, err
 	}
 	switch r.Firmware {
 	case "":
@@ -215,6 +222,9 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 		h.Intent = h.Intent.With(inventory.KeyFilename, r.Script)
 	}
 	h.Intent = h.Intent.With(inventory.KeyDistribution, r.Distro)
+	if r.Arch == virt.ArchARM64 {
+		h.Intent = h.Intent.With(keyArch, r.Arch)
+	}
 	for _, v := range r.Vars {
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
@@ -258,7 +268,8 @@ func (p planner) domainXML(pl *Plan, r Request, diskPath string) (string, error)
 		Boot:        r.Boot,
 		ROMDisabled: p.cfg.Libvirt.ROM == config.ROMNone,
 		Meta:        virt.Metadata{VLAN: pl.VLAN, Distro: pl.Distro, FQDN: pl.FQDN},
-	})
+		Arch:        r.Arch,
+	}.ForArch())
 }
 
 // firmware maps the configured firmware to the domain's.

@@ -112,6 +112,10 @@ type DomainSpec struct {
 	// DefaultBoot. Network first makes a VM boot like bare metal: what the
 	// boot service answers decides, install or local boot.
 	Boot []string
+	// Arch is the guest architecture, ArchX8664 (empty) or ArchARM64; aarch64 boots
+	// AAVMF (Firmware must be FirmwareEFI) on the virt machine (Machine, if set, names
+	// another aarch64 machine).
+	Arch string
 }
 
 // BuildDomainXML renders the libvirt domain XML of a vmprov VM
@@ -218,6 +222,9 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 			}},
 		},
 	}
+	if s.Arch == ArchARM64 {
+		arm64(&d, s)
+	}
 	out, err := d.Marshal()
 	if err != nil {
 		return "", fmt.Errorf("build domain xml %s: %w", s.Name, err)
@@ -290,6 +297,9 @@ func (s DomainSpec) check() (string, error) {
 		return "", fmt.Errorf("domain %s: netboot %q is not pxe or %s", s.Name, s.Netboot, NetbootHTTP)
 	case s.Netboot == NetbootHTTP && s.Firmware != FirmwareEFI:
 		return "", fmt.Errorf("domain %s: UEFI HTTP boot needs UEFI firmware, not %q", s.Name, s.Firmware)
+	}
+	if err := s.checkArch(); err != nil {
+		return "", err
 	}
 	if s.Meta.VLAN < 1 || s.Meta.VLAN > 4094 {
 		return "", fmt.Errorf("domain %s: vlan %d is not 1 to 4094", s.Name, s.Meta.VLAN)

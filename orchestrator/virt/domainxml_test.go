@@ -53,8 +53,13 @@ func goldenSpecs() map[string]virt.DomainSpec {
 	networkFirst.Boot = []string{virt.BootNetwork, virt.BootDisk}
 	efiSecure := ipv4Spec()
 	efiSecure.Firmware, efiSecure.ROMDisabled = virt.FirmwareEFISecure, true
+	// An aarch64 VM under TCG (create --arch aarch64): AAVMF on virt, PXE
+	// without an option ROM.
+	arm64 := ipv4Spec()
+	arm64.Type, arm64.Arch, arm64.Firmware = "qemu", virt.ArchARM64, virt.FirmwareEFI
+	arm64.Boot = []string{virt.BootNetwork, virt.BootDisk}
 	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE, "network-first": networkFirst,
-		"efi-http": efiHTTP, "efi-ipv6only": efiV6}
+		"efi-http": efiHTTP, "efi-ipv6only": efiV6, "efi-secure": efiSecure, "arm64": arm64}
 }
 
 func TestBuildDomainXMLGolden(t *testing.T) {
@@ -116,6 +121,11 @@ func TestBuildDomainXMLRejects(t *testing.T) {
 		{"netboot tftp", func(s *virt.DomainSpec) { s.Firmware, s.Netboot = virt.FirmwareEFI, "tftp" }, `netboot "tftp" is not pxe or http`},
 		{"http boot with bios", func(s *virt.DomainSpec) { s.Netboot = virt.NetbootHTTP }, "UEFI HTTP boot needs UEFI firmware"},
 		{"secure boot on i440FX", func(s *virt.DomainSpec) { s.Firmware, s.Machine = virt.FirmwareEFISecure, "pc" }, "needs SMM"},
+		{"arch", func(s *virt.DomainSpec) { s.Arch = "arm64" }, `arch "arm64" is not x86_64 or aarch64`},
+		{"aarch64 with SeaBIOS", func(s *virt.DomainSpec) { s.Arch = virt.ArchARM64 }, "UEFI firmware (AAVMF) only"},
+		{"aarch64 with an x86 ROM", func(s *virt.DomainSpec) {
+			s.Arch, s.Firmware, s.ROMFile = virt.ArchARM64, virt.FirmwareEFI, "/usr/lib/ipxe/qemu/efi-virtio.rom"
+		}, "cannot load the option ROM"},
 		{"vlan 0", func(s *virt.DomainSpec) { s.Meta.VLAN = 0 }, "vlan 0"},
 		{"vlan 4095", func(s *virt.DomainSpec) { s.Meta.VLAN = 4095 }, "vlan 4095"},
 		{"boot from cdrom", func(s *virt.DomainSpec) { s.Boot = []string{"cdrom", "hd"} }, `boot device "cdrom"`},

@@ -68,6 +68,7 @@ func (app *App) createCommand() *cobra.Command {
 	f.UintVar(&r.DiskGiB, "disk-size", orchestrator.DefaultDiskGiB, "disk size in GiB")
 	f.StringVar(&r.Firmware, "firmware", "", "bios (SeaBIOS), efi (OVMF) or efi-secure (OVMF with Secure Boot on q35 with SMM; TXT firmware=efi-secure: the signed shim → GRUB → kernel chain) (default libvirt.firmware)")
 	f.StringVar(&r.Netboot, "netboot", orchestrator.NetbootPXE, "how UEFI firmware boots from the network: pxe, or http (UEFI HTTP boot: the firmware's PXE boot options are turned off; needs --firmware efi)")
+	f.StringVar(&r.Arch, "arch", "", "x86_64 (default) or aarch64: an arm64 VM with AAVMF (UEFI) that installs the arm64 installer (TXT arch=aarch64)")
 	f.StringSliceVar(&r.Boot, "boot", nil, "boot order: hd,network (default; only an empty disk installs) or network,hd (installs whenever its build state says install, like bare metal)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	outputFlag(cmd, &output)
