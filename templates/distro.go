@@ -22,7 +22,8 @@ const (
 )
 
 // Distribution is one value the TXT key distribution may take. Paths are relative to the
-// mirror base URL (template input MirrorURL, default BOOT/assets) and may contain ${arch},
+// mirror base URL (template input MirrorURL, default BOOT/assets) and may contain ${arch}
+// (x86_64, aarch64: the host's TXT arch) and ${debarch} (its Debian name: amd64, arm64),
 // which iPXE expands at boot and Go expands for per-host files.
 type Distribution struct {
 	Name    string // the TXT value: core, xenial, bookworm, noble, rocky9, ...
@@ -59,10 +60,10 @@ func Distributions() []Distribution {
 			PXEBoot: "ubuntu-installer/xenial/amd64", Kernel: "linux", Initrd: "initrd.gz",
 			Archive: "ubuntu"},
 		{Name: "bookworm", Family: FamilyDebian, Release: "debian/12",
-			PXEBoot: "debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64",
+			PXEBoot: "debian/dists/bookworm/main/installer-${debarch}/current/images/netboot/debian-installer/${debarch}",
 			Kernel:  "linux", Initrd: "initrd.gz", Archive: "debian"},
 		{Name: "trixie", Family: FamilyDebian, Release: "debian/13",
-			PXEBoot: "debian/dists/trixie/main/installer-amd64/current/images/netboot/debian-installer/amd64",
+			PXEBoot: "debian/dists/trixie/main/installer-${debarch}/current/images/netboot/debian-installer/${debarch}",
 			Kernel:  "linux", Initrd: "initrd.gz", Archive: "debian"},
 		{Name: "jammy", Family: FamilyUbuntu, Release: "ubuntu/22.04",
 			PXEBoot: "ubuntu/jammy/casper", Kernel: "vmlinuz", Initrd: "initrd",
@@ -99,5 +100,33 @@ func (d Distribution) AnswerFiles() []string {
 	return nil
 }
 
-// expandArch replaces ${arch} in a mirror path with arch.
-func expandArch(path, arch string) string { return strings.ReplaceAll(path, "${arch}", arch) }
+// expandArch replaces ${arch} in a mirror path with arch and ${debarch} with its Debian
+// name (DebianArch).
+func expandArch(path, arch string) string {
+	return strings.NewReplacer("${arch}", arch, "${debarch}", DebianArch(arch)).Replace(path)
+}
+
+// DebianArch is Debian's name of the architecture arch (TXT arch=, as EL and the kernel
+// name it): arm64 for aarch64, amd64 for x86_64 and anything else. install/default.ipxe
+// sets ${debarch} the same way.
+func DebianArch(arch string) string {
+	if arch == ArchARM64 {
+		return "arm64"
+	}
+	return "amd64"
+}
+
+// Host architectures (TXT arch=; Host.Arch).
+const (
+	ArchX8664 = "x86_64"
+	ArchARM64 = "aarch64"
+)
+
+// PXEBootFor is the directory of d's kernel and initrd under the mirror for a host of
+// architecture arch (TXT arch=; empty means x86_64), as the per-host files expand it.
+func (d Distribution) PXEBootFor(arch string) string {
+	if arch == "" {
+		arch = ArchX8664
+	}
+	return expandArch(d.PXEBoot, arch)
+}

@@ -19,7 +19,7 @@ type Host struct {
 	IPv6         netip.Addr       // zero if the host has no AAAA
 	MAC          net.HardwareAddr // the provisioning interface
 	Distribution string           // a Distributions name
-	Arch         string           // empty means x86_64
+	Arch         string           // empty means TXT arch=, else x86_64
 	BootURL      string           // boot service base URL
 	MirrorURL    string           // empty means BootURL + "/assets"
 	Site         string           // bootstrap site
@@ -133,8 +133,11 @@ func (h Host) prepare() (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidHost, err)
 	}
+	if v, ok := varValue(h.Vars, "arch"); ok && h.Arch == "" {
+		h.Arch = v // TXT arch=, as install/default.ipxe reads it
+	}
 	if h.Arch == "" {
-		h.Arch = "x86_64"
+		h.Arch = ArchX8664
 	}
 	if !validLabel(strings.ReplaceAll(h.Arch, "_", "-")) {
 		return nil, fmt.Errorf("%w: arch %q", ErrInvalidHost, h.Arch)
@@ -183,6 +186,9 @@ func (h Host) prepare() (*host, error) {
 		x.Firstboot = v
 	}
 	x.Console = "console=ttyS0,115200"
+	if h.Arch == ArchARM64 {
+		x.Console = "console=ttyAMA0,115200" // the PL011 UART of arm64 servers and QEMU virt
+	}
 	if v, ok := varValue(h.Vars, "console"); ok {
 		x.Console = v
 	}

@@ -161,6 +161,11 @@ func TestHostFiles(t *testing.T) {
 		{"grub-bookworm-override", func() ([]byte, error) { return GrubConfig(GrubInput{Host: override}) }},
 		{"grub-jammy", func() ([]byte, error) { return GrubConfig(GrubInput{Host: seedHost(t, "jammy")}) }},
 		{"grub-bookworm-tftp", func() ([]byte, error) { return GrubConfig(GrubInput{Host: seedHost(t, "bookworm"), TFTP: true}) }},
+		{"grub-bookworm-arm64", func() ([]byte, error) { // what the arm64 signed GRUB reads
+			h := seedHost(t, "bookworm")
+			h.Vars = append(h.Vars, Var{"arch", "aarch64"})
+			return GrubConfig(GrubInput{Host: h, TFTP: true})
+		}},
 		{"pxelinux", func() ([]byte, error) { return PXELinuxConfig(seedHost(t, "core")) }},
 		{"firstboot", func() ([]byte, error) { return InstallFile(seedHost(t, "core"), "firstboot") }},
 	}
@@ -450,5 +455,39 @@ func TestGrubKernelArgs(t *testing.T) {
 				t.Errorf("%s (tftp %v): kernel arguments %q, want the words of %q", d.Name, tftp, args, in.Cmdline)
 			}
 		}
+	}
+}
+
+// TestInstallARM64 is a Debian host with TXT arch=aarch64: its installer is the arm64
+// netboot d-i (installer-arm64/.../arm64), its answer file under .../aarch64/, and its
+// kernel console the PL011 UART, ttyAMA0, unless TXT console says otherwise.
+func TestInstallARM64(t *testing.T) {
+	h := seedHost(t, "bookworm")
+	h.Vars = append(h.Vars, Var{"arch", "aarch64"})
+	got, err := Install(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "http://boot.example.com/assets/debian/dists/bookworm/main/installer-arm64/current/images/netboot/debian-installer/arm64"
+	want := InstallBoot{
+		Distribution: "bookworm",
+		Kernel:       dir + "/linux",
+		Initrd:       dir + "/initrd.gz",
+		AnswerFile:   "http://boot.example.com/bootstrap/install/bookworm/aarch64/preseed.cfg",
+		Cmdline: "DEBIAN_FRONTEND=text auto=true priority=critical interface=auto " +
+			"url=http://boot.example.com/bootstrap/install/bookworm/aarch64/preseed.cfg hostname=test-centos7 domain=example.com " +
+			"locale=en_US.UTF-8 keyboard-configuration/xkb-keymap=us console-setup/ask_detect=false net.ifnames=0 " +
+			"firstboot=http://boot.example.com/bootstrap/install/bookworm/firstboot console=ttyAMA0,115200 " +
+			"puppet_server=puppet.example.com puppet_environment=ipxe_test_master",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("install of an aarch64 host (-want +got):\n%s", diff)
+	}
+	h.Vars = append(h.Vars, Var{"console", "console=ttyS2"})
+	if c, err := KernelCmdline(h); err != nil || !strings.Contains(c, " console=ttyS2") || strings.Contains(c, "ttyAMA0") {
+		t.Errorf("TXT console=console=ttyS2 on an aarch64 host: cmdline %q, %v; want its console, not ttyAMA0", c, err)
+	}
+	if got, err := Install(seedHost(t, "bookworm")); err != nil || !strings.Contains(got.Kernel, "/installer-amd64/") || !strings.Contains(got.Cmdline, "console=ttyS0,115200") {
+		t.Errorf("a host without TXT arch: %+v, %v; want the amd64 installer and ttyS0", got, err)
 	}
 }

@@ -106,13 +106,13 @@ func validVars(vars []Var) error {
 }
 
 // ReservedVar reports whether name is one of the variables the install scripts interpret
-// (filename, distribution, pxeboot, kickstart, console, arch, ifnames, firstboot, ...)
+// (filename, distribution, pxeboot, kickstart, console, arch, debarch, ifnames, firstboot, ...)
 // or vmprov's own keys (state, build_id, firmware), rather than a variable to pass to
 // the installed system's kernel command line. extra is appended raw, as in seed 000.
 func ReservedVar(name string) bool {
 	switch name {
 	case "filename", "distribution", "pxeboot", "kernel", "vmlinuz", "initrd", "cmdline",
-		"kickstart", "preseed", "autoinstall", "console", "arch", "ifnames", "firstboot",
+		"kickstart", "preseed", "autoinstall", "console", "arch", "debarch", "ttydev", "ifnames", "firstboot",
 		"mirror", "repo", "iso", "extra", "hostname", "domain", intentState, intentBuildID, intentFirmware:
 		return true
 	}
