@@ -138,6 +138,15 @@ type Serve struct {
 	LoaderDirs []string `yaml:"loader_dirs" json:"loader_dirs"`
 	// SecureBoot is the Secure Boot chain of hosts with firmware=efi-secure.
 	SecureBoot SecureBoot `yaml:"secure_boot" json:"secure_boot"`
+	// SignedGrubConfigs maps a client architecture to the TFTP name where
+	// the distribution's signed GRUB of that architecture, which a shim
+	// loads, reads its configuration: its built-in prefix followed by
+	// /grub.cfg. serve renders the requester's grub.cfg there, loading the
+	// kernel and initrd over TFTP (docs/design.md, "Secure Boot"). Secure
+	// Boot hosts (serve.secure_boot) and arm64 UEFI hosts (serve.loaders'
+	// default for 11 is Debian's shim) boot this chain. Default
+	// DefaultSignedGrubConfigs.
+	SignedGrubConfigs map[uint16]string `yaml:"signed_grub_cfg" json:"signed_grub_cfg"`
 	// DHCPv6 tunes the DHCPv6 server.
 	DHCPv6 DHCPv6 `yaml:"dhcp6" json:"dhcp6"`
 	// PublicMACScripts serves DIR/mac/MAC/ipxe to anyone who asks, as the
@@ -384,6 +393,9 @@ func (c *Config) SetDefaults() {
 		c.Serve.LoaderDirs = DefaultLoaderDirs()
 	}
 	c.Serve.SecureBoot.setDefaults()
+	if c.Serve.SignedGrubConfigs == nil {
+		c.Serve.SignedGrubConfigs = DefaultSignedGrubConfigs()
+	}
 	if c.BSDP.Priority == 0 {
 		c.BSDP.Priority = 32768
 	}
@@ -396,14 +408,19 @@ func (c *Config) SetDefaults() {
 }
 
 // DefaultLoaders is the PXE loader table by client architecture
-// (RFC 4578 section 2.1 / IANA processor architecture types).
+// (RFC 4578 section 2.1 / IANA processor architecture types). arm64 UEFI
+// (11) gets Debian's netboot shim, found in serve.loader_dirs
+// (debian-installer-12-netboot-arm64), as Debian packages no arm64 iPXE:
+// the shim loads the signed grubaa64.efi beside it, which reads the grub.cfg
+// of serve.signed_grub_cfg, the chain of Secure Boot hosts
+// (docs/design.md, "Secure Boot").
 func DefaultLoaders() map[uint16]string {
 	return map[uint16]string{
-		0:  "undionly.kpxe", // x86 BIOS
-		6:  "ipxe-i386.efi", // x86 UEFI
-		7:  "snponly.efi",   // x64 UEFI: iPXE on the firmware's network driver (SNP)
-		9:  "snponly.efi",   // EBC, used by x64 UEFI firmware in practice
-		11: "ipxe-arm64.efi",
+		0:  "undionly.kpxe",   // x86 BIOS
+		6:  "ipxe-i386.efi",   // x86 UEFI
+		7:  "snponly.efi",     // x64 UEFI: iPXE on the firmware's network driver (SNP)
+		9:  "snponly.efi",     // EBC, used by x64 UEFI firmware in practice
+		11: "bootnetaa64.efi", // arm64 UEFI: Debian's shim → signed GRUB
 	}
 }
 
@@ -556,6 +573,7 @@ func (c *Config) Validate() error {
 		bad("serve.limits.http_connections %d is out of range: use 1 to 65536 (default %d)", l.HTTPConnections, DefaultHTTPConnections)
 	}
 	c.Serve.SecureBoot.validate(bad)
+	validateSignedGrubConfigs(c.Serve.SignedGrubConfigs, bad)
 	if _, err := c.Serve.DHCPv6.DUID(); err != nil {
 		errs = append(errs, err)
 	}

@@ -49,6 +49,12 @@ func TestDefaults(t *testing.T) {
 		c.Libvirt.URI != "qemu:///system" || c.DNS.TSIG.Name != "vmprov." || c.Serve.Dir != "/var/lib/vmprov" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	// arm64 UEFI and Secure Boot hosts boot Debian's shim → signed GRUB,
+	// which reads grub.cfg under its architecture's prefix.
+	if c.Serve.Loaders[11] != "bootnetaa64.efi" || c.Serve.SecureBoot.Loaders[7] != "bootnetx64.efi" || c.Serve.SecureBoot.Loaders[11] != "bootnetaa64.efi" ||
+		c.Serve.SignedGrubConfigs[7] != "debian-installer/amd64/grub/grub.cfg" || c.Serve.SignedGrubConfigs[11] != "debian-installer/arm64/grub/grub.cfg" {
+		t.Errorf("signed chain defaults: serve.loaders %v, serve.secure_boot %+v, serve.signed_grub_cfg %v", c.Serve.Loaders, c.Serve.SecureBoot, c.Serve.SignedGrubConfigs)
+	}
 }
 
 // TestLoaderDirs: serve.loader_dirs unset is Debian's package folders, an
@@ -96,6 +102,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad tftp_transfers", base + "serve: {limits: {tftp_transfers: -1}}\n", []string{"serve.limits.tftp_transfers -1", "1 to 16384"}},
 		{"per client above total", base + "serve: {limits: {tftp_transfers: 4, tftp_transfers_per_client: 5}}\n", []string{"serve.limits.tftp_transfers_per_client 5", "(4)"}},
 		{"bad http_connections", base + "serve: {limits: {http_connections: 100000}}\n", []string{"serve.limits.http_connections 100000", "1 to 65536"}},
+		{"signed grub.cfg twice", base + "serve: {signed_grub_cfg: {7: grub/grub.cfg, 11: /grub/grub.cfg}}\n", []string{"serve.signed_grub_cfg[11]", "architecture 7", "own prefix"}},
+		{"signed grub.cfg outside", base + "serve: {signed_grub_cfg: {11: ../grub.cfg}}\n", []string{"serve.signed_grub_cfg[11] \"../grub.cfg\"", "debian-installer/arm64/grub/grub.cfg"}},
 		{"unknown key", base + "vlan: []\n", []string{"vlan", "not found"}},
 		{"unknown nested key", "dns: {zone: example.com., servr: 1.2.3.4:53}\n", []string{"servr"}},
 		{"no zone", "vlans: []\n", []string{"dns.zone is empty"}},

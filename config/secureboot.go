@@ -2,44 +2,46 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // SecureBoot configures the chain `vmprov serve` hands to hosts whose boot
 // intent says firmware=efi-secure (docs/design.md, "Secure Boot"): the
-// Microsoft-signed shim, which loads grubx64.efi (GRUB signed by the
-// distribution) from its own TFTP folder, which reads grub.cfg under its
-// built-in prefix, where serve renders the host's install grub.cfg. The
-// defaults are Debian 12's, whose shim and GRUB TFTP finds in
-// serve.loader_dirs (package debian-installer-12-netboot-amd64).
+// Microsoft-signed shim, which loads GRUB signed by the distribution
+// (grubx64.efi) from its own TFTP folder, which reads the grub.cfg of
+// serve.signed_grub_cfg. The defaults are Debian 12's, whose shims TFTP
+// finds in serve.loader_dirs (packages debian-installer-12-netboot-amd64
+// and -arm64).
 type SecureBoot struct {
 	// Loaders maps a client architecture (DHCP option 93/61) to the TFTP
 	// name of the shim handed to the PXE firmware of Secure Boot hosts.
 	// Default DefaultSecureBootLoaders.
 	Loaders map[uint16]string `yaml:"loaders" json:"loaders"`
-	// GrubConfig is the TFTP name signed GRUB reads its configuration from:
-	// its built-in prefix followed by /grub.cfg. Default
-	// DefaultSecureBootGrubConfig.
-	GrubConfig string `yaml:"grub_cfg" json:"grub_cfg"`
 }
 
-// DefaultSecureBootGrubConfig is where the signed grubx64.efi of Debian 12's
-// netboot images reads its configuration: its built-in prefix is
-// /debian-installer/amd64/grub.
-const DefaultSecureBootGrubConfig = "debian-installer/amd64/grub/grub.cfg"
-
 // DefaultSecureBootLoaders is the shim of each client architecture:
-// Debian's bootnetx64.efi for x64 UEFI (7).
+// Debian's bootnetx64.efi for x64 UEFI (7) and, for arm64 UEFI (11), the
+// bootnetaa64.efi that serve.loaders hands every arm64 host by default.
 func DefaultSecureBootLoaders() map[uint16]string {
-	return map[uint16]string{7: "bootnetx64.efi"}
+	return map[uint16]string{7: "bootnetx64.efi", 11: "bootnetaa64.efi"}
+}
+
+// DefaultSignedGrubConfigs is serve.signed_grub_cfg unless set: where the
+// signed GRUB of Debian 12's netboot images reads its configuration, its
+// built-in prefix followed by /grub.cfg, by the client architecture of
+// the GRUB (grubx64.efi: /debian-installer/amd64/grub, grubaa64.efi:
+// /debian-installer/arm64/grub).
+func DefaultSignedGrubConfigs() map[uint16]string {
+	return map[uint16]string{
+		7:  "debian-installer/amd64/grub/grub.cfg",
+		11: "debian-installer/arm64/grub/grub.cfg",
+	}
 }
 
 func (s *SecureBoot) setDefaults() {
 	if s.Loaders == nil {
 		s.Loaders = DefaultSecureBootLoaders()
-	}
-	if s.GrubConfig == "" {
-		s.GrubConfig = DefaultSecureBootGrubConfig
 	}
 }
 
@@ -50,8 +52,29 @@ func (s SecureBoot) validate(bad func(format string, a ...any)) {
 			bad("serve.secure_boot.loaders[%d] %q: %v", arch, name, err)
 		}
 	}
-	if err := tftpName(s.GrubConfig); err != nil {
-		bad("serve.secure_boot.grub_cfg %q: %v: give signed GRUB's prefix followed by /grub.cfg (default %s)", s.GrubConfig, err, DefaultSecureBootGrubConfig)
+}
+
+// validateSignedGrubConfigs reports each bad value of serve.signed_grub_cfg
+// to bad: a name that is not a TFTP file name, or one name given for two
+// architectures, which would leave the requester's architecture unknown.
+func validateSignedGrubConfigs(m map[uint16]string, bad func(format string, a ...any)) {
+	arches := make([]uint16, 0, len(m))
+	for arch := range m {
+		arches = append(arches, arch)
+	}
+	slices.Sort(arches)
+	seen := map[string]uint16{}
+	for _, arch := range arches {
+		name := m[arch]
+		if err := tftpName(name); err != nil {
+			bad("serve.signed_grub_cfg[%d] %q: %v: give signed GRUB's prefix followed by /grub.cfg (default %s)", arch, name, err, DefaultSignedGrubConfigs()[arch])
+			continue
+		}
+		clean := strings.TrimPrefix(name, "/")
+		if other, ok := seen[clean]; ok {
+			bad("serve.signed_grub_cfg[%d] %q is also the name of architecture %d: give each architecture's GRUB its own prefix", arch, name, other)
+		}
+		seen[clean] = arch
 	}
 }
 

@@ -22,6 +22,10 @@ type Intent []Var
 const (
 	KeyFilename     = "filename"
 	KeyDistribution = "distribution"
+	// KeyArch is the host's architecture as the install scripts read it
+	// (${arch}: x86_64 unless set, aarch64), which picks the installer's
+	// paths and console.
+	KeyArch = "arch"
 )
 
 // DefaultFilename is the bootstrap script when the intent names none.

@@ -119,9 +119,10 @@ type Answer struct {
 	// Why says why the answer is ActionNone or ActionLocal, for logs and
 	// vmprov explain.
 	Why string
-	// SecureBoot says the answer is a step of the Secure Boot chain: the
-	// signed shim of serve.secure_boot.loaders for a host whose intent says
-	// firmware=efi-secure, or the configuration of signed GRUB.
+	// SecureBoot says the answer is a step of the Secure Boot chain of a
+	// host whose intent says firmware=efi-secure: the signed shim of
+	// serve.secure_boot.loaders, or the configuration of signed GRUB. (An
+	// arm64 host's signed GRUB, after serve.loaders' shim, is not.)
 	SecureBoot bool
 	// Installs says the answer hands out the host's installer (the
 	// /pxedust chain, an installing GRUB or PXELINUX configuration): it
@@ -183,6 +184,9 @@ type Booter struct {
 //     its firmware's requests look like any UEFI's: PXE firmware gets the
 //     signed shim of its architecture (SecureBootLoaders) instead of iPXE,
 //     and UEFI HTTP boot nothing, as signed GRUB cannot load over HTTP.
+//     arm64 UEFI PXE boots the same signed chain, shim → signed GRUB →
+//     kernel over TFTP, without Secure Boot, by configuration only:
+//     serve.loaders' default for architecture 11 is Debian's shim.
 //   - GRUB, signed GRUB and PXELINUX get their per-host configuration for
 //     a host with a boot intent.
 //   - Everything else gets no boot file.
@@ -304,7 +308,7 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		if installed {
 			return local()
 		}
-		a.Action, a.Installs, a.SecureBoot = ActionConfig, true, fw.Kind == KindSignedGRUB
+		a.Action, a.Installs, a.SecureBoot = ActionConfig, true, fw.Kind == KindSignedGRUB && d.Host.Intent.SecureBoot()
 	default:
 		return none("not a booting client (no PXE, HTTP boot, iPXE or BSDP class)")
 	}

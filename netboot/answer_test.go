@@ -84,14 +84,14 @@ func TestAnswerTable(t *testing.T) {
 	// client's address family.
 	want4 := map[string]string{
 		"bios": "undionly.kpxe@192.0.2.1", "efi": "snponly.efi@192.0.2.1", "efi32": "ipxe-i386.efi@192.0.2.1",
-		"efi-http": "http://192.0.2.1:8080/ipxe/snponly.efi+HTTPClient", "arm64": "ipxe-arm64.efi@192.0.2.1",
-		"arm64-http": "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp",
+		"efi-http": "http://192.0.2.1:8080/ipxe/snponly.efi+HTTPClient", "arm64": "bootnetaa64.efi@192.0.2.1",
+		"arm64-http": "http://192.0.2.1:8080/ipxe/bootnetaa64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp",
 		"bsdp": "bsdp", "grub": "-", "pxelinux": "-", "grub-signed": "-", "none": "-",
 	}
 	want6 := map[string]string{
 		"bios": "tftp://[2001:db8:135::1]/undionly.kpxe", "efi": "tftp://[2001:db8:135::1]/snponly.efi", "efi32": "tftp://[2001:db8:135::1]/ipxe-i386.efi",
-		"efi-http": "http://[2001:db8:135::1]:8080/ipxe/snponly.efi+HTTPClient", "arm64": "tftp://[2001:db8:135::1]/ipxe-arm64.efi",
-		"arm64-http": "http://[2001:db8:135::1]:8080/ipxe/ipxe-arm64.efi+HTTPClient", "ipxe": "http://[2001:db8:135::1]:8080/boot.ipxe",
+		"efi-http": "http://[2001:db8:135::1]:8080/ipxe/snponly.efi+HTTPClient", "arm64": "tftp://[2001:db8:135::1]/bootnetaa64.efi",
+		"arm64-http": "http://[2001:db8:135::1]:8080/ipxe/bootnetaa64.efi+HTTPClient", "ipxe": "http://[2001:db8:135::1]:8080/boot.ipxe",
 		"bsdp": "-", "grub": "-", "pxelinux": "-", "grub-signed": "-", "none": "-",
 	}
 	wantTFTP := map[string]string{"grub": "config", "pxelinux": "config", "grub-signed": "config"}

@@ -65,10 +65,11 @@ const (
 	KindGRUB
 	// KindPXELinux is PXELINUX asking for pxelinux.cfg/01-<mac> over TFTP.
 	KindPXELinux
-	// KindSignedGRUB is the signed GRUB of the Secure Boot chain (shim →
-	// GRUB, docs/design.md "Secure Boot") asking over TFTP for the grub.cfg
-	// under its built-in prefix: no MAC in the name, and it loads nothing
-	// over HTTP.
+	// KindSignedGRUB is the distribution's signed GRUB that a shim loads
+	// (the Secure Boot chain, docs/design.md "Secure Boot", and arm64
+	// UEFI's) asking over TFTP for the grub.cfg under its built-in prefix
+	// (serve.signed_grub_cfg): no MAC in the name, which tells its
+	// architecture, and it loads nothing over HTTP.
 	KindSignedGRUB
 )
 
@@ -143,13 +144,13 @@ func Firmwares() []NamedFirmware {
 		{"efi", arch(KindPXE, ArchUEFIx64), "x64 UEFI PXE, arch 7: loader over TFTP"},
 		{"efi32", arch(KindPXE, ArchUEFIx86), "x86 UEFI PXE, arch 6: loader over TFTP"},
 		{"efi-http", arch(KindHTTP, ArchHTTPx64), "x64 UEFI HTTP boot, arch 16: loader URL"},
-		{"arm64", arch(KindPXE, ArchUEFIARM64), "arm64 UEFI PXE, arch 11: loader over TFTP"},
+		{"arm64", arch(KindPXE, ArchUEFIARM64), "arm64 UEFI PXE, arch 11: loader over TFTP (Debian's shim by default)"},
 		{"arm64-http", arch(KindHTTP, ArchHTTPARM64), "arm64 UEFI HTTP boot, arch 19: loader URL"},
 		{"ipxe", arch(KindIPXE, ArchBIOS), "iPXE (user class iPXE): /boot.ipxe, then /pxedust"},
 		{"bsdp", Firmware{Kind: KindBSDP}, "Intel Mac NetBoot (BSDP): the configured image"},
 		{"grub", Firmware{Kind: KindGRUB}, "GRUB over TFTP: per-host grub.cfg-01-<mac>"},
 		{"pxelinux", Firmware{Kind: KindPXELinux}, "PXELINUX over TFTP: per-host pxelinux.cfg/01-<mac>"},
-		{"grub-signed", Firmware{Kind: KindSignedGRUB}, "signed GRUB of the Secure Boot chain over TFTP: per-host grub.cfg at its prefix"},
+		{"grub-signed", Firmware{Kind: KindSignedGRUB}, "signed GRUB after a shim (Secure Boot, arm64) over TFTP: per-host grub.cfg at its prefix"},
 		{"none", Firmware{Kind: KindNone}, "an installed OS's DHCP client: address only"},
 	}
 }

@@ -8,10 +8,6 @@ import (
 	"github.com/vmprov/vmprov/orchestrator/virt"
 )
 
-// keyArch is the TXT key of a host's architecture, which the install scripts read
-// (${arch}: the installer's paths and console).
-const keyArch = "arch"
-
 // checkArch checks --arch and completes r for it: an aarch64 VM boots AAVMF, so its
 // firmware is efi, given or not; its architecture goes into the TXT record once, from
 // --arch.
@@ -23,8 +19,8 @@ func checkArch(r *Request) error {
 	default:
 		return invalid("--arch %q is not %s or %s", r.Arch, virt.ArchX8664, virt.ArchARM64)
 	}
-	if slices.ContainsFunc(r.Vars, func(v inventory.Var) bool { return v.Key == keyArch }) {
-		return invalid("--txt %s= with --arch %s: give the architecture once, with --arch", keyArch, r.Arch)
+	if slices.ContainsFunc(r.Vars, func(v inventory.Var) bool { return v.Key == inventory.KeyArch }) {
+		return invalid("--txt %s= with --arch %s: give the architecture once, with --arch", inventory.KeyArch, r.Arch)
 	}
 	switch r.Firmware {
 	case "", config.FirmwareEFI:

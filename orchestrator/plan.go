@@ -223,7 +223,7 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 	}
 	h.Intent = h.Intent.With(inventory.KeyDistribution, r.Distro)
 	if r.Arch == virt.ArchARM64 {
-		h.Intent = h.Intent.With(keyArch, r.Arch)
+		h.Intent = h.Intent.With(inventory.KeyArch, r.Arch)
 	}
 	for _, v := range r.Vars {
 		h.Intent = h.Intent.With(v.Key, v.Value)

@@ -56,14 +56,15 @@ func Policy(c *config.Config, log *slog.Logger) netboot.PolicyConfig {
 func Booter(c *config.Config) netboot.Booter {
 	return netboot.Booter{
 		URL: c.Boot.URL, URLv6: c.Boot.URLv6, Site: c.Boot.Site, Assets: c.Boot.Assets,
-		Loaders:           archMap(c.Serve.Loaders),
-		SecureBootLoaders: archMap(c.Serve.SecureBoot.Loaders),
+		Loaders:           ArchMap(c.Serve.Loaders),
+		SecureBootLoaders: ArchMap(c.Serve.SecureBoot.Loaders),
 		BSDP:              len(c.BSDP.Images) > 0,
 	}
 }
 
-// archMap keys a loader table by client architecture.
-func archMap(m map[uint16]string) map[netboot.Arch]string {
+// ArchMap keys a table of serve: (loaders, signed GRUB configurations) by
+// client architecture.
+func ArchMap(m map[uint16]string) map[netboot.Arch]string {
 	out := make(map[netboot.Arch]string, len(m))
 	for a, l := range m {
 		out[netboot.Arch(a)] = l

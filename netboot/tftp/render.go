@@ -3,6 +3,7 @@ package tftp
 import (
 	"fmt"
 
+	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/templates"
 )
@@ -13,8 +14,9 @@ import (
 // variables), or for an installed host (netboot.ActionLocal)
 // GrubLocalConfig and PXELinuxLocalConfig, which boot the local disk. The
 // configuration of signed GRUB (SignedGrubConfig) loads the kernel and
-// initrd over TFTP (templates.GrubInput.TFTP). TFTP clients here boot over
-// IPv4 (DHCPv4 next-server).
+// initrd over TFTP (templates.GrubInput.TFTP), of the architecture of the
+// GRUB that asks when the host's TXT names none: arm64 GRUB boots no amd64
+// kernel. TFTP clients here boot over IPv4 (DHCPv4 next-server).
 func Templates(b netboot.Booter) RenderFunc {
 	return func(f File, d netboot.Decision, a netboot.Answer) ([]byte, error) {
 		if a.Action == netboot.ActionLocal {
@@ -32,6 +34,9 @@ func Templates(b netboot.Booter) RenderFunc {
 		case GrubConfig:
 			return templates.GrubConfig(templates.GrubInput{Host: h})
 		case SignedGrubConfig:
+			if _, ok := d.Host.Intent.Get(inventory.KeyArch); !ok && a.Firmware.HasArch && a.Firmware.Arch == netboot.ArchUEFIARM64 {
+				h.Arch = templates.ArchARM64
+			}
 			return templates.GrubConfig(templates.GrubInput{Host: h, TFTP: true})
 		case PXELinuxConfig:
 			return templates.PXELinuxConfig(h)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/serveconfig"
 )
@@ -44,7 +45,7 @@ func TestSecureBootFiles(t *testing.T) {
 	sb.Host.Intent = sb.Host.Intent.With("distribution", "bookworm").With("firmware", "efi-secure")
 	pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): sb}}
 	s, addr := startServer(t, Config{Root: root, Policy: pol, Booter: b, Render: Templates(b),
-		SignedGrubConfig: "debian-installer/amd64/grub/grub.cfg", LoaderDirs: netboot.LoaderDirs{loaders},
+		SignedGrubConfigs: map[netboot.Arch]string{netboot.ArchUEFIx64: "debian-installer/amd64/grub/grub.cfg"}, LoaderDirs: netboot.LoaderDirs{loaders},
 		Trees: []Tree{{Prefix: "assets", Dir: assets}, {Dir: tree}}})
 	tests := []struct {
 		name string
@@ -86,7 +87,7 @@ func TestSecureBootFiles(t *testing.T) {
 
 	t.Run("unknown requester", func(t *testing.T) {
 		_, addr := startServer(t, Config{Root: root, Policy: &addrPolicy{}, Booter: b, Render: Templates(b),
-			SignedGrubConfig: "debian-installer/amd64/grub/grub.cfg", Trees: []Tree{{Dir: tree}}})
+			SignedGrubConfigs: map[netboot.Arch]string{netboot.ArchUEFIx64: "debian-installer/amd64/grub/grub.cfg"}, Trees: []Tree{{Dir: tree}}})
 		if body, _, err := get(t, addr, "debian-installer/amd64/grub/grub.cfg", 0); err == nil || !strings.Contains(err.Error(), "file not found") {
 			t.Errorf("got %q, %v; want file not found, not the tree's grub.cfg", body, err)
 		}
@@ -96,4 +97,72 @@ func TestSecureBootFiles(t *testing.T) {
 			t.Errorf("New = %v, want an error naming the missing tree", err)
 		}
 	})
+}
+
+// TestSignedGrubARM64 serves arm64 UEFI's signed chain from the defaults of
+// serve.loaders, serve.loader_dirs and serve.signed_grub_cfg: the shim
+// bootnetaa64.efi and grubaa64.efi by plain name from a loader folder, and
+// at the arm64 GRUB's prefix a grub.cfg that loads the arm64 installer over
+// TFTP. A host whose TXT names no architecture is arm64 there too: the name
+// says which GRUB asks.
+func TestSignedGrubARM64(t *testing.T) {
+	root, _ := testRoot(t)
+	loaders := t.TempDir()
+	for name, body := range map[string]string{"bootnetaa64.efi": "arm64 shim", "grubaa64.efi": "arm64 signed grub"} {
+		if err := os.WriteFile(filepath.Join(loaders, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t)
+	if got := cfg.Serve.Loaders[uint16(netboot.ArchUEFIARM64)]; got != "bootnetaa64.efi" {
+		t.Fatalf("serve.loaders[11] = %q, want Debian's shim bootnetaa64.efi", got)
+	}
+	b := serveconfig.Booter(cfg)
+	const arm64Dir = "/assets/debian/dists/bookworm/main/installer-arm64/current/images/netboot/debian-installer/arm64/"
+	for _, tt := range []struct {
+		name   string
+		intent []string // TXT strings beside distribution=bookworm
+		want   string
+	}{
+		{"TXT arch=aarch64", []string{"arch=aarch64"}, "\tlinux " + arm64Dir + "linux "},
+		{"no TXT arch", nil, "\tlinux " + arm64Dir + "linux "},
+		{"no TXT arch, console", nil, " 'console=ttyAMA0,115200'"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := web10(t)
+			in, err := inventory.ParseIntent(append([]string{"distribution=bookworm"}, tt.intent...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Host.Intent = in
+			pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): d}}
+			_, addr := startServer(t, Config{Root: root, Policy: pol, Booter: b, Render: Templates(b),
+				SignedGrubConfigs: serveconfig.ArchMap(cfg.Serve.SignedGrubConfigs), LoaderDirs: netboot.LoaderDirs{loaders}})
+			for name, want := range map[string]string{"bootnetaa64.efi": "arm64 shim", "grubaa64.efi": "arm64 signed grub"} {
+				if body, _, err := get(t, addr, name, 0); err != nil || string(body) != want {
+					t.Errorf("%s: %q, %v; want %q from the loader folder", name, body, err, want)
+				}
+			}
+			body, _, err := get(t, addr, "/debian-installer/arm64/grub/grub.cfg", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(body), tt.want) || strings.Contains(string(body), "(http,") || strings.Contains(string(body), "amd64") {
+				t.Errorf("arm64 GRUB's grub.cfg:\n%s\nwant %q, over TFTP, nothing of amd64", body, tt.want)
+			}
+		})
+	}
+}
+
+// TestSignedGrubNames: one name for two architectures would leave the
+// requester's architecture unknown.
+func TestSignedGrubNames(t *testing.T) {
+	root, _ := testRoot(t)
+	_, err := New(Config{Root: root, SignedGrubConfigs: map[netboot.Arch]string{7: "grub/grub.cfg", 11: "/grub/grub.cfg"}})
+	if err == nil || !strings.Contains(err.Error(), "architectures 7 and 11") {
+		t.Errorf("New = %v, want an error naming both architectures", err)
+	}
+	if _, err := New(Config{Root: root, SignedGrubConfigs: map[netboot.Arch]string{11: "../grub.cfg"}}); err == nil || !strings.Contains(err.Error(), "architecture 11") {
+		t.Errorf("New = %v, want an error naming architecture 11", err)
+	}
 }

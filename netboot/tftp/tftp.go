@@ -8,13 +8,13 @@
 //
 //	grub.cfg-01-<mac>        GRUB's per-MAC configuration (seed 001), in any directory
 //	pxelinux.cfg/01-<mac>    PXELINUX's per-MAC configuration, chainloading iPXE (seed 002)
-//	Config.SignedGrubConfig  signed GRUB's configuration in the Secure Boot chain, which
-//	                         names no MAC (docs/design.md, "Secure Boot")
+//	Config.SignedGrubConfigs the configuration of each architecture's signed GRUB,
+//	                         which a shim loads (the Secure Boot chain, arm64 UEFI):
+//	                         it names no MAC (docs/design.md, "Secure Boot")
 //
 // Behind the root, read-only Trees serve further directories: a netboot
-// tree with the signed shim and GRUB of the Secure Boot chain, and the
-// kernels and initrds of serve.dir/assets, which signed GRUB loads over
-// TFTP.
+// tree with the signed shim and GRUB, and the kernels and initrds of
+// serve.dir/assets, which signed GRUB loads over TFTP.
 //
 // A per-host file is given only to the host it names: the requester's source
 // address must be forward-confirmed in DNS (through the netboot.Policy) and
@@ -85,9 +85,10 @@ const (
 	// PXELinuxConfig is pxelinux.cfg/01-<mac> (seed 002).
 	PXELinuxConfig
 	// SignedGrubConfig is the configuration signed GRUB reads under its
-	// built-in prefix in the Secure Boot chain (Config.SignedGrubConfig).
-	// Its name has no MAC: the requester's address alone identifies the
-	// host, as for HTTP.
+	// built-in prefix (Config.SignedGrubConfigs), after a shim: the
+	// Secure Boot chain and arm64 UEFI's. Its name has no MAC: the
+	// requester's address alone identifies the host, as for HTTP; the
+	// name tells the requester's architecture.
 	SignedGrubConfig
 )
 
@@ -135,10 +136,10 @@ type Config struct {
 	// Render renders per-host files (Templates(booter) in vmprov serve);
 	// nil serves none.
 	Render RenderFunc
-	// SignedGrubConfig is the name signed GRUB asks for its configuration
-	// (serve.secure_boot.grub_cfg, cleaned as CleanName does); empty
-	// renders none there.
-	SignedGrubConfig string
+	// SignedGrubConfigs maps a client architecture to the name its signed
+	// GRUB asks for its configuration under (serve.signed_grub_cfg,
+	// cleaned as CleanName does); nil renders none.
+	SignedGrubConfigs map[netboot.Arch]string
 	// Trees are read-only directories served behind Root: a name that
 	// Root does not hold and that is not a per-host file is looked up in
 	// each tree whose Prefix it starts with, in order.
@@ -189,7 +190,7 @@ type Server struct {
 	root    *os.Root
 	loaders netboot.LoaderDirs
 	trees   []tree
-	signed  string // Config.SignedGrubConfig, cleaned
+	signed  map[string]netboot.Arch // Config.SignedGrubConfigs by cleaned name
 	policy  netboot.Policy
 	booter  netboot.Booter
 	render  RenderFunc
@@ -223,13 +224,11 @@ func New(cfg Config) (*Server, error) {
 		root.Close()
 		return nil, err
 	}
-	signed := ""
-	if cfg.SignedGrubConfig != "" {
-		if signed, err = CleanName(cfg.SignedGrubConfig); err != nil {
-			root.Close()
-			closeTrees(trees)
-			return nil, fmt.Errorf("tftp: signed GRUB configuration %q: %w", cfg.SignedGrubConfig, err)
-		}
+	signed, err := signedNames(cfg.SignedGrubConfigs)
+	if err != nil {
+		root.Close()
+		closeTrees(trees)
+		return nil, err
 	}
 	decisions := netboot.NewDecisionHistogram("tftp")
 	s := &Server{
@@ -528,7 +527,8 @@ func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip ne
 		return rd, size, false, err
 	}
 	kind, mac, ok := perHostName(clean)
-	if !ok && clean == s.signed && s.signed != "" {
+	arch, signed := s.signed[clean]
+	if !ok && signed {
 		kind, mac, ok = SignedGrubConfig, nil, true
 	}
 	if !ok {
@@ -550,11 +550,28 @@ func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip ne
 		log.Info("file not found")
 		return nil, 0, false, errNotFound
 	}
-	b, err := s.perHost(ctx, log, kind, mac, ip, mark)
+	b, err := s.perHost(ctx, log, kind, mac, arch, ip, mark)
 	if err != nil {
 		return nil, 0, false, err
 	}
 	return strings.NewReader(string(b)), int64(len(b)), true, nil
+}
+
+// signedNames keys the names of Config.SignedGrubConfigs, cleaned, by
+// architecture.
+func signedNames(m map[netboot.Arch]string) (map[string]netboot.Arch, error) {
+	out := make(map[string]netboot.Arch, len(m))
+	for arch, name := range m {
+		clean, err := CleanName(name)
+		if err != nil {
+			return nil, fmt.Errorf("tftp: signed GRUB configuration %q of architecture %d: %w", name, arch, err)
+		}
+		if other, ok := out[clean]; ok {
+			return nil, fmt.Errorf("tftp: signed GRUB configuration %q is named for architectures %d and %d: give each its own", name, min(arch, other), max(arch, other))
+		}
+		out[clean] = arch
+	}
+	return out, nil
 }
 
 // errAbsent is openIn's answer for a name its root does not hold, which is
@@ -586,12 +603,12 @@ func (s *Server) openIn(log *slog.Logger, r *os.Root, name string) (io.Reader, i
 
 // perHost renders a per-host file for the requester at ip, which must be
 // the host with that MAC (a SignedGrubConfig names none: the requester is
-// the host its address is).
+// the host its address is, its architecture arch).
 //
 // mark says the file is being sent to the client (Serve), not read for
 // vmprov explain (Read): only then does an installing file mark the host
 // installing.
-func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac net.HardwareAddr, ip netip.Addr, mark bool) ([]byte, error) {
+func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac net.HardwareAddr, arch netboot.Arch, ip netip.Addr, mark bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, DecideTimeout)
 	defer cancel()
 	d, err := s.policy.Decide(ctx, netboot.Client{Addr: ip})
@@ -624,7 +641,7 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 	case PXELinuxConfig:
 		fw.Kind = netboot.KindPXELinux
 	case SignedGrubConfig:
-		fw.Kind = netboot.KindSignedGRUB
+		fw = netboot.Firmware{Kind: netboot.KindSignedGRUB, Arch: arch, HasArch: true}
 	}
 	// An installing file hands out the installer: Confirmed reads the
 	// build state past the cache first (docs/design.md, "A host's life").

@@ -145,7 +145,7 @@ func TestSecureBoot(t *testing.T) {
 		"dhcp4 ACK class=pxe arch=7 file=" + shim,
 		fmt.Sprintf("tftp %s bytes=%d", shim, size(filepath.Join(lab.DebianInstallerDir, shim))),
 		fmt.Sprintf("tftp grubx64.efi bytes=%d", size(filepath.Join(lab.DebianInstallerDir, "grubx64.efi"))),
-		"tftp " + config.DefaultSecureBootGrubConfig + " bytes=", // rendered for the host
+		"tftp " + config.DefaultSignedGrubConfigs()[7] + " bytes=", // rendered for the host
 		fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(kernel, "/"), size(filepath.Join(lab.DebianInstallerDir, "linux"))),
 		fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(initrd, "/"), size(filepath.Join(lab.DebianInstallerDir, "initrd.gz"))),
 		"http /bootstrap/install/bookworm/x86_64/preseed.cfg 200",

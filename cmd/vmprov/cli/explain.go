@@ -318,8 +318,8 @@ func explain(ctx context.Context, c *config.Config, r *dnsupdate.Client, q expla
 	if svc.tftp != nil && d.Host.IPv4.IsValid() && len(d.Host.MAC) == 6 {
 		hexhyp := inventory.HexHyp(d.Host.MAC)
 		names := []string{"grub.cfg-01-" + hexhyp, "pxelinux.cfg/01-" + hexhyp}
-		if d.Host.Intent.SecureBoot() {
-			names = append(names, c.Serve.SecureBoot.GrubConfig) // what signed GRUB reads
+		if name := signedGrubName(c, d); name != "" {
+			names = append(names, name) // what signed GRUB reads
 		}
 		for _, name := range names {
 			f := explainFile{Path: name}
@@ -697,6 +697,20 @@ func explainDHCPv6(ctx context.Context, svc *bootService, c *config.Config, rec 
 		}
 	}
 	return out
+}
+
+// signedGrubName is the name of serve.signed_grub_cfg that the host's
+// signed GRUB reads, if it boots that chain: arm64 UEFI's (11) for a host
+// whose TXT says arch=aarch64, which serve.loaders hands Debian's shim by
+// default, else x64 UEFI's (7) for a Secure Boot host (firmware=efi-secure).
+func signedGrubName(c *config.Config, d netboot.Decision) string {
+	if a, _ := d.Host.Intent.Get(inventory.KeyArch); a == templates.ArchARM64 {
+		return c.Serve.SignedGrubConfigs[uint16(netboot.ArchUEFIARM64)]
+	}
+	if d.Host.Intent.SecureBoot() {
+		return c.Serve.SignedGrubConfigs[uint16(netboot.ArchUEFIx64)]
+	}
+	return ""
 }
 
 // bootTable is the boot answer of every firmware in the table for d, over

@@ -133,8 +133,8 @@ func TestExplain(t *testing.T) {
 		{"bios", "undionly.kpxe", "192.0.2.1", "", "tftp://[2001:db8:135::1]/undionly.kpxe"},
 		{"efi", "snponly.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/snponly.efi"},
 		{"efi-http", "http://192.0.2.1:8080/ipxe/snponly.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/snponly.efi"},
-		{"arm64", "ipxe-arm64.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/ipxe-arm64.efi"},
-		{"arm64-http", "http://192.0.2.1:8080/ipxe/ipxe-arm64.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/ipxe-arm64.efi"},
+		{"arm64", "bootnetaa64.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/bootnetaa64.efi"},
+		{"arm64-http", "http://192.0.2.1:8080/ipxe/bootnetaa64.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/bootnetaa64.efi"},
 		{"none", "", "", "", ""},
 	} {
 		t.Run("firmware "+tt.firmware, func(t *testing.T) {
@@ -201,6 +201,38 @@ func TestExplain(t *testing.T) {
 		}
 		if signed == nil || signed.Status != "sent" || !strings.Contains(signed.Body, "\tlinux /assets/debian/dists/bookworm/") || strings.Contains(signed.Body, "(http,") {
 			t.Errorf("tftp = %+v, want signed GRUB's grub.cfg loading over TFTP", x.TFTP)
+		}
+	})
+
+	// An arm64 host (TXT arch=aarch64) boots Debian's signed chain without
+	// Secure Boot: serve.loaders' shim, then signed GRUB's grub.cfg under the
+	// arm64 prefix, which loads the arm64 installer over TFTP.
+	t.Run("arm64", func(t *testing.T) {
+		if code, out, errs := vmprov(t, "--config", cfg, "host", "add", "--name", "arm1", "--mac", "00:25:90:96:c4:9d", "--ip", "192.0.2.57", "--distro", "bookworm", "--txt", "arch=aarch64"); code != 0 {
+			t.Fatalf("host add: exit %d: %s%s", code, out, errs)
+		}
+		t.Cleanup(func() { vmprov(t, "--config", cfg, "host", "remove", "arm1") })
+		x, code, errs := explainJSON(t, cfg, "arm1", "--firmware", "arm64")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if d := x.DHCPv4; d == nil || d.File != "bootnetaa64.efi" || d.NextServer != "192.0.2.1" {
+			t.Errorf("dhcp4 = %+v, want the shim from 192.0.2.1", d)
+		}
+		for _, r := range x.Boot {
+			if r.Firmware == "arm64" && (!strings.Contains(r.DHCPv4, "bootnetaa64.efi (TFTP from 192.0.2.1)") || strings.Contains(r.DHCPv4, "Secure Boot")) {
+				t.Errorf("boot table arm64: %q, want the shim, not as a Secure Boot step", r.DHCPv4)
+			}
+		}
+		var signed *explainFile
+		for i, f := range x.TFTP {
+			if f.Path == "debian-installer/arm64/grub/grub.cfg" {
+				signed = &x.TFTP[i]
+			}
+		}
+		if signed == nil || signed.Status != "sent" || !strings.Contains(signed.Body, "\tlinux /assets/debian/dists/bookworm/main/installer-arm64/") ||
+			!strings.Contains(signed.Body, "'console=ttyAMA0,115200'") || strings.Contains(signed.Body, "(http,") {
+			t.Errorf("tftp = %+v, want the arm64 signed GRUB's grub.cfg loading the arm64 installer over TFTP", x.TFTP)
 		}
 	})
 

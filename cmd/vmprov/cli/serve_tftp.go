@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
+	"github.com/vmprov/vmprov/netboot/serveconfig"
 	"github.com/vmprov/vmprov/netboot/tftp"
 )
 
@@ -30,7 +31,7 @@ func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, 
 		return nil, nil
 	}
 	return tftp.New(tftp.Config{Root: root, LoaderDirs: c.Serve.LoaderDirs, Policy: policy, Booter: booter, Render: tftp.Templates(booter), Build: build, Log: log,
-		SignedGrubConfig: c.Serve.SecureBoot.GrubConfig, Trees: tftpTrees(c, log, mkdir)})
+		SignedGrubConfigs: serveconfig.ArchMap(c.Serve.SignedGrubConfigs), Trees: tftpTrees(c, log, mkdir)})
 }
 
 // tftpTrees are the folders TFTP serves behind serve.dir/tftp for the
