@@ -150,13 +150,7 @@ func TestSecureBoot(t *testing.T) {
 		fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(initrd, "/"), size(filepath.Join(lab.DebianInstallerDir, "initrd.gz"))),
 		"http /bootstrap/install/bookworm/x86_64/preseed.cfg 200",
 	}
-	n := 0
-	for _, s := range steps {
-		if n < len(want) && (s == want[n] || strings.HasSuffix(want[n], "bytes=") && strings.HasPrefix(s, want[n])) {
-			n++
-		}
-	}
-	if n < len(want) {
+	if n := subsequence(steps, want); n < len(want) {
 		t.Errorf("serve's log of %s lacks %q after %q; steps:\n%s", name, want[n], want[max(n-1, 0)], strings.Join(steps, "\n"))
 	}
 	if slices.ContainsFunc(steps, func(s string) bool { return strings.Contains(s, "ipxe") }) {

@@ -17,6 +17,17 @@ import (
 // 12 installer, d-i: its own DHCP client, wget and preseed.
 const DebianInstallerDir = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"
 
+// DebianInstallerDirOf is DebianInstallerDir of the host architecture arch
+// (templates.ArchX8664 or templates.ArchARM64, whose package is
+// debian-installer-12-netboot-arm64): beside linux and initrd.gz, the UEFI
+// netboot shim (bootnetx64.efi, bootnetaa64.efi) and the signed GRUB it
+// loads (grubx64.efi, grubaa64.efi), which vmprov serve finds there by
+// plain name (serve.loader_dirs).
+func DebianInstallerDirOf(arch string) string {
+	a := templates.DebianArch(arch)
+	return "/usr/lib/debian-installer/images/12/" + a + "/text/debian-installer/" + a
+}
+
 // DebianInstallerMarker starts every line DebianCallbackPreseed's
 // early_command writes to the console; a test waits for
 // DebianInstallerMarker+"installed".
@@ -25,9 +36,21 @@ const DebianInstallerMarker = "vmprov-di: "
 // RequireDebianInstaller skips t unless the d-i netboot files are here.
 func RequireDebianInstaller(t testing.TB) {
 	t.Helper()
-	for _, f := range []string{"linux", "initrd.gz"} {
-		if _, err := os.Stat(filepath.Join(DebianInstallerDir, f)); err != nil {
-			t.Skipf("needs %s (install debian-installer-12-netboot-amd64)", filepath.Join(DebianInstallerDir, f))
+	RequireDebianInstallerOf(t, templates.ArchX8664)
+}
+
+// RequireDebianInstallerOf skips t unless the d-i netboot files of the host
+// architecture arch are here, with its UEFI shim and GRUB.
+func RequireDebianInstallerOf(t testing.TB, arch string) {
+	t.Helper()
+	files := []string{"linux", "initrd.gz"}
+	if arch == templates.ArchARM64 {
+		files = append(files, "bootnetaa64.efi", "grubaa64.efi")
+	}
+	dir := DebianInstallerDirOf(arch)
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Skipf("needs %s (install debian-installer-12-netboot-%s)", filepath.Join(dir, f), templates.DebianArch(arch))
 		}
 	}
 }
@@ -47,6 +70,16 @@ func StageDebianInstaller(serveDir, dist string) (kernel, initrd string, err err
 // under serveDir/assets/sub and returns their HTTP paths. The rest of the
 // mirror is absent: d-i's own requests to it get 404s in serve's log.
 func StageDebianMirror(serveDir, sub, dist string) (kernel, initrd string, err error) {
+	return stageDebian(serveDir, sub, dist, templates.ArchX8664)
+}
+
+// StageDebianInstallerOf is StageDebianInstaller for a host of architecture
+// arch (TXT arch=): d-i of that architecture, at its paths.
+func StageDebianInstallerOf(serveDir, dist, arch string) (kernel, initrd string, err error) {
+	return stageDebian(serveDir, "", dist, arch)
+}
+
+func stageDebian(serveDir, sub, dist, arch string) (kernel, initrd string, err error) {
 	if sub != "" && (strings.Contains(sub, "..") || path.IsAbs(sub)) {
 		return "", "", fmt.Errorf("stage d-i: mirror directory %q: want a relative path under assets/ without ..", sub)
 	}
@@ -57,16 +90,17 @@ func StageDebianMirror(serveDir, sub, dist string) (kernel, initrd string, err e
 	if d.Family != templates.FamilyDebian {
 		return "", "", fmt.Errorf("stage d-i: distribution %s is family %s, not debian", dist, d.Family)
 	}
-	dir := filepath.Join(serveDir, "assets", filepath.FromSlash(sub), filepath.FromSlash(d.PXEBoot))
+	pxeboot := d.PXEBootFor(arch)
+	dir := filepath.Join(serveDir, "assets", filepath.FromSlash(sub), filepath.FromSlash(pxeboot))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("stage d-i: %w", err)
 	}
 	for _, f := range [][2]string{{"linux", d.Kernel}, {"initrd.gz", d.Initrd}} {
-		if err := copyFile(filepath.Join(DebianInstallerDir, f[0]), filepath.Join(dir, f[1])); err != nil {
+		if err := copyFile(filepath.Join(DebianInstallerDirOf(arch), f[0]), filepath.Join(dir, f[1])); err != nil {
 			return "", "", fmt.Errorf("stage d-i: %w", err)
 		}
 	}
-	base := path.Join("/assets", sub, d.PXEBoot)
+	base := path.Join("/assets", sub, pxeboot)
 	return base + "/" + d.Kernel, base + "/" + d.Initrd, nil
 }
 

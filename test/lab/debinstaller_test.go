@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/templates"
 )
 
@@ -65,5 +67,37 @@ func TestStageDebianMirror(t *testing.T) {
 		if _, _, err := StageDebianMirror(dir, sub, "bookworm"); err == nil {
 			t.Errorf("StageDebianMirror(%q): no error", sub)
 		}
+	}
+}
+
+// TestStageDebianARM64: the arm64 installer lands where a TXT arch=aarch64
+// host's grub.cfg loads it, over HTTP and over TFTP (serve.dir/assets), and
+// the shim and signed GRUB are in the package folder serve.loader_dirs
+// lists by default, where serve finds serve.loaders' default by plain name.
+func TestStageDebianARM64(t *testing.T) {
+	RequireDebianInstallerOf(t, templates.ArchARM64)
+	dir := t.TempDir()
+	kernel, initrd, err := StageDebianInstallerOf(dir, "bookworm", templates.ArchARM64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "/assets/debian/dists/bookworm/main/installer-arm64/current/images/netboot/debian-installer/arm64/"
+	if kernel != base+"linux" || initrd != base+"initrd.gz" {
+		t.Errorf("staged %s and %s, want them under %s", kernel, initrd, base)
+	}
+	for _, f := range []string{kernel, initrd} {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f))); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tftp")); err == nil {
+		t.Error("staging the installer made serve.dir/tftp: the shim and GRUB come from serve.loader_dirs")
+	}
+	src := DebianInstallerDirOf(templates.ArchARM64)
+	if !slices.Contains(config.DefaultLoaderDirs(), src) {
+		t.Errorf("serve.loader_dirs' default %v lacks %s", config.DefaultLoaderDirs(), src)
+	}
+	if _, err := os.Stat(filepath.Join(src, config.DefaultLoaders()[11])); err != nil {
+		t.Errorf("serve.loaders' default for arm64: %v", err)
 	}
 }
