@@ -254,6 +254,9 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 		if !ok {
 			return none("no serve.loaders entry for architecture %d (or %d)", fw.Arch, fw.Arch.PXE())
 		}
+		if b.signedShim(loader) {
+			return none("the loader of architecture %d, %s, starts the signed GRUB chain, which loads its grub.cfg, kernel and initrd over TFTP only: boot the machine by PXE, or name an iPXE for architecture %d in serve.loaders", fw.Arch, loader, fw.Arch)
+		}
 		a.Action, a.File, a.VendorClass = ActionFile, a.Base+"/ipxe/"+loader, ClassHTTP
 	case KindPXE:
 		if !dhcp {
@@ -352,6 +355,19 @@ func (b Booter) Confirmed(ctx context.Context, p Policy, d Decision, q Query) (A
 }
 
 // loader returns the configured loader for arch.
+// signedShim reports whether loader is a shim of SecureBootLoaders, the
+// start of the signed GRUB chain (docs/design.md, "The boot chain"): its
+// GRUB reads grub.cfg, kernel and initrd over TFTP only, so UEFI HTTP boot
+// must not be handed it.
+func (b Booter) signedShim(loader string) bool {
+	for _, l := range b.SecureBootLoaders {
+		if l == loader {
+			return true
+		}
+	}
+	return false
+}
+
 func (b Booter) loader(a Arch) (string, bool) {
 	l, ok := b.Loaders[a]
 	return l, ok && l != ""

@@ -85,13 +85,13 @@ func TestAnswerTable(t *testing.T) {
 	want4 := map[string]string{
 		"bios": "undionly.kpxe@192.0.2.1", "efi": "snponly.efi@192.0.2.1", "efi32": "ipxe-i386.efi@192.0.2.1",
 		"efi-http": "http://192.0.2.1:8080/ipxe/snponly.efi+HTTPClient", "arm64": "bootnetaa64.efi@192.0.2.1",
-		"arm64-http": "http://192.0.2.1:8080/ipxe/bootnetaa64.efi+HTTPClient", "ipxe": "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp",
+		"arm64-http": "-", "ipxe": "http://192.0.2.1:8080/boot.ipxe+no-pxedhcp",
 		"bsdp": "bsdp", "grub": "-", "pxelinux": "-", "grub-signed": "-", "none": "-",
 	}
 	want6 := map[string]string{
 		"bios": "tftp://[2001:db8:135::1]/undionly.kpxe", "efi": "tftp://[2001:db8:135::1]/snponly.efi", "efi32": "tftp://[2001:db8:135::1]/ipxe-i386.efi",
 		"efi-http": "http://[2001:db8:135::1]:8080/ipxe/snponly.efi+HTTPClient", "arm64": "tftp://[2001:db8:135::1]/bootnetaa64.efi",
-		"arm64-http": "http://[2001:db8:135::1]:8080/ipxe/bootnetaa64.efi+HTTPClient", "ipxe": "http://[2001:db8:135::1]:8080/boot.ipxe",
+		"arm64-http": "-", "ipxe": "http://[2001:db8:135::1]:8080/boot.ipxe",
 		"bsdp": "-", "grub": "-", "pxelinux": "-", "grub-signed": "-", "none": "-",
 	}
 	wantTFTP := map[string]string{"grub": "config", "pxelinux": "config", "grub-signed": "config"}
@@ -260,6 +260,8 @@ func TestAnswerMissing(t *testing.T) {
 		{"iPXE over DHCPv4 without boot.url", netboot.Booter{}, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaDHCPv4}, "set boot.url"},
 		{"iPXE over DHCPv6, IPv4 boot URL only", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindIPXE}, Via: netboot.ViaDHCPv6}, "set boot.url_v6"},
 		{"HTTP boot without loader", netboot.Booter{URL: "http://192.0.2.1"}, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindHTTP, Arch: 16, HasArch: true}, Via: netboot.ViaDHCPv4}, "no serve.loaders entry for architecture 16 (or 7)"},
+		{"HTTP boot to the signed chain", netboot.Booter{URL: "http://192.0.2.1", Loaders: map[netboot.Arch]string{11: "bootnetaa64.efi"}, SecureBootLoaders: map[netboot.Arch]string{11: "bootnetaa64.efi"}},
+			netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindHTTP, Arch: 19, HasArch: true}, Via: netboot.ViaDHCPv4}, "over TFTP only: boot the machine by PXE"},
 		{"BSDP without images", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindBSDP}, Via: netboot.ViaDHCPv4}, "no bsdp.images"},
 		{"plain client", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindNone}, Via: netboot.ViaDHCPv4}, "not a booting client"},
 		{"GRUB over HTTP", full, netboot.Query{Firmware: netboot.Firmware{Kind: netboot.KindGRUB}, Via: netboot.ViaHTTP}, "asks over TFTP"},

@@ -134,7 +134,9 @@ func TestExplain(t *testing.T) {
 		{"efi", "snponly.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/snponly.efi"},
 		{"efi-http", "http://192.0.2.1:8080/ipxe/snponly.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/snponly.efi"},
 		{"arm64", "bootnetaa64.efi", "192.0.2.1", "", "tftp://[2001:db8:135::1]/bootnetaa64.efi"},
-		{"arm64-http", "http://192.0.2.1:8080/ipxe/bootnetaa64.efi", "", "HTTPClient", "http://[2001:db8:135::1]:8080/ipxe/bootnetaa64.efi"},
+		// arm64's loader is the signed chain's shim, which HTTP boot is
+		// not handed: its GRUB goes on over TFTP only.
+		{"arm64-http", "", "", "", ""},
 		{"none", "", "", "", ""},
 	} {
 		t.Run("firmware "+tt.firmware, func(t *testing.T) {
