@@ -136,6 +136,11 @@ type Serve struct {
 	// lacks, in order: Debian's packaged loaders by default
 	// (DefaultLoaderDirs). An empty list turns the lookup off.
 	LoaderDirs []string `yaml:"loader_dirs" json:"loader_dirs"`
+	// AssetDirs are folders served under /assets/PREFIX/ (HTTP) and
+	// assets/PREFIX/ (TFTP) for files serve.dir/assets lacks: Debian's
+	// packaged bookworm installers by default (DefaultAssetDirs). An empty
+	// list serves none.
+	AssetDirs []AssetDir `yaml:"asset_dirs" json:"asset_dirs"`
 	// SecureBoot is the Secure Boot chain of hosts with firmware=efi-secure.
 	SecureBoot SecureBoot `yaml:"secure_boot" json:"secure_boot"`
 	// SignedGrubConfigs maps a client architecture to the TFTP name where
@@ -392,6 +397,9 @@ func (c *Config) SetDefaults() {
 	if c.Serve.LoaderDirs == nil {
 		c.Serve.LoaderDirs = DefaultLoaderDirs()
 	}
+	if c.Serve.AssetDirs == nil {
+		c.Serve.AssetDirs = DefaultAssetDirs()
+	}
 	c.Serve.SecureBoot.setDefaults()
 	if c.Serve.SignedGrubConfigs == nil {
 		c.Serve.SignedGrubConfigs = DefaultSignedGrubConfigs()
@@ -559,6 +567,7 @@ func (c *Config) Validate() error {
 			bad("serve.loader_dirs: %q is not an absolute path (e.g. /usr/lib/ipxe); [] turns the lookup off", d)
 		}
 	}
+	checkAssetDirs(c.Serve.AssetDirs, bad)
 	if c.Serve.TFTPEnabled() {
 		if _, _, err := net.SplitHostPort(c.Serve.TFTP); err != nil {
 			bad("serve.tftp %q is not [ADDRESS]:PORT (e.g. :69) or %s", c.Serve.TFTP, TFTPOff)

@@ -57,6 +57,27 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestAssetDirs: serve.asset_dirs unset is Debian's packaged bookworm
+// installers where a mirror keeps them, which is where the install
+// templates look under boot.assets; an empty list serves none.
+func TestAssetDirs(t *testing.T) {
+	base := "dns: {zone: example.com.}\n"
+	c, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AssetDir{
+		{"debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64", "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"},
+		{"debian/dists/bookworm/main/installer-arm64/current/images/netboot/debian-installer/arm64", "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64"},
+	}
+	if diff := cmp.Diff(want, c.Serve.AssetDirs); diff != "" {
+		t.Errorf("serve.asset_dirs defaults (-want +got):\n%s", diff)
+	}
+	if c, err = Parse([]byte(base + "serve: {asset_dirs: []}\n")); err != nil || len(c.Serve.AssetDirs) != 0 {
+		t.Errorf("serve.asset_dirs: [] gave %v, %v; want none", c.Serve.AssetDirs, err)
+	}
+}
+
 // TestLoaderDirs: serve.loader_dirs unset is Debian's package folders, an
 // empty list turns the lookup off, a list replaces the defaults; the
 // loader of x64 UEFI is snponly.efi unless serve.loaders says otherwise.
@@ -121,6 +142,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad domain type", base + "libvirt: {domain_type: xen}\n", []string{"xen"}},
 		{"bad firmware", base + "libvirt: {firmware: uefi}\n", []string{`libvirt.firmware "uefi"`, "efi (OVMF)"}},
 		{"relative loader dir", base + "serve: {loader_dirs: [lib/ipxe]}\n", []string{`serve.loader_dirs: "lib/ipxe"`, "absolute", "[]"}},
+		{"absolute asset prefix", base + "serve: {asset_dirs: [{prefix: /debian, dir: /srv/d-i}]}\n", []string{`serve.asset_dirs[0]: prefix "/debian"`, "relative"}},
+		{"asset prefix leaves /assets", base + "serve: {asset_dirs: [{prefix: ../etc, dir: /srv/d-i}]}\n", []string{`prefix "../etc"`}},
+		{"asset prefix not clean", base + "serve: {asset_dirs: [{prefix: debian/, dir: /srv/d-i}]}\n", []string{`prefix "debian/"`}},
+		{"relative asset dir", base + "serve: {asset_dirs: [{prefix: debian, dir: srv/d-i}]}\n", []string{`serve.asset_dirs[0]: dir "srv/d-i"`, "absolute", "[]"}},
 		{"relative rom", base + "libvirt: {rom: 1af41000.rom}\n", []string{`libvirt.rom "1af41000.rom"`, "absolute", `"none"`}},
 		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},
 		{"bad mac prefix", base + "addressing: {strict_mac_prefix: '01:02:03'}\n", []string{"multicast"}},

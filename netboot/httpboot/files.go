@@ -94,6 +94,20 @@ func (s *Server) handleLoader(w http.ResponseWriter, r *http.Request) {
 	s.sendFile(w, r, f, fi, err)
 }
 
+// handleAsset serves DIR/assets/{path...}; a path DIR/assets lacks comes
+// from the first of Config.AssetDirs whose prefix it is under, so that a
+// packaged installer is served where a mirror keeps it with nothing copied.
+func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("path")
+	f, fi, err := s.open("assets", name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if af, afi, aerr := s.cfg.AssetDirs.Open(name); aerr == nil {
+			f, fi, err = af, afi, nil
+		}
+	}
+	s.sendFile(w, r, f, fi, err)
+}
+
 // macFolder returns the folder name under DIR/mac/ for the {hexhyp} of a
 // request: the MAC in iPXE's ${mac:hexhyp} form, lower case. ok is false
 // for anything that is not a 48-bit MAC.

@@ -81,6 +81,9 @@ type Config struct {
 	// /ipxe/ that Dir/ipxe lacks (serve.loader_dirs): UEFI HTTP boot
 	// fetches its loader there. Empty: Dir/ipxe only.
 	LoaderDirs netboot.LoaderDirs
+	// AssetDirs are looked in for a path under /assets/ that Dir/assets
+	// lacks (serve.asset_dirs): Debian's packaged installers by default.
+	AssetDirs netboot.AssetDirs
 	// Log receives one line per request (ip, host, file, status, bytes,
 	// dur, err); nil discards.
 	Log *slog.Logger
@@ -155,7 +158,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /done", s.handleDone)
 	s.mux.HandleFunc("POST /done", s.handleDone)
 	s.mux.HandleFunc("GET /ipxe/{path...}", s.handleLoader)
-	s.mux.HandleFunc("GET /assets/{path...}", s.static("assets"))
+	s.mux.HandleFunc("GET /assets/{path...}", s.handleAsset)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{

@@ -30,6 +30,7 @@ import (
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/httpboot"
 	"github.com/vmprov/vmprov/netboot/serveconfig"
+	"github.com/vmprov/vmprov/templates"
 	"github.com/vmprov/vmprov/test/lab"
 )
 
@@ -660,5 +661,111 @@ func TestLoaderDirs(t *testing.T) {
 	srv.ServeHTTP(w, r)
 	if w.Code != 206 || w.Body.String() != "snponly" {
 		t.Errorf("Range of a loader folder's file: %d %q, want 206 \"snponly\"", w.Code, w.Body.String())
+	}
+}
+
+// TestAssetDirs: /assets/PATH comes from serve.dir/assets, else from the
+// folder of serve.asset_dirs whose prefix PATH is under, confined to it.
+func TestAssetDirs(t *testing.T) {
+	cfg, err := config.Parse([]byte(testConfigYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := serveDir(t)
+	const prefix = "debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64"
+	pkg := t.TempDir()
+	for name, b := range map[string]string{"linux": "packaged kernel", "sub/initrd.gz": "packaged initrd"} {
+		p := filepath.Join(pkg, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "assets", "big.bin"), filepath.Join(pkg, "out")); err != nil {
+		t.Fatal(err)
+	}
+	// serve.dir/assets overrides the packaged file of the same path.
+	own := filepath.Join(dir, "assets", filepath.FromSlash(prefix), "initrd.gz")
+	if err := os.MkdirAll(filepath.Dir(own), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, []byte("own initrd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := backends()["fake"](t)
+	srv := httpboot.New(httpboot.Config{Policy: netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b), Booter: serveconfig.Booter(cfg),
+		Dir: dir, AssetDirs: netboot.AssetDirs{{Prefix: prefix, Dir: pkg}, {Prefix: "missing", Dir: filepath.Join(pkg, "nothere")}}})
+	for _, tt := range []struct {
+		target string
+		status int
+		body   string
+	}{
+		{"/assets/" + prefix + "/linux", 200, "packaged kernel"},
+		{"/assets/" + prefix + "/sub/initrd.gz", 200, "packaged initrd"},
+		{"/assets/" + prefix + "/initrd.gz", 200, "own initrd"},
+		{"/assets/debian/README", 200, "mirror\n"},
+		{"/assets/" + prefix + "/out", 404, ""}, // a link out of the folder
+		{"/assets/" + prefix, 404, ""},
+		{"/assets/" + prefix + "/", 404, ""},
+		{"/assets/linux", 404, ""},
+		{"/assets/missing/linux", 404, ""},
+	} {
+		r := httptest.NewRequest("GET", tt.target, nil)
+		r.RemoteAddr = net.JoinHostPort(strayIP, "40000")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != tt.status || tt.status == 200 && w.Body.String() != tt.body {
+			t.Errorf("GET %s: %d %.40q, want %d %.40q", tt.target, w.Code, w.Body.String(), tt.status, tt.body)
+		}
+	}
+}
+
+// TestPackagedInstaller: with serve.asset_dirs' defaults and boot.assets at
+// serve itself, the kernel and initrd a bookworm install boot names
+// (templates.Install) are Debian's packaged installer, served byte for
+// byte with nothing copied, for x86_64 and aarch64 hosts.
+func TestPackagedInstaller(t *testing.T) {
+	cfg, err := config.Parse([]byte(testConfigYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := serveDir(t)
+	b := backends()["fake"](t)
+	srv := httpboot.New(httpboot.Config{Policy: netboot.NewDNSPolicy(serveconfig.Policy(cfg, nil), b), Booter: serveconfig.Booter(cfg),
+		Dir: dir, AssetDirs: serveconfig.AssetDirs(cfg)})
+	for arch, pkg := range map[string]string{
+		"x86_64":  "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64",
+		"aarch64": "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64",
+	} {
+		t.Run(arch, func(t *testing.T) {
+			if _, err := os.Stat(pkg); err != nil {
+				t.Skipf("needs %s (Debian package debian-installer-12-netboot-%s)", pkg, filepath.Base(pkg))
+			}
+			const base = "http://192.0.2.1:8080"
+			boot, err := templates.Install(templates.Host{FQDN: "di1.example.com.", IPv4: netip.MustParseAddr("192.0.2.40"),
+				MAC: net.HardwareAddr{2, 4, 6, 8, 0x72, 0x28}, Distribution: "bookworm", Arch: arch, BootURL: base, Site: "example"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for url, file := range map[string]string{boot.Kernel: "linux", boot.Initrd: "initrd.gz"} {
+				path, ok := strings.CutPrefix(url, base)
+				if !ok || !strings.HasPrefix(path, "/assets/") {
+					t.Fatalf("%s is not under %s/assets", url, base)
+				}
+				want, err := os.ReadFile(filepath.Join(pkg, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := httptest.NewRequest("GET", path, nil)
+				r.RemoteAddr = net.JoinHostPort(strayIP, "40000")
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, r)
+				if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), want) {
+					t.Errorf("GET %s: %d, %d bytes; want 200 and the %d bytes of %s/%s", path, w.Code, w.Body.Len(), len(want), pkg, file)
+				}
+			}
+		})
 	}
 }

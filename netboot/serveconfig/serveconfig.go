@@ -72,6 +72,15 @@ func ArchMap(m map[uint16]string) map[netboot.Arch]string {
 	return out
 }
 
+// AssetDirs returns serve.asset_dirs.
+func AssetDirs(c *config.Config) netboot.AssetDirs {
+	out := make(netboot.AssetDirs, len(c.Serve.AssetDirs))
+	for i, d := range c.Serve.AssetDirs {
+		out[i] = netboot.AssetDir{Prefix: d.Prefix, Dir: d.Dir}
+	}
+	return out
+}
+
 // BSDPImages returns bsdp.images.
 func BSDPImages(c *config.Config) []bsdp.Image {
 	var out []bsdp.Image

@@ -164,7 +164,7 @@ func newBootService(c *config.Config, r netboot.Resolver, log *slog.Logger, opt 
 			}
 		}
 	}
-	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, LoaderDirs: c.Serve.LoaderDirs, Log: log, Metrics: b.metrics,
+	b.web = httpboot.New(httpboot.Config{Policy: b.policy, Booter: b.booter, Dir: c.Serve.Dir, LoaderDirs: c.Serve.LoaderDirs, AssetDirs: serveconfig.AssetDirs(c), Log: log, Metrics: b.metrics,
 		PublicMACScripts: c.Serve.PublicMACScripts, MaxConnections: c.Serve.Limits.HTTPConnections,
 		Build: opt.build, DoneSecret: opt.doneSecret})
 	exported := []prometheus.Collector{

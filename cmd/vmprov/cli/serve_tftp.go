@@ -35,19 +35,29 @@ func tftpServer(c *config.Config, policy netboot.Policy, booter netboot.Booter, 
 }
 
 // tftpTrees are the folders TFTP serves behind serve.dir/tftp for the
-// Secure Boot chain (docs/design.md, "Secure Boot"): serve.dir/assets as
+// signed GRUB chain (docs/design.md, "Secure Boot"): serve.dir/assets as
 // assets/, where signed GRUB, which has no HTTP, loads the kernel and
-// initrd that HTTP serves at {boot.url}/assets. (Its shim and GRUB come
-// from serve.loader_dirs.) mkdir creates a missing folder, else it is left
-// out.
+// initrd that HTTP serves at {boot.url}/assets, then the folders of
+// serve.asset_dirs under assets/PREFIX/, as HTTP falls back to them. (Its
+// shim and GRUB come from serve.loader_dirs.) mkdir creates a missing
+// serve.dir/assets; missing folders are left out.
 func tftpTrees(c *config.Config, log *slog.Logger, mkdir bool) []tftp.Tree {
+	var trees []tftp.Tree
 	dir := filepath.Join(c.Serve.Dir, "assets")
 	if mkdir {
 		_ = os.MkdirAll(dir, 0o755) // a failure shows as the missing folder
 	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		trees = append(trees, tftp.Tree{Prefix: "assets", Dir: dir})
+	} else {
 		log.Debug("tftp: no assets/ for signed GRUB: no such folder", "file", dir)
-		return nil
 	}
-	return []tftp.Tree{{Prefix: "assets", Dir: dir}}
+	for _, d := range c.Serve.AssetDirs {
+		if fi, err := os.Stat(d.Dir); err != nil || !fi.IsDir() {
+			log.Debug("tftp: serve.asset_dirs folder missing, skipped", "file", d.Dir)
+			continue
+		}
+		trees = append(trees, tftp.Tree{Prefix: "assets/" + d.Prefix, Dir: d.Dir})
+	}
+	return trees
 }
