@@ -107,8 +107,9 @@ func expandArch(path, arch string) string {
 }
 
 // DebianArch is Debian's name of the architecture arch (TXT arch=, as EL and the kernel
-// name it): arm64 for aarch64, amd64 for x86_64 and anything else. install/default.ipxe
-// sets ${debarch} the same way.
+// name it): arm64 for aarch64, amd64 for x86_64. CheckVar and the renderers refuse
+// any other arch, so no other name reaches it as the amd64 installer.
+// install/default.ipxe sets ${debarch} the same way.
 func DebianArch(arch string) string {
 	if arch == ArchARM64 {
 		return "arm64"

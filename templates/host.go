@@ -139,8 +139,8 @@ func (h Host) prepare() (*host, error) {
 	if h.Arch == "" {
 		h.Arch = ArchX8664
 	}
-	if !validLabel(strings.ReplaceAll(h.Arch, "_", "-")) {
-		return nil, fmt.Errorf("%w: arch %q", ErrInvalidHost, h.Arch)
+	if err := CheckVar(Var{Name: intentArch, Value: h.Arch}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidHost, err)
 	}
 	if err := ValidURL(h.BootURL); err != nil {
 		return nil, fmt.Errorf("%w: boot URL: %w", ErrInvalidHost, err)
@@ -347,45 +347,60 @@ type GrubInput struct {
 	// EFI selects linuxefi/initrdefi (EL GRUB builds); otherwise linux/initrd, which
 	// upstream GRUB ≥ 2.04 uses for both BIOS and UEFI.
 	EFI bool
-	// TFTP loads the kernel and initrd from the TFTP server GRUB was loaded from ($root),
-	// at the mirror URL's path, instead of over HTTP: Debian's signed GRUB, which the
-	// Secure Boot chain runs, has no http module and loads none under Secure Boot
-	// (docs/design.md, "Secure Boot").
+	// TFTP loads the kernel and initrd from the TFTP server GRUB was loaded from ($root)
+	// instead of over HTTP: Debian's signed GRUB, which the Secure Boot chain runs, has
+	// no http module and loads none under Secure Boot (docs/design.md, "Secure Boot").
+	// That server is vmprov serve, whose TFTP serves installers only under assets/ (from
+	// serve.dir/assets and serve.asset_dirs), so the kernel and initrd are always
+	// /assets/ + the distribution's PXEBoot path for the host's architecture, wherever
+	// the mirror is (boot.assets, TXT mirror=, TXT pxeboot=). The installer's own mirror
+	// (the answer file's) stays the host's.
 	TFTP bool
 }
 
 // GrubConfig renders a per-host grub.cfg (seed 001 style, TFTP name grub.cfg-01-<mac>):
 // one menu entry loading the installer kernel and initrd over HTTP from the mirror with the
 // same command line as install/default.ipxe. The mirror must be plain http; with in.TFTP
-// its path is read from GRUB's TFTP server.
+// they are read from serve's TFTP assets/ instead (GrubInput.TFTP), and the mirror may be
+// anything the installer reads.
 func GrubConfig(in GrubInput) ([]byte, error) {
 	x, err := in.Host.prepare()
 	if err != nil {
 		return nil, fmt.Errorf("grub.cfg: %w", err)
 	}
-	u, _ := url.Parse(x.PXEBootURL)
-	if u == nil || u.Scheme != "http" {
-		return nil, fmt.Errorf("grub.cfg: %w: GRUB fetches over plain http only, got %q", ErrInvalidHost, x.PXEBootURL)
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery {
-		return nil, fmt.Errorf("grub.cfg: %w: GRUB loads from (http,HOST)PATH: want http://HOST/PATH without user info or query, got %q", ErrInvalidHost, x.PXEBootURL)
-	}
 	linux, initrd := "linux", "initrd"
 	if in.EFI {
 		linux, initrd = "linuxefi", "initrdefi"
 	}
-	device := "(http," + rawHost(x.PXEBootURL, u) + ")"
-	if in.TFTP {
-		device = ""
+	device, path := "", tftpAssets(x)
+	if !in.TFTP {
+		u, _ := url.Parse(x.PXEBootURL)
+		if u == nil || u.Scheme != "http" {
+			return nil, fmt.Errorf("grub.cfg: %w: GRUB fetches over plain http only, got %q", ErrInvalidHost, x.PXEBootURL)
+		}
+		if u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery {
+			return nil, fmt.Errorf("grub.cfg: %w: GRUB loads from (http,HOST)PATH: want http://HOST/PATH without user info or query, got %q", ErrInvalidHost, x.PXEBootURL)
+		}
+		device, path = "(http,"+rawHost(x.PXEBootURL, u)+")", u.EscapedPath() // escaped: see rawHost
 	}
-	// One quoted word per argument: GRUB passes a word with spaces to the
-	// kernel in double quotes (grub_create_loader_cmdline), which makes the
-	// whole command line one parameter.
+	// One quoted word per argument: GRUB passes a word that holds spaces to
+	// the kernel wrapped in double quotes, which makes the whole command line
+	// one kernel parameter.
 	return render("grub.cfg", struct {
 		*host
 		Linux, Initrd, Device, Path string
 		Args                        []string
-	}{x, linux, initrd, device, u.EscapedPath(), strings.Fields(x.Cmdline)}) // escaped: see rawHost
+	}{x, linux, initrd, device, path, strings.Fields(x.Cmdline)})
+}
+
+// tftpAssets is the TFTP directory of x's kernel and initrd (GrubInput.TFTP): serve's
+// assets/ and the distribution's PXEBoot path for x's architecture, never the mirror's.
+func tftpAssets(x *host) string {
+	p := "/assets"
+	if d := x.Dist.PXEBootFor(x.Arch); d != "" {
+		p += "/" + d
+	}
+	return (&url.URL{Path: p}).EscapedPath()
 }
 
 // PXELinuxConfig renders a per-host pxelinux.cfg/01-<mac> (seed 002): PXELINUX loads

@@ -18,6 +18,7 @@ const (
 	intentState        = "state"        // the build state (docs/design.md, "A host's life")
 	intentBuildID      = "build_id"     // names one build: 1 to 32 lower-case hex digits
 	intentFirmware     = "firmware"     // the host's firmware where the wire does not tell: efi-secure
+	intentArch         = "arch"         // the host's architecture: ArchX8664 or ArchARM64
 )
 
 // BuildStates are the values of the intent's state= (docs/design.md, "A host's life"),
@@ -31,7 +32,7 @@ var firmwares = []string{"bios", "efi", "efi-secure"}
 // CheckIntent checks a whole boot intent, in TXT order: filename must pass CheckScript,
 // distribution must be a known distribution (LookupDistribution), state must be a build
 // state (install, installing or installed), build_id 1 to 32 lower-case hex digits,
-// firmware bios, efi or efi-secure, every other name must
+// firmware bios, efi or efi-secure, arch x86_64 or aarch64, every other name must
 // pass ValidVarName and its value ValidVarValue (mirror must also be a base URL, see
 // ValidURL), and no name may be set twice (a TXT record has no precedence between its
 // strings). Neither filename nor distribution is required. Every error names the refused
@@ -72,6 +73,13 @@ func CheckVar(v Var) error {
 	case intentFirmware:
 		if !slices.Contains(firmwares, v.Value) {
 			return fmt.Errorf("%w: firmware=%q is not one of %s", ErrInvalidVar, v.Value, strings.Join(firmwares, ", "))
+		}
+		return nil
+	case intentArch:
+		// The installers and DebianArch know these two; any other name
+		// (Debian's arm64 included) would render the x86_64 installer.
+		if v.Value != ArchX8664 && v.Value != ArchARM64 {
+			return fmt.Errorf("%w: arch %q: use %s or %s (vmprov create --arch %s)", ErrInvalidVar, v.Value, ArchX8664, ArchARM64, ArchARM64)
 		}
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -427,9 +428,8 @@ func TestFirstbootScript(t *testing.T) {
 
 // TestGrubKernelArgs: grub.cfg gives the kernel its command line as one
 // quoted word per argument. GRUB wraps a word that holds spaces in double
-// quotes on the kernel's command line (grub_create_loader_cmdline), which
-// the kernel takes for a single parameter: console=, url= and the rest
-// would be lost.
+// quotes on the kernel's command line, which the kernel takes for a single
+// parameter: console=, url= and the rest would be lost.
 func TestGrubKernelArgs(t *testing.T) {
 	quoted := regexp.MustCompile(`'([^']*)'`)
 	for _, d := range Distributions() {
@@ -489,5 +489,73 @@ func TestInstallARM64(t *testing.T) {
 	}
 	if got, err := Install(seedHost(t, "bookworm")); err != nil || !strings.Contains(got.Kernel, "/installer-amd64/") || !strings.Contains(got.Cmdline, "console=ttyS0,115200") {
 		t.Errorf("a host without TXT arch: %+v, %v; want the amd64 installer and ttyS0", got, err)
+	}
+}
+
+// TestGrubTFTPAssets: signed GRUB's grub.cfg (GrubInput.TFTP) loads the
+// kernel and initrd from serve's own assets/ over TFTP, at the
+// distribution's installer path for the host's architecture, whatever the
+// mirror (TXT mirror=, boot.assets on another host) or its scheme: TFTP
+// serves nothing else. The installer's mirror stays the host's.
+func TestGrubTFTPAssets(t *testing.T) {
+	const amd64 = "/assets/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/"
+	const arm64 = "/assets/debian/dists/bookworm/main/installer-arm64/current/images/netboot/debian-installer/arm64/"
+	for _, tt := range []struct {
+		name   string
+		mirror string // Host.MirrorURL (boot.assets)
+		vars   []Var  // beside seedHost's
+		dir    string
+	}{
+		{"TXT mirror on another host", "", []Var{{"mirror", "http://deb.debian.org"}}, amd64},
+		{"TXT mirror https", "", []Var{{"mirror", "https://deb.debian.org/m"}}, amd64},
+		{"boot.assets on another host", "http://assets.example.net/pub", nil, amd64},
+		{"arm64, boot.assets on another host", "http://assets.example.net/pub", []Var{{"arch", "aarch64"}}, arm64},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := seedHost(t, "bookworm")
+			h.MirrorURL = tt.mirror
+			h.Vars = append(h.Vars, tt.vars...)
+			b, err := GrubConfig(GrubInput{Host: h, TFTP: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"\tlinux " + tt.dir + "linux '", "\tinitrd " + tt.dir + "initrd.gz\n"} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("grub.cfg:\n%s\nwant %q", b, want)
+				}
+			}
+			if strings.Contains(string(b), "(http,") {
+				t.Errorf("grub.cfg:\n%s\nloads over HTTP", b)
+			}
+			preseed, err := Preseed(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mirror := h.MirrorURL
+			for _, v := range tt.vars {
+				if v.Name == "mirror" {
+					mirror = v.Value
+				}
+			}
+			u, _ := url.Parse(mirror)
+			if want := "d-i mirror/" + u.Scheme + "/hostname string " + u.Host + "\n"; !strings.Contains(string(preseed), want) {
+				t.Errorf("preseed lacks %q: the installer's mirror is the host's", want)
+			}
+		})
+	}
+}
+
+// TestArchRefused: a host whose arch is neither x86_64 nor aarch64 (Debian's
+// arm64) renders nothing, rather than the x86_64 installer.
+func TestArchRefused(t *testing.T) {
+	h := seedHost(t, "bookworm")
+	h.Vars = append(h.Vars, Var{"arch", "arm64"})
+	for name, render := range map[string]func() ([]byte, error){
+		"grub.cfg":    func() ([]byte, error) { return GrubConfig(GrubInput{Host: h, TFTP: true}) },
+		"preseed.cfg": func() ([]byte, error) { return Preseed(h) },
+	} {
+		if b, err := render(); err == nil || !strings.Contains(err.Error(), `arch "arm64": use x86_64 or aarch64`) {
+			t.Errorf("%s: %v\n%s\nwant an error naming arch \"arm64\" and the fix", name, err, b)
+		}
 	}
 }
