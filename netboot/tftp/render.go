@@ -16,9 +16,13 @@ import (
 // configuration of signed GRUB (SignedGrubConfig) loads the kernel and
 // initrd over TFTP (templates.GrubInput.TFTP), of the architecture of the
 // GRUB that asks when the host's TXT names none: arm64 GRUB boots no amd64
-// kernel. TFTP clients here boot over IPv4 (DHCPv4 next-server).
+// kernel; wherever the host's mirror is, that kernel and initrd are the
+// distribution's installer under serve's own assets/, the only installers
+// this TFTP server holds. The boot URLs (url=, firstboot=) are of the
+// requester's address family: an IPv6 requester's (DHCPv6 tftp://) are
+// boot.url_v6's, as over HTTP.
 func Templates(b netboot.Booter) RenderFunc {
-	return func(f File, d netboot.Decision, a netboot.Answer) ([]byte, error) {
+	return func(f File, d netboot.Decision, a netboot.Answer, ipv6 bool) ([]byte, error) {
 		if a.Action == netboot.ActionLocal {
 			in := templates.LocalInput{FQDN: d.Host.FQDN, MAC: d.Host.MAC}
 			switch f {
@@ -29,7 +33,7 @@ func Templates(b netboot.Booter) RenderFunc {
 			}
 			return nil, fmt.Errorf("tftp: no local-boot template for %s", f)
 		}
-		h := b.TemplateHost(d, false)
+		h := b.TemplateHost(d, ipv6)
 		switch f {
 		case GrubConfig:
 			return templates.GrubConfig(templates.GrubInput{Host: h})

@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -104,7 +105,8 @@ func TestSecureBootFiles(t *testing.T) {
 // bootnetaa64.efi and grubaa64.efi by plain name from a loader folder, and
 // at the arm64 GRUB's prefix a grub.cfg that loads the arm64 installer over
 // TFTP. A host whose TXT names no architecture is arm64 there too: the name
-// says which GRUB asks.
+// says which GRUB asks. The kernel is serve's assets/ one wherever the
+// host's mirror is: TFTP serves no other.
 func TestSignedGrubARM64(t *testing.T) {
 	root, _ := testRoot(t)
 	loaders := t.TempDir()
@@ -127,6 +129,7 @@ func TestSignedGrubARM64(t *testing.T) {
 		{"TXT arch=aarch64", []string{"arch=aarch64"}, "\tlinux " + arm64Dir + "linux "},
 		{"no TXT arch", nil, "\tlinux " + arm64Dir + "linux "},
 		{"no TXT arch, console", nil, " 'console=ttyAMA0,115200'"},
+		{"TXT mirror on another host", []string{"mirror=http://deb.debian.org"}, "\tlinux " + arm64Dir + "linux "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := web10(t)
@@ -164,5 +167,46 @@ func TestSignedGrubNames(t *testing.T) {
 	}
 	if _, err := New(Config{Root: root, SignedGrubConfigs: map[netboot.Arch]string{11: "../grub.cfg"}}); err == nil || !strings.Contains(err.Error(), "architecture 11") {
 		t.Errorf("New = %v, want an error naming architecture 11", err)
+	}
+}
+
+// TestSignedGrubIPv6: a requester of signed GRUB's grub.cfg over IPv6
+// (DHCPv6 hands out tftp://[server]/shim) gets the boot URLs of
+// boot.url_v6, as over HTTP: its installer has no IPv4 to fetch the answer
+// file and firstboot from. An IPv4 requester keeps boot.url's.
+func TestSignedGrubIPv6(t *testing.T) {
+	root, _ := testRoot(t)
+	cfg := testConfig(t)
+	cfg.Boot.URLv6 = "http://[2001:db8::1]:8080"
+	b := serveconfig.Booter(cfg)
+	d := web10(t)
+	d.Host.IPv6 = netip.MustParseAddr("2001:db8::10")
+	d.Host.Intent = d.Host.Intent.With("distribution", "bookworm").With("firmware", "efi-secure")
+	pol := &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): d, netip.IPv6Loopback(): d}}
+	c := Config{Root: root, Policy: pol, Booter: b, Render: Templates(b),
+		SignedGrubConfigs: map[netboot.Arch]string{netboot.ArchUEFIx64: "debian-installer/amd64/grub/grub.cfg"}}
+	for _, tt := range []struct {
+		name      string
+		listen    net.IP
+		want, not string
+	}{
+		{"IPv6", net.IPv6loopback, "http://[2001:db8::1]:8080/bootstrap/install/bookworm/", "192.0.2.1"},
+		{"IPv4", net.IPv4(127, 0, 0, 1), "http://192.0.2.1:8080/bootstrap/install/bookworm/", "2001:db8::1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, addr := startServerAt(t, c, tt.listen)
+			body, _, err := get(t, addr, "/debian-installer/amd64/grub/grub.cfg", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, arg := range []string{"'url=" + tt.want + "x86_64/preseed.cfg'", "'firstboot=" + tt.want + "firstboot'"} {
+				if !strings.Contains(string(body), arg) {
+					t.Errorf("grub.cfg:\n%s\nwant %s", body, arg)
+				}
+			}
+			if strings.Contains(string(body), tt.not) {
+				t.Errorf("grub.cfg:\n%s\nnames %s, the other address family's server", body, tt.not)
+			}
+		})
 	}
 }

@@ -106,9 +106,11 @@ func (f File) String() string {
 
 // RenderFunc renders the per-host file f for a host the policy confirmed,
 // as the Booter's answer a says: its installer (netboot.ActionConfig) or
-// the local-disk boot of an installed host (netboot.ActionLocal). It is
-// called concurrently.
-type RenderFunc func(f File, d netboot.Decision, a netboot.Answer) ([]byte, error)
+// the local-disk boot of an installed host (netboot.ActionLocal). ipv6 says
+// the requester asked over IPv6 (DHCPv6 hands out tftp:// boot files, RFC
+// 5970 section 3.1), whose installer then boots from boot.url_v6 as over
+// HTTP. It is called concurrently.
+type RenderFunc func(f File, d netboot.Decision, a netboot.Answer, ipv6 bool) ([]byte, error)
 
 // BuildWriter changes hosts' build states in DNS (buildstate.Writer, with
 // serve's own TSIG key); see buildstate.Writer.Apply. It is called
@@ -656,7 +658,7 @@ func (s *Server) perHost(ctx context.Context, log *slog.Logger, kind File, mac n
 		log.Info("per-host file not served: not found", "err", a.Why)
 		return nil, errNotFound
 	}
-	b, err := s.render(kind, d, a)
+	b, err := s.render(kind, d, a, ip.Is6())
 	if err != nil {
 		s.errs.Add(1)
 		log.Error("per-host file not rendered", "err", err)

@@ -138,6 +138,12 @@ func testRoot(t testing.TB) (dir string, files map[string][]byte) {
 // startServer serves cfg on a free 127.0.0.1 port until the test ends.
 func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
+	return startServerAt(t, cfg, net.IPv4(127, 0, 0, 1))
+}
+
+// startServerAt is startServer listening on ip (::1 for an IPv6 requester).
+func startServerAt(t testing.TB, cfg Config, ip net.IP) (*Server, string) {
+	t.Helper()
 	if cfg.Timeout == 0 {
 		cfg.Timeout, cfg.Retries = time.Second, 2 // abandoned test transfers end soon
 	}
@@ -145,7 +151,7 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
