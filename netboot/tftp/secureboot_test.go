@@ -210,3 +210,46 @@ func TestSignedGrubIPv6(t *testing.T) {
 		})
 	}
 }
+
+// TestSignedGrubBeforeRoot: a TFTP root that holds Debian's netboot tree
+// (netboot.tar.gz unpacked, the classic debian-installer setup) has its own
+// debian-installer/amd64/grub/grub.cfg, at signed GRUB's prefix; the
+// requester still gets its rendered configuration, which DNS confirmed and
+// the build state chose, never the tree's installer menu. The root's other
+// files are served as before.
+func TestSignedGrubBeforeRoot(t *testing.T) {
+	root, _ := testRoot(t)
+	for name, body := range map[string]string{
+		"debian-installer/amd64/grub/grub.cfg": "the installer's own menu",
+		"debian-installer/amd64/linux":         "netboot kernel",
+	} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := serveconfig.Booter(testConfig(t))
+	d := web10(t)
+	d.Host.Intent = d.Host.Intent.With("distribution", "bookworm").With("firmware", "efi-secure")
+	c := Config{Root: root, Booter: b, Render: Templates(b),
+		SignedGrubConfigs: map[netboot.Arch]string{netboot.ArchUEFIx64: "debian-installer/amd64/grub/grub.cfg"}}
+
+	c.Policy = &addrPolicy{hosts: map[netip.Addr]netboot.Decision{netip.MustParseAddr("127.0.0.1"): d}}
+	_, addr := startServer(t, c)
+	body, _, err := get(t, addr, "/debian-installer/amd64/grub/grub.cfg", 0)
+	if err != nil || !strings.Contains(string(body), "vmprov grub.cfg for web10.example.com") {
+		t.Errorf("signed grub.cfg: %q, %v; want the host's rendered configuration, not the root's", body, err)
+	}
+	if body, _, err := get(t, addr, "debian-installer/amd64/linux", 0); err != nil || string(body) != "netboot kernel" {
+		t.Errorf("root file: %q, %v; want the root's", body, err)
+	}
+
+	c.Policy = &addrPolicy{}
+	_, addr = startServer(t, c)
+	if body, _, err := get(t, addr, "debian-installer/amd64/grub/grub.cfg", 0); err == nil || !strings.Contains(err.Error(), "file not found") {
+		t.Errorf("unknown requester: %q, %v; want file not found, not the root's grub.cfg", body, err)
+	}
+}

@@ -18,9 +18,15 @@
 //
 // A per-host file is given only to the host it names: the requester's source
 // address must be forward-confirmed in DNS (through the netboot.Policy) and
-// the host's MAC must be the one in the file name. A file of that name in the
-// root wins over the generated one, so an operator can pin a host's
-// configuration.
+// the host's MAC must be the one in the file name.
+//
+// A name is looked up in this order: the names of Config.SignedGrubConfigs
+// are always generated, so that a root holding Debian's netboot tree (whose
+// debian-installer/ARCH/grub/grub.cfg is where signed GRUB looks) does not
+// hand every host the installer's own menu; then the root, whose files win
+// over everything else, so an operator can pin a host's grub.cfg-01-<mac> or
+// pxelinux.cfg/01-<mac>; then the generated MAC-named files; then, for a
+// plain name, the loader folders; then the Trees.
 //
 // Write requests are refused. File names are confined to the root: ".."
 // is refused, a leading "/" means the root (as tftpd-hpa --secure does, and
@@ -123,7 +129,8 @@ var _ BuildWriter = (*buildstate.Writer)(nil)
 
 // Config configures a Server.
 type Config struct {
-	// Root is the directory served, serve.dir/tftp. Required.
+	// Root is the directory served, serve.dir/tftp, first for every name
+	// but SignedGrubConfigs'. Required.
 	Root string
 	// LoaderDirs are looked in, in order, for a plain file name (no
 	// folder) that is in Root and is no per-host file (serve.loader_dirs,
@@ -140,7 +147,9 @@ type Config struct {
 	Render RenderFunc
 	// SignedGrubConfigs maps a client architecture to the name its signed
 	// GRUB asks for its configuration under (serve.signed_grub_cfg,
-	// cleaned as CleanName does); nil renders none.
+	// cleaned as CleanName does); nil renders none. These names are
+	// rendered for the requester before Root is looked in: a file of that
+	// name in Root is never served.
 	SignedGrubConfigs map[netboot.Arch]string
 	// Trees are read-only directories served behind Root: a name that
 	// Root does not hold and that is not a per-host file is looked up in
@@ -520,34 +529,46 @@ func (s *Server) sendFile(t *transfer, r request, rd io.Reader, size int64) (int
 	return t.sendBlocks(rd, blksize, window)
 }
 
-// open finds what clean names: a regular file under the root, else a
-// per-host file for the requester, else for a plain name a file of the
-// loader folders, else a regular file of a tree; mark as for perHost.
+// open finds what clean names: signed GRUB's configuration for the
+// requester when clean is one of Config.SignedGrubConfigs, else a regular
+// file under the root, else a per-host file for the requester, else for a
+// plain name a file of the loader folders, else a regular file of a tree;
+// mark as for perHost.
 func (s *Server) open(ctx context.Context, log *slog.Logger, clean string, ip netip.Addr, mark bool) (io.Reader, int64, bool, error) {
+	if arch, ok := s.signed[clean]; ok {
+		// Before the root: a root that holds a netboot tree (Debian's
+		// netboot.tar.gz, debian-installer/ARCH/grub/grub.cfg) would
+		// otherwise answer every host with its installer menu.
+		return s.generate(ctx, log, SignedGrubConfig, nil, arch, ip, mark)
+	}
 	rd, size, err := s.openIn(log, s.root, clean)
 	if err != errAbsent {
 		return rd, size, false, err
 	}
 	kind, mac, ok := perHostName(clean)
-	arch, signed := s.signed[clean]
-	if !ok && signed {
-		kind, mac, ok = SignedGrubConfig, nil, true
+	if ok {
+		return s.generate(ctx, log, kind, mac, 0, ip, mark)
 	}
-	if !ok {
-		if f, fi, err := s.loaders.Open(clean); err == nil {
-			log.Debug("tftp file from a loader folder", "path", f.Name())
-			return f, fi.Size(), false, nil
-		}
-		for _, t := range s.trees {
-			if rest, ok := t.match(clean); ok {
-				rd, size, err := s.openIn(log, t.root, rest)
-				if err != errAbsent {
-					return rd, size, false, err
-				}
+	if f, fi, err := s.loaders.Open(clean); err == nil {
+		log.Debug("tftp file from a loader folder", "path", f.Name())
+		return f, fi.Size(), false, nil
+	}
+	for _, t := range s.trees {
+		if rest, ok := t.match(clean); ok {
+			rd, size, err := s.openIn(log, t.root, rest)
+			if err != errAbsent {
+				return rd, size, false, err
 			}
 		}
 	}
-	if !ok || s.policy == nil || s.render == nil {
+	s.notFound.Add(1)
+	log.Info("file not found")
+	return nil, 0, false, errNotFound
+}
+
+// generate renders the per-host file kind for the requester at ip (perHost).
+func (s *Server) generate(ctx context.Context, log *slog.Logger, kind File, mac net.HardwareAddr, arch netboot.Arch, ip netip.Addr, mark bool) (io.Reader, int64, bool, error) {
+	if s.policy == nil || s.render == nil {
 		s.notFound.Add(1)
 		log.Info("file not found")
 		return nil, 0, false, errNotFound
