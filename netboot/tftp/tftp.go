@@ -4,7 +4,7 @@
 //
 // It serves the files under one root directory (serve.dir/tftp: loaders
 // such as undionly.kpxe and ipxe.efi, GRUB and PXELINUX images) and
-// generates two per-host files for hosts DNS knows:
+// generates per-host files for hosts DNS knows:
 //
 //	grub.cfg-01-<mac>        GRUB's per-MAC configuration (seed 001), in any directory
 //	pxelinux.cfg/01-<mac>    PXELINUX's per-MAC configuration, chainloading iPXE (seed 002)
