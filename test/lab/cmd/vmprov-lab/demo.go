@@ -240,13 +240,17 @@ Note: the kernel and initrd served under %s/assets are small local stand-ins
 no OS gets installed. To install for real, point boot.assets in %s
 at a mirror (e.g. boot.assets: "http://mirror.example.org/pub", holding
 centos/7/os/x86_64/...), or put real files under %s.
+Debian 12's real installer needs nothing copied: serve serves it from the package
+debian-installer-12-netboot-amd64 (serve.asset_dirs), so
+  ip netns exec %s %s --config %s create --name di1 --vlan 135 --ip 192.0.2.40 --distro bookworm --memory 1024
+boots d-i with its preseed up to the mirror, which the lab lacks (give one with --txt mirror=URL).
 
 The lab stays up (%.0fs in all): vmprov serve (pid %d), BIND, libvirtd and radvd in
 namespace %s; try
   ip netns exec %s %s --config %s list
   ip netns exec %s dig @%s demo1.%s ANY
 Remove everything with: make lab-down
-`, env.BootURL, env.Config, filepath.Join(env.Dir, "serve", "assets"), time.Since(began).Seconds(), env.Serve.Process().PID,
+`, env.BootURL, env.Config, filepath.Join(env.Dir, "serve", "assets"), l.State.Netns, env.Bin, env.Config, time.Since(began).Seconds(), env.Serve.Process().PID,
 		l.State.Netns, l.State.Netns, env.Bin, env.Config, l.State.Netns, hostOf(l.State.DNS), strings.TrimSuffix(l.State.Zone, "."))
 	if len(failed) > 0 {
 		return fmt.Errorf("the boot timelines are not as expected:\n%w", errors.Join(failed...))
