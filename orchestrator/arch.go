@@ -2,16 +2,23 @@ package orchestrator
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/orchestrator/virt"
+	"github.com/vmprov/vmprov/templates"
 )
 
 // checkArch checks --arch and completes r for it: an aarch64 VM boots AAVMF, so its
 // firmware is efi, given or not; its architecture goes into the TXT record once, from
-// --arch.
-func checkArch(r *Request) error {
+// --arch, never from --txt arch=; its distribution must install arm64; and it boots by
+// PXE, since its loader is the shim of the signed chain, which UEFI HTTP boot is never
+// handed (docs/design.md, "The boot chain").
+func checkArch(r *Request, domainType string) error {
+	if slices.ContainsFunc(r.Vars, func(v inventory.Var) bool { return v.Key == inventory.KeyArch }) {
+		return invalid("--txt %s=: give the VM's architecture with --arch (%s or %s)", inventory.KeyArch, virt.ArchX8664, virt.ArchARM64)
+	}
 	switch r.Arch {
 	case "", virt.ArchX8664:
 		return nil
@@ -19,13 +26,77 @@ func checkArch(r *Request) error {
 	default:
 		return invalid("--arch %q is not %s or %s", r.Arch, virt.ArchX8664, virt.ArchARM64)
 	}
-	if slices.ContainsFunc(r.Vars, func(v inventory.Var) bool { return v.Key == inventory.KeyArch }) {
-		return invalid("--txt %s= with --arch %s: give the architecture once, with --arch", inventory.KeyArch, r.Arch)
-	}
 	switch r.Firmware {
 	case "", config.FirmwareEFI:
 		r.Firmware = config.FirmwareEFI
+	case config.FirmwareEFISecure:
+		return invalid("--arch %s --firmware %s: Secure Boot is not supported for %s VMs: give --firmware %s or none", r.Arch, r.Firmware, r.Arch, config.FirmwareEFI)
+	default:
+		return invalid("--arch %s boots UEFI firmware (AAVMF) only: give --firmware %s or none, not %s", r.Arch, config.FirmwareEFI, r.Firmware)
+	}
+	if r.Netboot == NetbootHTTP {
+		return invalid("--arch %s --netboot %s: arm64 VMs netboot by PXE (their loader is the shim of the signed GRUB chain, which loads over TFTP only): give --netboot %s or none", r.Arch, r.Netboot, NetbootPXE)
+	}
+	if domainType == "kvm" {
+		return invalid("--arch %s with libvirt.domain_type kvm: KVM runs guests of the hypervisor's own architecture only, and vmprov cannot tell the hypervisor's: set libvirt.domain_type: qemu (emulation, TCG) in the config", r.Arch)
+	}
+	return checkDistroArch(r.Distro, r.Arch)
+}
+
+// checkDistroArch refuses a distribution whose install paths do not depend on the
+// architecture (no ${arch} or ${debarch} in the table of templates.Distributions):
+// its mirror holds one architecture's installer, amd64's.
+func checkDistroArch(distro, arch string) error {
+	d, err := templates.LookupDistribution(distro)
+	if err != nil {
+		return invalid("--distro: %w", err)
+	}
+	if d.PXEBootFor(arch) == d.PXEBootFor(templates.ArchX8664) {
+		return invalid("--arch %s --distro %s: %s's installer paths (%s) are amd64's only: pick a distribution with an %s installer (%s)", arch, distro, distro, d.PXEBoot, arch, archDistros(arch))
+	}
+	return nil
+}
+
+// archDistros lists the distributions that install arch.
+func archDistros(arch string) string {
+	var s []string
+	for _, d := range templates.Distributions() {
+		if d.PXEBootFor(arch) != d.PXEBootFor(templates.ArchX8664) {
+			s = append(s, d.Name)
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+// checkSecureBootDistro refuses --firmware efi-secure for a distribution whose kernel
+// Debian did not sign: Debian's shim and signed GRUB (docs/design.md, "Secure Boot")
+// boot Debian's kernels only, so only Debian's own releases (family debian, archive
+// debian) install under Secure Boot.
+func checkSecureBootDistro(firmware, distro string) error {
+	if firmware != config.FirmwareEFISecure {
 		return nil
 	}
-	return invalid("--arch %s boots UEFI firmware (AAVMF) only: give --firmware %s or none, not %s", r.Arch, config.FirmwareEFI, r.Firmware)
+	d, err := templates.LookupDistribution(distro)
+	if err != nil {
+		return invalid("--distro: %w", err)
+	}
+	if !debianSigned(d) {
+		return invalid("--firmware %s --distro %s: Debian's shim and signed GRUB boot only kernels Debian signed: pick a Debian release (%s), or give --firmware %s", firmware, distro, secureBootDistros(), config.FirmwareEFI)
+	}
+	return nil
+}
+
+// debianSigned reports whether d's kernels are Debian's own.
+func debianSigned(d templates.Distribution) bool {
+	return d.Family == templates.FamilyDebian && d.Archive == "debian"
+}
+
+func secureBootDistros() string {
+	var s []string
+	for _, d := range templates.Distributions() {
+		if debianSigned(d) {
+			s = append(s, d.Name)
+		}
+	}
+	return strings.Join(s, ", ")
 }

@@ -62,6 +62,9 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 	default:
 		return nil, invalid("--firmware %q is not %s, %s or %s (UEFI with Secure Boot)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI, config.FirmwareEFISecure)
 	}
+	if err := checkSecureBootDistro(r.Firmware, r.Distro); err != nil {
+		return nil, err
+	}
 	h := inventory.Host{Name: r.Name, FQDN: r.Name + "." + o.cfg.DNS.Zone, MAC: r.MAC, MACRecord: true, IPv4: r.IPv4, IPv6: r.IPv6}
 	if r.Script != "" {
 		h.Intent = h.Intent.With(inventory.KeyFilename, r.Script)

@@ -124,7 +124,7 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 			return config.VLAN{}, invalid("--boot %s: %v", strings.Join(r.Boot, ","), err)
 		}
 	}
-	if err := checkArch(r); err != nil {
+	if err := checkArch(r, p.cfg.Libvirt.DomainType); err != nil {
 		return config.VLAN{}, err
 	}
 	switch r.Firmware {
@@ -134,11 +134,18 @@ func (p planner) validate(r *Request) (config.VLAN, error) {
 	default:
 		return config.VLAN{}, invalid("--firmware %q is not %s (SeaBIOS), %s (OVMF) or %s (OVMF with Secure Boot)", r.Firmware, config.FirmwareBIOS, config.FirmwareEFI, config.FirmwareEFISecure)
 	}
+	if err := checkSecureBootDistro(r.Firmware, r.Distro); err != nil {
+		return config.VLAN{}, err
+	}
 	switch r.Netboot {
 	case "", NetbootPXE:
 		r.Netboot = NetbootPXE
 	case NetbootHTTP:
-		if r.Firmware != config.FirmwareEFI {
+		switch r.Firmware {
+		case config.FirmwareEFI:
+		case config.FirmwareEFISecure:
+			return config.VLAN{}, invalid("--netboot %s --firmware %s: the Secure Boot chain loads over TFTP only: give --netboot %s, or --firmware %s", NetbootHTTP, r.Firmware, NetbootPXE, config.FirmwareEFI)
+		default:
 			return config.VLAN{}, invalid("--netboot %s needs UEFI firmware: add --firmware %s (SeaBIOS has no HTTP boot; its iPXE ROM fetches everything over HTTP already)", NetbootHTTP, config.FirmwareEFI)
 		}
 	default:
