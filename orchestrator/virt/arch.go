@@ -43,8 +43,8 @@ func (s DomainSpec) checkArch() error {
 // arm64 turns d, built for x86_64, into an aarch64 guest: the virt machine, ACPI
 // without the x86 APIC, the CPU, and no option ROM on the interface, so that AAVMF's
 // own virtio-net driver and PXE boot from the network. libvirt picks
-// qemu-system-aarch64 and AAVMF (QEMU's firmware descriptor 60-edk2-aarch64.json, as
-// for <os firmware='efi'> without Secure Boot) by the architecture.
+// qemu-system-aarch64 by the architecture, and its firmware autoselection picks AAVMF
+// from QEMU's firmware descriptors for <os firmware='efi'> without Secure Boot.
 func arm64(d *libvirtxml.Domain, s DomainSpec) {
 	d.OS.Type.Arch = ArchARM64
 	d.OS.Type.Machine = ARM64Machine

@@ -48,8 +48,9 @@ const (
 	NetbootHTTP = "http" // UEFI HTTP boot only: the firmware's PXE options are off
 )
 
-// EDK2's fw_cfg switches of its PXE boot options (OVMF reads them at start,
-// OvmfPkg/Library/PxeBcPcdProducerLib): "n" leaves no PXE boot option of
+// EDK2's fw_cfg switches of its PXE boot options: EDK2's OVMF reads the fw_cfg
+// files opt/org.tianocore/IPv4PXESupport and IPv6PXESupport when it starts, with
+// or without Secure Boot, and "n" leaves no PXE boot option of
 // that IP version, so the firmware goes on to the next, or to UEFI HTTP
 // boot (UEFI 2.5+ section 24.7), which OVMF offers after PXE.
 const (
@@ -99,8 +100,11 @@ type DomainSpec struct {
 	ROMDisabled bool
 	Emulator    string // optional absolute path of the QEMU binary; empty lets libvirt choose
 	Meta        Metadata
-	Machine     string // x86_64 machine type; empty means DefaultMachine
-	Firmware    string // FirmwareBIOS or FirmwareEFI
+	// Machine is QEMU's machine type: for x86_64 empty means DefaultMachine
+	// (SecureMachine with FirmwareEFISecure), for aarch64 ARM64Machine.
+	Machine string
+	// Firmware is FirmwareBIOS, FirmwareEFI or FirmwareEFISecure.
+	Firmware string
 	// Netboot is how UEFI firmware boots from the network: NetbootPXE or
 	// NetbootHTTP. Only with FirmwareEFI.
 	Netboot string
@@ -235,9 +239,10 @@ func BuildDomainXML(s DomainSpec) (string, error) {
 // sysInfo is the domain's fw_cfg entries: EDK2's PXE switches
 // (FWCfgIPv4PXE, FWCfgIPv6PXE) that make OVMF take its UEFI HTTP boot
 // option (NetbootHTTP), or skip IPv4 PXE on a VLAN without IPv4. libvirt
-// passes them to QEMU as -fw_cfg (<sysinfo type='fwcfg'>).
+// passes them to QEMU as -fw_cfg (<sysinfo type='fwcfg'>). OVMF with
+// Secure Boot reads them too: an IPv6-only Secure Boot VM skips IPv4 PXE.
 func (s DomainSpec) sysInfo() []libvirtxml.DomainSysInfo {
-	if s.Firmware != FirmwareEFI {
+	if s.Firmware != FirmwareEFI && s.Firmware != FirmwareEFISecure {
 		return nil
 	}
 	var off []string

@@ -53,13 +53,16 @@ func goldenSpecs() map[string]virt.DomainSpec {
 	networkFirst.Boot = []string{virt.BootNetwork, virt.BootDisk}
 	efiSecure := ipv4Spec()
 	efiSecure.Firmware, efiSecure.ROMDisabled = virt.FirmwareEFISecure, true
+	// An IPv6-only Secure Boot VM: OVMF with Secure Boot skips IPv4 PXE too.
+	efiSecureV6 := v6
+	efiSecureV6.Firmware, efiSecureV6.ROMDisabled, efiSecureV6.NoIPv4 = virt.FirmwareEFISecure, true, true
 	// An aarch64 VM under TCG (create --arch aarch64): AAVMF on virt, PXE
 	// without an option ROM.
 	arm64 := ipv4Spec()
 	arm64.Type, arm64.Arch, arm64.Firmware = "qemu", virt.ArchARM64, virt.FirmwareEFI
 	arm64.Boot = []string{virt.BootNetwork, virt.BootDisk}
 	return map[string]virt.DomainSpec{"ipv4": ipv4Spec(), "ipv6only": v6, "rom": rom, "efi": efi, "efi-pxe": efiPXE, "network-first": networkFirst,
-		"efi-http": efiHTTP, "efi-ipv6only": efiV6, "efi-secure": efiSecure, "arm64": arm64}
+		"efi-http": efiHTTP, "efi-ipv6only": efiV6, "efi-secure": efiSecure, "efi-secure-ipv6only": efiSecureV6, "arm64": arm64}
 }
 
 func TestBuildDomainXMLGolden(t *testing.T) {
