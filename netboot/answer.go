@@ -187,6 +187,9 @@ type Booter struct {
 //     arm64 UEFI PXE boots the same signed chain, shim → signed GRUB →
 //     kernel over TFTP, without Secure Boot, by configuration only:
 //     serve.loaders' default for architecture 11 is Debian's shim.
+//     A host without a boot intent is handed no shim: signed GRUB would
+//     find no grub.cfg and stop at its prompt instead of booting the disk,
+//     where iPXE exits to the next boot device.
 //   - GRUB, signed GRUB and PXELINUX get their per-host configuration for
 //     a host with a boot intent.
 //   - Everything else gets no boot file.
@@ -277,6 +280,8 @@ func (b Booter) Answer(d Decision, q Query) Answer {
 			a.SecureBoot = true
 		case !ok:
 			return none("no serve.loaders entry for architecture %d", fw.Arch)
+		case len(d.Host.Intent) == 0 && b.signedShim(loader):
+			return none("%s has no TXT boot intent: the loader of architecture %d, %s, starts the signed GRUB chain, which would stop at GRUB's prompt without a grub.cfg instead of booting the disk (set an intent with vmprov reinstall)", hostName(d), fw.Arch, loader)
 		}
 		srv := q.Server.WithZone("")
 		if q.Via == ViaDHCPv6 {
@@ -354,7 +359,6 @@ func (b Booter) Confirmed(ctx context.Context, p Policy, d Decision, q Query) (A
 	return b.Answer(fresh, q), fresh, nil
 }
 
-// loader returns the configured loader for arch.
 // signedShim reports whether loader is a shim of SecureBootLoaders, the
 // start of the signed GRUB chain (docs/design.md, "The boot chain"): its
 // GRUB reads grub.cfg, kernel and initrd over TFTP only, so UEFI HTTP boot
@@ -368,6 +372,7 @@ func (b Booter) signedShim(loader string) bool {
 	return false
 }
 
+// loader returns the configured loader for arch, if any.
 func (b Booter) loader(a Arch) (string, bool) {
 	l, ok := b.Loaders[a]
 	return l, ok && l != ""
@@ -421,4 +426,13 @@ func (b Booter) urlHint(q Query) string {
 		return "set boot.url_v6"
 	}
 	return "set boot.url"
+}
+
+// hostName names d's host in a reason: by its FQDN, or "this client" when DNS named
+// none.
+func hostName(d Decision) string {
+	if d.Host.FQDN == "" {
+		return "this client"
+	}
+	return "host " + d.Host.FQDN
 }

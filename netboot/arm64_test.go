@@ -63,6 +63,25 @@ func TestAnswerARM64(t *testing.T) {
 		}
 	}
 
+	// No intent: the shim would start signed GRUB, which finds no grub.cfg and waits
+	// at its prompt, so the host gets no loader and goes on to its disk.
+	bare := netboot.Decision{Host: inventory.Host{Name: "arm2", FQDN: "arm2.example.com.", MAC: mustMAC("02:04:06:08:72:0c"), IPv4: netip.MustParseAddr("192.0.2.12")}}
+	for _, q := range []netboot.Query{{Firmware: arm64, Via: netboot.ViaDHCPv4, Server: server}, {Firmware: arm64, Via: netboot.ViaDHCPv6, Server: netip.MustParseAddr("2001:db8:135::1")}} {
+		if a := b.Answer(bare, q); a.Action != netboot.ActionNone || !strings.Contains(a.Why, "host arm2.example.com. has no TXT boot intent") || !strings.Contains(a.Why, "GRUB's prompt") || !strings.Contains(a.Why, "bootnetaa64.efi") {
+			t.Errorf("arm64 PXE over %s without an intent: %+v, want none: no TXT boot intent, GRUB's prompt", q.Via, a)
+		}
+	}
+	// The same for x64 when serve.loaders names the x64 shim.
+	x64 := netboot.Firmware{Kind: netboot.KindPXE, Arch: 7, HasArch: true}
+	shimX64 := b
+	shimX64.Loaders = map[netboot.Arch]string{7: "bootnetx64.efi"}
+	if a := shimX64.Answer(bare, netboot.Query{Firmware: x64, Via: netboot.ViaDHCPv4, Server: server}); a.Action != netboot.ActionNone || !strings.Contains(a.Why, "no TXT boot intent") {
+		t.Errorf("x64 PXE with serve.loaders {7: bootnetx64.efi} without an intent: %+v, want none", a)
+	}
+	if a := b.Answer(bare, netboot.Query{Firmware: x64, Via: netboot.ViaDHCPv4, Server: server}); a.File != "snponly.efi" {
+		t.Errorf("x64 PXE with iPXE without an intent: %+v, want snponly.efi (iPXE exits to the disk)", a)
+	}
+
 	d.Host.Intent = append(d.Host.Intent, inventory.Var{Key: "state", Value: "installed"})
 	if a := b.Answer(d, netboot.Query{Firmware: arm64, Via: netboot.ViaDHCPv4, Server: server}); a.Action != netboot.ActionLocal || a.File != "" {
 		t.Errorf("installed arm64 host over DHCPv4: %+v, want local boot without a loader", a)

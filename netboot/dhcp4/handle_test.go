@@ -363,9 +363,9 @@ func TestHandle(t *testing.T) {
 		{
 			name: "arch from the vendor class when option 93 is missing",
 			req: func(t testing.TB) *dhcpv4.DHCPv4 {
-				return request(t, dhcpv4.MessageTypeDiscover, macOf(10), dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00011:UNDI:003000")))
+				return request(t, dhcpv4.MessageTypeDiscover, macOf(10), dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016")))
 			},
-			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", SIAddr: "192.0.2.1", TFTP: "192.0.2.1", File: "bootnetaa64.efi", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 66}}),
+			want: want(summary{Type: "OFFER", YIAddr: "192.0.2.10", SIAddr: "192.0.2.1", TFTP: "192.0.2.1", File: "snponly.efi", Host: "pxe10", Lease: "1h0m0s", Options: []uint8{1, 3, 6, 12, 15, 51, 53, 54, 66}}),
 		},
 		{
 			name: "RFC 3004 user class iPXE",
