@@ -38,9 +38,23 @@ func checkAssetDirs(dirs []AssetDir, bad func(format string, a ...any)) {
 		// element, "//" and a trailing "/" make it differ.
 		if p := d.Prefix; p == "" || p == "." || p == ".." || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "../") || path.Clean(p) != p {
 			bad("%s: prefix %q is not a relative path under /assets/ (e.g. debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64)", where, d.Prefix)
+		} else if err := assetPrefixChars(d.Prefix); err != nil {
+			bad("%s: prefix %q: %v: give a shorter prefix of printable ASCII (TFTP serves it as assets/PREFIX/FILE)", where, d.Prefix, err)
 		}
 		if !filepath.IsAbs(d.Dir) {
 			bad("%s: dir %q is not an absolute path (e.g. /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64); [] serves none", where, d.Dir)
 		}
 	}
+}
+
+// assetPrefixChars checks that TFTP can serve a file under prefix: the name
+// assets/PREFIX/x, the shortest, is a TFTP name (tftpChars).
+func assetPrefixChars(prefix string) error {
+	if err := tftpChars(prefix); err != nil {
+		return err
+	}
+	if n := len("assets/" + prefix + "/x"); n > maxTFTPName {
+		return fmt.Errorf("TFTP's names of its files, assets/%s/FILE, are over %d bytes", "PREFIX", maxTFTPName)
+	}
+	return nil
 }

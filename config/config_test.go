@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 	}
 	// arm64 UEFI and Secure Boot hosts boot Debian's shim → signed GRUB,
 	// which reads grub.cfg under its architecture's prefix.
-	if c.Serve.Loaders[11] != "bootnetaa64.efi" || c.Serve.SecureBoot.Loaders[7] != "bootnetx64.efi" || c.Serve.SecureBoot.Loaders[11] != "bootnetaa64.efi" ||
+	if c.Serve.Loaders[11] != "bootnetaa64.efi" || c.Serve.SecureBoot.Loaders[7] != "bootnetx64.efi" || c.Serve.SecureBoot.Loaders[9] != "bootnetx64.efi" || c.Serve.SecureBoot.Loaders[11] != "bootnetaa64.efi" ||
 		c.Serve.SignedGrubConfigs[7] != "debian-installer/amd64/grub/grub.cfg" || c.Serve.SignedGrubConfigs[11] != "debian-installer/arm64/grub/grub.cfg" {
 		t.Errorf("signed chain defaults: serve.loaders %v, serve.secure_boot %+v, serve.signed_grub_cfg %v", c.Serve.Loaders, c.Serve.SecureBoot, c.Serve.SignedGrubConfigs)
 	}
@@ -145,6 +145,11 @@ func TestParseErrors(t *testing.T) {
 		{"absolute asset prefix", base + "serve: {asset_dirs: [{prefix: /debian, dir: /srv/d-i}]}\n", []string{`serve.asset_dirs[0]: prefix "/debian"`, "relative"}},
 		{"asset prefix leaves /assets", base + "serve: {asset_dirs: [{prefix: ../etc, dir: /srv/d-i}]}\n", []string{`prefix "../etc"`}},
 		{"asset prefix not clean", base + "serve: {asset_dirs: [{prefix: debian/, dir: /srv/d-i}]}\n", []string{`prefix "debian/"`}},
+		{"asset prefix not ASCII", base + "serve: {asset_dirs: [{prefix: \"d\u00e9bian\", dir: /srv/d-i}]}\n", []string{`serve.asset_dirs[0]: prefix "débian"`, "not printable ASCII"}},
+		{"asset prefix control", base + "serve: {asset_dirs: [{prefix: \"deb\\tian\", dir: /srv/d-i}]}\n", []string{`serve.asset_dirs[0]: prefix "deb\tian"`, "not printable ASCII"}},
+		{"asset prefix too long", base + "serve: {asset_dirs: [{prefix: " + strings.Repeat("d", 247) + ", dir: /srv/d-i}]}\n", []string{"serve.asset_dirs[0]: prefix", "over 255 bytes", "shorter"}},
+		{"signed grub.cfg of an arch without default", base + "serve: {signed_grub_cfg: {9: ../grub.cfg}}\n", []string{"serve.signed_grub_cfg[9]", "none for architecture 9", "architecture 7's is debian-installer/amd64/grub/grub.cfg"}},
+		{"secure boot loader not ASCII", base + "serve: {secure_boot: {loaders: {7: \"shim\u00e9.efi\"}}}\n", []string{"serve.secure_boot.loaders[7]", "not printable ASCII"}},
 		{"relative asset dir", base + "serve: {asset_dirs: [{prefix: debian, dir: srv/d-i}]}\n", []string{`serve.asset_dirs[0]: dir "srv/d-i"`, "absolute", "[]"}},
 		{"relative rom", base + "libvirt: {rom: 1af41000.rom}\n", []string{`libvirt.rom "1af41000.rom"`, "absolute", `"none"`}},
 		{"bad boot url", base + "boot: {url: 'ftp://x'}\n", []string{"ftp://x", "http"}},

@@ -21,10 +21,12 @@ type SecureBoot struct {
 }
 
 // DefaultSecureBootLoaders is the shim of each client architecture:
-// Debian's bootnetx64.efi for x64 UEFI (7) and, for arm64 UEFI (11), the
-// bootnetaa64.efi that serve.loaders hands every arm64 host by default.
+// Debian's bootnetx64.efi for x64 UEFI (7, and 9, EBC's number, which x64
+// UEFI firmware sends in practice, as in DefaultLoaders) and, for arm64 UEFI
+// (11), the bootnetaa64.efi that serve.loaders hands every arm64 host by
+// default.
 func DefaultSecureBootLoaders() map[uint16]string {
-	return map[uint16]string{7: "bootnetx64.efi", 11: "bootnetaa64.efi"}
+	return map[uint16]string{7: "bootnetx64.efi", 9: "bootnetx64.efi", 11: "bootnetaa64.efi"}
 }
 
 // DefaultSignedGrubConfigs is serve.signed_grub_cfg unless set: where the
@@ -67,7 +69,7 @@ func validateSignedGrubConfigs(m map[uint16]string, bad func(format string, a ..
 	for _, arch := range arches {
 		name := m[arch]
 		if err := tftpName(name); err != nil {
-			bad("serve.signed_grub_cfg[%d] %q: %v: give signed GRUB's prefix followed by /grub.cfg (default %s)", arch, name, err, DefaultSignedGrubConfigs()[arch])
+			bad("serve.signed_grub_cfg[%d] %q: %v: give signed GRUB's prefix followed by /grub.cfg (%s)", arch, name, err, signedGrubExample(arch))
 			continue
 		}
 		clean := strings.TrimPrefix(name, "/")
@@ -78,12 +80,53 @@ func validateSignedGrubConfigs(m map[uint16]string, bad func(format string, a ..
 	}
 }
 
+// signedGrubExample is the example serve.signed_grub_cfg[arch]'s error gives: the
+// default of arch, or those of the architectures that have one.
+func signedGrubExample(arch uint16) string {
+	defaults := DefaultSignedGrubConfigs()
+	if d, ok := defaults[arch]; ok {
+		return "default " + d
+	}
+	arches := make([]uint16, 0, len(defaults))
+	for a := range defaults {
+		arches = append(arches, a)
+	}
+	slices.Sort(arches)
+	var s []string
+	for _, a := range arches {
+		s = append(s, fmt.Sprintf("architecture %d's is %s", a, defaults[a]))
+	}
+	return "Debian 12's signed GRUB has none for architecture " + fmt.Sprint(arch) + "; " + strings.Join(s, ", ")
+}
+
 // tftpName checks a file name relative to the TFTP root, as clients ask
 // for it: not empty, no "..", no empty or "." elements.
 func tftpName(name string) error {
+	if err := tftpChars(name); err != nil {
+		return err
+	}
 	for _, p := range strings.Split(strings.TrimPrefix(name, "/"), "/") {
 		if p == "" || p == "." || p == ".." {
 			return fmt.Errorf("not a file name relative to the TFTP root (like debian-installer/amd64/grub/grub.cfg)")
+		}
+	}
+	return nil
+}
+
+// maxTFTPName is the longest TFTP file name vmprov serve accepts (as its TFTP
+// server does, so that a request fits one datagram; RFC 1350 sets no limit).
+const maxTFTPName = 255
+
+// tftpChars checks name against the rule vmprov serve's TFTP server applies to
+// every requested name and served prefix: printable ASCII (RFC 1350's netascii
+// without control characters) and at most maxTFTPName bytes.
+func tftpChars(name string) error {
+	if len(name) > maxTFTPName {
+		return fmt.Errorf("%d bytes long, more than TFTP's %d", len(name), maxTFTPName)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c >= 0x7f {
+			return fmt.Errorf("byte %#x at %d is not printable ASCII, all a TFTP name may hold", c, i)
 		}
 	}
 	return nil
