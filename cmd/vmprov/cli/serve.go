@@ -240,6 +240,7 @@ func (app *App) serve(ctx context.Context, c *config.Config) error {
 			return fmt.Errorf("serve.tftp %s: %w", a, err)
 		}
 		tftpLog = strings.Join(addrs, ",")
+		logMissingLoaders(c, log)
 	}
 	checkFileLimit(log, c.Serve.Limits.Files()+len(tftpConns))
 

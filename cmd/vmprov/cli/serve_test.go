@@ -3,11 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -257,5 +259,67 @@ func TestBootServiceMetrics(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(prometheus.DefaultGatherer, "vmprov_dns_queries_total"); err != nil || n != 0 {
 		t.Errorf("the default registry has %d vmprov_dns_queries_total series (%v), want none", n, err)
+	}
+}
+
+// TestServeLogsMissingLoaders: serve logs an error at start for each loader of
+// serve.loaders and serve.secure_boot.loaders that TFTP finds neither in
+// serve.dir/tftp nor in serve.loader_dirs, naming the file, its architectures and
+// the fix; the loaders it finds are not logged.
+func TestServeLogsMissingLoaders(t *testing.T) {
+	dir, loaderDir := t.TempDir(), t.TempDir()
+	for _, f := range []string{filepath.Join(dir, "tftp", "undionly.kpxe"), filepath.Join(loaderDir, "snponly.efi"), filepath.Join(dir, "tftp", "arm", "own.efi")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("loader"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := labConfig(t)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf("serve: {dir: %s, loader_dirs: [%s], loaders: {0: undionly.kpxe, 6: ipxe-i386.efi, 7: snponly.efi, 10: arm/own.efi, 11: bootnetaa64.efi, 12: arm/snponly.efi}}\n", dir, loaderDir)
+	if err := os.WriteFile(cfg, append(b, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tftpAddr := u.LocalAddr().String()
+	u.Close()
+	_, log := serveForTest(t, cfg, "--tftp", tftpAddr)
+	var errs []string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "loader file found neither") {
+			errs = append(errs, l)
+		}
+	}
+	want := []struct{ file, arch, config, fix string }{
+		{"ipxe-i386.efi", "arch=6", "config=serve.loaders[6]", "no Debian package ships it: put ipxe-i386.efi in " + filepath.Join(dir, "tftp")},
+		{"bootnetaa64.efi", "arch=11", "config=serve.loaders[11],serve.secure_boot.loaders[11]", "install the Debian package debian-installer-12-netboot-arm64, or put bootnetaa64.efi in"},
+		{"arm/snponly.efi", "arch=12", "config=serve.loaders[12]", "put arm/snponly.efi in"}, // a folder: not looked for in serve.loader_dirs
+		{"bootnetx64.efi", "arch=7,9", "config=serve.secure_boot.loaders[7],serve.secure_boot.loaders[9]", "install the Debian package debian-installer-12-netboot-amd64"},
+	}
+	if len(errs) != len(want) {
+		t.Errorf("%d missing-loader errors, want %d:\n%s", len(errs), len(want), log.String())
+	}
+	for i, w := range want {
+		if i >= len(errs) {
+			break
+		}
+		for _, s := range []string{"file=" + w.file, w.arch, w.config, w.fix} {
+			if !strings.Contains(errs[i], s) {
+				t.Errorf("error %d lacks %q:\n%s", i, s, errs[i])
+			}
+		}
+	}
+	for _, found := range []string{"undionly.kpxe", "file=snponly.efi", "own.efi"} {
+		if strings.Contains(strings.Join(errs, "\n"), found) {
+			t.Errorf("found loader %s logged missing:\n%s", found, strings.Join(errs, "\n"))
+		}
 	}
 }

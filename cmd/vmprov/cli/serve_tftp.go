@@ -2,10 +2,15 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/netboot"
@@ -60,4 +65,98 @@ func tftpTrees(c *config.Config, log *slog.Logger, mkdir bool) []tftp.Tree {
 		trees = append(trees, tftp.Tree{Prefix: "assets/" + d.Prefix, Dir: d.Dir})
 	}
 	return trees
+}
+
+// loaderUse is a TFTP loader file and the settings that name it.
+type loaderUse struct {
+	name     string
+	settings []string // serve.loaders[7], serve.secure_boot.loaders[7], ...
+	arches   []string
+}
+
+// missingLoaders returns the files of serve.loaders and serve.secure_boot.loaders
+// that TFTP would answer "not found": in neither serve.dir/tftp nor, for a plain
+// name, serve.loader_dirs. Each file once, with every setting that names it, in the
+// order of the architectures.
+func missingLoaders(c *config.Config) []loaderUse {
+	root := filepath.Join(c.Serve.Dir, "tftp")
+	var out []loaderUse
+	index := map[string]int{}
+	add := func(table string, m map[uint16]string) {
+		arches := make([]uint16, 0, len(m))
+		for a := range m {
+			arches = append(arches, a)
+		}
+		slices.Sort(arches)
+		for _, a := range arches {
+			name := m[a]
+			if name == "" || loaderFound(root, c.Serve.LoaderDirs, name) {
+				continue
+			}
+			i, ok := index[name]
+			if !ok {
+				i, index[name] = len(out), len(out)
+				out = append(out, loaderUse{name: name})
+			}
+			out[i].settings = append(out[i].settings, fmt.Sprintf("%s[%d]", table, a))
+			if s := strconv.Itoa(int(a)); !slices.Contains(out[i].arches, s) {
+				out[i].arches = append(out[i].arches, s)
+			}
+		}
+	}
+	add("serve.loaders", c.Serve.Loaders)
+	add("serve.secure_boot.loaders", c.Serve.SecureBoot.Loaders)
+	return out
+}
+
+// loaderFound reports whether TFTP finds name: in root, or, a plain name, in one of
+// dirs.
+func loaderFound(root string, dirs []string, name string) bool {
+	name = strings.TrimPrefix(name, "/")
+	if isFile(filepath.Join(root, filepath.FromSlash(name))) {
+		return true
+	}
+	if strings.Contains(name, "/") {
+		return false
+	}
+	return slices.ContainsFunc(dirs, func(d string) bool { return isFile(filepath.Join(d, name)) })
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// debianIPXE are the loaders Debian's package ipxe installs in /usr/lib/ipxe.
+var debianIPXE = []string{"ipxe.efi", "snponly.efi", "undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.lkrn"}
+
+// loaderFix says how to provide the missing loader name: the Debian package that
+// installs it into serve.loader_dirs' defaults (Debian's netboot installer for its
+// shims and GRUBs, ipxe for its iPXE builds), or, for a file no package ships, a
+// file of one's own in root.
+func loaderFix(name string, arches []string, root string) string {
+	base := path.Base(name)
+	into := fmt.Sprintf("put %s in %s", name, root)
+	switch {
+	case strings.HasPrefix(base, "bootnet") || strings.HasPrefix(base, "grub"):
+		pkg := "debian-installer-12-netboot-amd64"
+		if strings.Contains(base, "aa64") || slices.Contains(arches, "11") {
+			pkg = "debian-installer-12-netboot-arm64"
+		}
+		return fmt.Sprintf("install the Debian package %s, or %s", pkg, into)
+	case slices.Contains(debianIPXE, base):
+		return fmt.Sprintf("install the Debian package ipxe, or %s", into)
+	}
+	return fmt.Sprintf("no Debian package ships it: %s (e.g. an iPXE built for the architecture), or remove the entry", into)
+}
+
+// logMissingLoaders logs an error for each loader TFTP cannot find (missingLoaders),
+// which would otherwise show only as TFTP's "not found" to the booting machine.
+func logMissingLoaders(c *config.Config, log *slog.Logger) {
+	root := filepath.Join(c.Serve.Dir, "tftp")
+	for _, m := range missingLoaders(c) {
+		log.Error("tftp: loader file found neither in serve.dir/tftp nor in serve.loader_dirs: machines of its architecture get TFTP's not found",
+			"file", m.name, "arch", strings.Join(m.arches, ","), "config", strings.Join(m.settings, ","),
+			"fix", loaderFix(m.name, m.arches, root))
+	}
 }
