@@ -92,7 +92,7 @@ func (app *App) hostAddCommand() *cobra.Command {
 	f.StringVar(&r.Distro, "distro", "", "distribution to install (TXT distribution=)")
 	f.StringVar(&r.Script, "script", "", "bootstrap script under bootstrap/SITE/ (TXT filename=)")
 	f.StringArrayVar(&txt, "txt", nil, "extra boot variable KEY=VALUE (TXT), repeatable")
-	f.StringVar(&r.Firmware, "firmware", "", "bios, efi or efi-secure: efi-secure (UEFI with Secure Boot, TXT firmware=efi-secure) gets the signed shim → GRUB → kernel chain instead of iPXE")
+	f.StringVar(&r.Firmware, "firmware", "", "bios, efi or efi-secure: efi-secure (UEFI with Secure Boot, TXT firmware=efi-secure) gets the signed shim → GRUB → kernel chain instead of iPXE (Debian releases only: Debian's shim boots Debian's kernels)")
 	outputFlag(cmd, &output)
 	return cmd
 }
