@@ -40,19 +40,20 @@ func checkArch(r *Request, domainType string) error {
 	if domainType == "kvm" {
 		return invalid("--arch %s with libvirt.domain_type kvm: KVM runs guests of the hypervisor's own architecture only, and vmprov cannot tell the hypervisor's: set libvirt.domain_type: qemu (emulation, TCG) in the config", r.Arch)
 	}
-	return checkDistroArch(r.Distro, r.Arch)
+	return checkDistroArch("--arch "+r.Arch, r.Distro, r.Arch)
 }
 
 // checkDistroArch refuses a distribution whose install paths do not depend on the
 // architecture (no ${arch} or ${debarch} in the table of templates.Distributions):
 // its mirror holds one architecture's installer, amd64's.
-func checkDistroArch(distro, arch string) error {
+// what names what gave the architecture (--arch aarch64, TXT arch=aarch64).
+func checkDistroArch(what, distro, arch string) error {
 	d, err := templates.LookupDistribution(distro)
 	if err != nil {
 		return invalid("--distro: %w", err)
 	}
 	if d.PXEBootFor(arch) == d.PXEBootFor(templates.ArchX8664) {
-		return invalid("--arch %s --distro %s: %s's installer paths (%s) are amd64's only: pick a distribution with an %s installer (%s)", arch, distro, distro, d.PXEBoot, arch, archDistros(arch))
+		return invalid("%s --distro %s: %s's installer paths (%s) are amd64's only: pick a distribution with an %s installer (%s)", what, distro, distro, d.PXEBoot, arch, archDistros(arch))
 	}
 	return nil
 }
@@ -76,12 +77,18 @@ func checkSecureBootDistro(firmware, distro string) error {
 	if firmware != config.FirmwareEFISecure {
 		return nil
 	}
+	return secureBootDistro("--firmware "+firmware, distro, ", or give --firmware "+config.FirmwareEFI)
+}
+
+// secureBootDistro refuses distro for Secure Boot, which what asked for; orElse ends
+// the fix.
+func secureBootDistro(what, distro, orElse string) error {
 	d, err := templates.LookupDistribution(distro)
 	if err != nil {
 		return invalid("--distro: %w", err)
 	}
 	if !debianSigned(d) {
-		return invalid("--firmware %s --distro %s: Debian's shim and signed GRUB boot only kernels Debian signed: pick a Debian release (%s), or give --firmware %s", firmware, distro, secureBootDistros(), config.FirmwareEFI)
+		return invalid("%s --distro %s: Debian's shim and signed GRUB boot only kernels Debian signed: pick a Debian release (%s)%s", what, distro, secureBootDistros(), orElse)
 	}
 	return nil
 }
@@ -99,4 +106,20 @@ func secureBootDistros() string {
 		}
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkBootable checks the boot intent host add and reinstall write as a whole, as
+// create's plan checks its flags: Secure Boot (firmware=efi-secure) installs Debian's
+// releases only, and arch=aarch64 a distribution with an arm64 installer.
+func checkBootable(in inventory.Intent) error {
+	distro, _ := in.Get(inventory.KeyDistribution)
+	if in.SecureBoot() {
+		if err := secureBootDistro("TXT "+inventory.KeyFirmware+"="+config.FirmwareEFISecure, distro, ""); err != nil {
+			return err
+		}
+	}
+	if arch, ok := in.Get(inventory.KeyArch); ok && arch == templates.ArchARM64 {
+		return checkDistroArch("TXT "+inventory.KeyArch+"="+arch, distro, arch)
+	}
+	return nil
 }

@@ -111,6 +111,42 @@ func TestPlanRefusesUnbootable(t *testing.T) {
 			t.Errorf("refused host add wrote TXT %v", got)
 		}
 	})
+	t.Run("host add arm64 jammy", func(t *testing.T) {
+		mac, _ := net.ParseMAC("00:25:90:96:c4:ac")
+		_, err := o.AddHost(t.Context(), orchestrator.HostRequest{Name: "armjammy", MAC: mac, IPv4: netip.MustParseAddr("192.0.2.148"), Distro: "jammy", Vars: []inventory.Var{{Key: "arch", Value: "aarch64"}}})
+		if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), "TXT arch=aarch64 --distro jammy") || !strings.Contains(err.Error(), "bookworm") {
+			t.Errorf("AddHost = %v, want ErrInvalid naming arch=aarch64 and --distro jammy", err)
+		}
+		if got := e.records(t, "armjammy.example.com.", dns.TypeTXT); len(got) > 0 {
+			t.Errorf("refused host add wrote TXT %v", got)
+		}
+	})
+	// reinstall keeps the intent's firmware= and arch=: a new distribution must boot
+	// with them, and a refused one leaves the TXT as it was.
+	t.Run("reinstall", func(t *testing.T) {
+		if _, err := o.Create(t.Context(), orchestrator.Request{Name: "rearm", VLAN: 135, IPv4: netip.MustParseAddr("192.0.2.146"), Distro: "bookworm", Arch: arm}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Create(t.Context(), orchestrator.Request{Name: "resb", VLAN: 135, IPv4: netip.MustParseAddr("192.0.2.147"), Distro: "bookworm", Firmware: config.FirmwareEFISecure}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct{ name, distro, want string }{
+			{"rearm", "noble", "TXT arch=aarch64 --distro noble"},
+			{"resb", "rocky9", "TXT firmware=efi-secure --distro rocky9"},
+		} {
+			before := e.records(t, tt.name+".example.com.", dns.TypeTXT)
+			_, err := o.Reinstall(t.Context(), tt.name, tt.distro, "", nil)
+			if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Reinstall %s --distro %s = %v, want ErrInvalid saying %q", tt.name, tt.distro, err, tt.want)
+			}
+			if after := e.records(t, tt.name+".example.com.", dns.TypeTXT); !slices.Equal(before, after) {
+				t.Errorf("refused reinstall changed TXT %v to %v", before, after)
+			}
+		}
+		if _, err := o.Reinstall(t.Context(), "rearm", "rocky9", "", nil); err != nil {
+			t.Errorf("reinstall of an aarch64 VM with rocky9: %v", err)
+		}
+	})
 	t.Run("arm64 trixie, Secure Boot trixie", func(t *testing.T) {
 		for i, r := range []orchestrator.Request{{Distro: "trixie", Arch: arm}, {Distro: "rocky9", Arch: arm}, {Distro: "trixie", Firmware: config.FirmwareEFISecure}} {
 			r.Name, r.VLAN, r.IPv4 = "ok"+strconv.Itoa(i), 135, netip.AddrFrom4([4]byte{192, 0, 2, byte(140 + i)})

@@ -74,6 +74,9 @@ func (o *Orchestrator) AddHost(ctx context.Context, r HostRequest) (*Plan, error
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
 	h.Intent = withFirmware(h.Intent, r.Firmware)
+	if err := checkBootable(h.Intent); err != nil {
+		return nil, err
+	}
 	in, err := h.Intent.ForInstall(o.plan.rand)
 	if err != nil {
 		return nil, err
@@ -252,6 +255,9 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	}
 	for _, v := range vars {
 		in = in.With(v.Key, v.Value)
+	}
+	if err := checkBootable(in); err != nil {
+		return nil, fmt.Errorf("reinstall %s: %w", name, err)
 	}
 	// A new build: state=install and a new build_id, which revokes the
 	// installer callback tokens of every earlier build (docs/design.md,
