@@ -29,6 +29,9 @@ func (s DomainSpec) checkArch() error {
 	case "", ArchX8664:
 		return nil
 	case ArchARM64:
+		if s.Firmware == FirmwareEFISecure {
+			return fmt.Errorf("domain %s: Secure Boot is not supported for %s VMs: use firmware %q", s.Name, s.Arch, FirmwareEFI)
+		}
 		if s.Firmware != FirmwareEFI {
 			return fmt.Errorf("domain %s: arch %s boots UEFI firmware (AAVMF) only, not %q: use firmware %q", s.Name, s.Arch, s.Firmware, FirmwareEFI)
 		}

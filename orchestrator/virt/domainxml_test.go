@@ -126,6 +126,7 @@ func TestBuildDomainXMLRejects(t *testing.T) {
 		{"secure boot on i440FX", func(s *virt.DomainSpec) { s.Firmware, s.Machine = virt.FirmwareEFISecure, "pc" }, "needs SMM"},
 		{"arch", func(s *virt.DomainSpec) { s.Arch = "arm64" }, `arch "arm64" is not x86_64 or aarch64`},
 		{"aarch64 with SeaBIOS", func(s *virt.DomainSpec) { s.Arch = virt.ArchARM64 }, "UEFI firmware (AAVMF) only"},
+		{"aarch64 with Secure Boot", func(s *virt.DomainSpec) { s.Arch, s.Firmware = virt.ArchARM64, virt.FirmwareEFISecure }, "Secure Boot is not supported for aarch64 VMs"},
 		{"aarch64 with an x86 ROM", func(s *virt.DomainSpec) {
 			s.Arch, s.Firmware, s.ROMFile = virt.ArchARM64, virt.FirmwareEFI, "/usr/lib/ipxe/qemu/efi-virtio.rom"
 		}, "cannot load the option ROM"},
