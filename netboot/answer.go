@@ -176,8 +176,8 @@ type Booter struct {
 //     themselves), with vendor class "HTTPClient" echoed.
 //   - PXE firmware gets the loader of its architecture from this server's
 //     TFTP: over DHCPv4 as file name and next-server, over DHCPv6 as
-//     tftp://[SERVER]/LOADER (EDK2's PXE over IPv6 reads only that form,
-//     PxeBcDhcp6.c PxeBcExtractBootFileUrl), so SERVER must be global.
+//     tftp://[SERVER]/LOADER (RFC 5970 section 3.1's boot file URL; EDK2's
+//     PXE over IPv6 reads only that form), so SERVER must be global.
 //   - Intel Macs get BSDP's image selection when images are configured.
 //   - A host whose intent says firmware=efi-secure boots the Secure Boot
 //     chain (docs/design.md, "Secure Boot"), chosen by that key only, since
