@@ -150,12 +150,12 @@ func loaderFix(name string, arches []string, root string) string {
 	return fmt.Sprintf("no Debian package ships it: %s (e.g. an iPXE built for the architecture), or remove the entry", into)
 }
 
-// logMissingLoaders logs an error for each loader TFTP cannot find (missingLoaders),
+// logMissingLoaders warns of each loader TFTP cannot find (missingLoaders),
 // which would otherwise show only as TFTP's "not found" to the booting machine.
 func logMissingLoaders(c *config.Config, log *slog.Logger) {
 	root := filepath.Join(c.Serve.Dir, "tftp")
 	for _, m := range missingLoaders(c) {
-		log.Error("tftp: loader file found neither in serve.dir/tftp nor in serve.loader_dirs: machines of its architecture get TFTP's not found",
+		log.Warn("tftp: loader file found neither in serve.dir/tftp nor in serve.loader_dirs: machines of its architecture get TFTP's not found",
 			"file", m.name, "arch", strings.Join(m.arches, ","), "config", strings.Join(m.settings, ","),
 			"fix", loaderFix(m.name, m.arches, root))
 	}
