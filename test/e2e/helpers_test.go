@@ -113,20 +113,42 @@ func startDemo(t *testing.T) *demo.Env {
 // is destroyed with `vmprov destroy` when t ends.
 func boot(t *testing.T, e *demo.Env, name string, args ...string) *demo.Boot {
 	t.Helper()
-	b, err := e.Boot(t.Context(), demo.BootSpec{Name: name, Args: args, Timeout: bootDeadline,
-		Each: func(ev demo.Event) { t.Log(ev) }})
+	b, _ := bootVM(t, e, demo.BootSpec{Name: name, Args: args, Timeout: bootDeadline}, 30)
+	return b
+}
+
+// bootVM runs `vmprov create --name spec.Name spec.Args...` in e's lab and
+// follows the boot as spec says (its events logged unless spec.Each is
+// set), failing t on error. destroy closes the console and runs `vmprov
+// destroy`, once: when t ends unless the test called it first. If t has
+// failed by then, the last consoleLines lines of the console and the
+// domain's log are logged.
+func bootVM(t *testing.T, e *demo.Env, spec demo.BootSpec, consoleLines int) (b *demo.Boot, destroy func(context.Context) error) {
+	t.Helper()
+	if spec.Each == nil {
+		spec.Each = func(ev demo.Event) { t.Log(ev) }
+	}
+	b, err := e.Boot(t.Context(), spec)
+	done := false
+	destroy = func(ctx context.Context) error {
+		if done {
+			return nil
+		}
+		done = true
+		if b.Console != nil {
+			if t.Failed() {
+				t.Logf("--- %s ---\n%s", b.Console.Path, tail(b.Console.Path, consoleLines))
+			}
+			_ = b.Console.Close()
+		}
+		if t.Failed() {
+			t.Logf("--- %s ---\n%s", e.Lab.Libvirt.DomainLog(spec.Name), tail(e.Lab.Libvirt.DomainLog(spec.Name), 20))
+		}
+		return e.Destroy(ctx, spec.Name)
+	}
 	if b.Host.Name != "" {
 		t.Cleanup(func() {
-			if b.Console != nil {
-				if t.Failed() {
-					t.Logf("--- %s ---\n%s", b.Console.Path, tail(b.Console.Path, 30))
-				}
-				_ = b.Console.Close()
-			}
-			if t.Failed() {
-				t.Logf("--- %s ---\n%s", e.Lab.Libvirt.DomainLog(name), tail(e.Lab.Libvirt.DomainLog(name), 20))
-			}
-			if err := e.Destroy(context.Background(), name); err != nil {
+			if err := destroy(context.Background()); err != nil {
 				t.Errorf("%v", err)
 			}
 		})
@@ -134,7 +156,7 @@ func boot(t *testing.T, e *demo.Env, name string, args ...string) *demo.Boot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return b, destroy
 }
 
 // cmdlineArgs splits a multiboot command line, as the stand-in kernel

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -64,7 +63,6 @@ func TestInstallerReachesMirror(t *testing.T) {
 	}
 	lab.RequireDebianInstaller(t)
 	e := startDemo(t)
-	ctx := t.Context()
 	const sub = "lab-mirror"
 	kernel, initrd, err := lab.StageDebianMirror(filepath.Join(e.Dir, "serve"), sub, "bookworm")
 	if err != nil {
@@ -74,7 +72,7 @@ func TestInstallerReachesMirror(t *testing.T) {
 	mirrorDir := "/assets/" + sub + "/debian/" // preseed mirror/http/directory
 	const name, ip = "di2", "192.0.2.41"
 	began := time.Now()
-	b, err := e.Boot(ctx, demo.BootSpec{Name: name, Timeout: installerDeadline,
+	b, _ := bootVM(t, e, demo.BootSpec{Name: name, Timeout: installerDeadline,
 		// extra= is appended to vmprov's install command line, after its
 		// priority=critical, and the kernel hands init the last value of
 		// an environment parameter: d-i runs at its default priority,
@@ -84,23 +82,7 @@ func TestInstallerReachesMirror(t *testing.T) {
 			"--txt", "mirror=" + mirror, "--txt", "extra=priority=high",
 			"--memory", "1024", "--vcpus", "1", "--disk-size", "1"},
 		Until: func(b *demo.Boot) bool { return b.Console != nil && diQuestion(b.Console.Text()) != "" },
-		Each:  func(ev demo.Event) { t.Log(ev) }})
-	if b.Host.Name != "" {
-		t.Cleanup(func() {
-			if b.Console != nil {
-				if t.Failed() {
-					t.Logf("--- %s ---\n%s", b.Console.Path, tail(b.Console.Path, 60))
-				}
-				_ = b.Console.Close()
-			}
-			if err := e.Destroy(context.Background(), name); err != nil {
-				t.Errorf("%v", err)
-			}
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, 60)
 	t.Logf("create to d-i's first question: %v", time.Since(began).Round(time.Second))
 
 	// No question before the mirror's: the first one d-i asks is the

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -68,30 +67,14 @@ func TestInstalledOnce(t *testing.T) {
 	}
 
 	// 1. The install.
-	b, err := e.Boot(ctx, demo.BootSpec{Name: name, Timeout: installerDeadline,
+	b, _ := bootVM(t, e, demo.BootSpec{Name: name, Timeout: installerDeadline,
 		Args: []string{"--vlan", "135", "--ip", ip, "--distro", "bookworm", "--boot", "network,hd",
 			"--txt", "preseed=" + e.BootURL + "/bootstrap/" + demo.Site + "/di-callback.cfg",
 			"--memory", "1024", "--vcpus", "1", "--disk-size", "1"},
 		Until: func(b *demo.Boot) bool {
 			return b.Timeline.Has("/done") || b.Console != nil && strings.Contains(b.Console.Text(), lab.DebianInstallerMarker+"failed")
 		},
-		Each: func(ev demo.Event) { t.Log(ev) }})
-	if b.Host.Name != "" {
-		t.Cleanup(func() {
-			if b.Console != nil {
-				if t.Failed() {
-					t.Logf("--- %s ---\n%s", b.Console.Path, tail(b.Console.Path, 40))
-				}
-				_ = b.Console.Close()
-			}
-			if err := e.Destroy(context.Background(), name); err != nil {
-				t.Errorf("%v", err)
-			}
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, 40)
 	hexhyp := strings.ReplaceAll(b.Host.MAC, ":", "-")
 	want := []demo.Request{
 		{Kind: demo.HTTP, File: "/boot.ipxe", Status: 200},

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,36 +74,14 @@ func TestSecureBoot(t *testing.T) {
 	setLibvirtROM(t, e.Config, "none")
 
 	const name, ip = "sb1", "192.0.2.41"
-	destroyed := false
-	b, err := e.Boot(ctx, demo.BootSpec{Name: name, Timeout: secureBootDeadline,
+	b, destroy := bootVM(t, e, demo.BootSpec{Name: name, Timeout: secureBootDeadline,
 		Args: []string{"--vlan", "135", "--ip", ip, "--distro", "bookworm", "--firmware", "efi-secure",
 			"--memory", "1024", "--vcpus", "1", "--disk-size", "1"},
 		Until: func(b *demo.Boot) bool {
 			return b.Timeline.Has("/bootstrap/install/bookworm/x86_64/preseed.cfg") ||
 				b.Console != nil && strings.Contains(b.Console.Text(), "grub>")
 		},
-		Each: func(ev demo.Event) { t.Log(ev) }})
-	if b.Host.Name != "" {
-		t.Cleanup(func() {
-			if b.Console != nil {
-				if t.Failed() {
-					t.Logf("--- %s ---\n%s", b.Console.Path, tail(b.Console.Path, 40))
-				}
-				_ = b.Console.Close()
-			}
-			if t.Failed() {
-				t.Logf("--- %s ---\n%s", e.Lab.Libvirt.DomainLog(name), tail(e.Lab.Libvirt.DomainLog(name), 20))
-			}
-			if !destroyed {
-				if err := e.Destroy(context.Background(), name); err != nil {
-					t.Errorf("%v", err)
-				}
-			}
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, 40)
 
 	// The domain runs OVMF with Secure Boot from a per-VM copy of the
 	// varstore with Microsoft's keys.
@@ -123,22 +100,7 @@ func TestSecureBoot(t *testing.T) {
 
 	// The firmware's, shim's, GRUB's and d-i's requests as serve logged
 	// them, in order.
-	var steps []string
-	for _, ev := range readEvents(t, e.ServeLog, b.Timeline.Start) {
-		var step string
-		switch {
-		case strings.HasPrefix(ev.Msg, "dhcp4 ") && ev.MAC == b.Host.MAC:
-			step = fmt.Sprintf("%s class=%s arch=%s file=%s", ev.Msg, ev.Class, ev.Arch, ev.File)
-		case ev.Msg == "tftp transfer" && ev.IP == ip:
-			step = fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(ev.File, "/"), ev.Bytes)
-		case ev.Msg == "http request" && ev.IP == ip:
-			step = fmt.Sprintf("http %s %d", ev.File, ev.Status)
-		default:
-			continue
-		}
-		t.Logf("%6.1fs %s", ev.Time.Sub(b.Timeline.Start).Seconds(), step)
-		steps = append(steps, step)
-	}
+	steps := hostSteps(t, e.ServeLog, b.Host, b.Timeline.Start, nil)
 	shim := config.DefaultSecureBootLoaders()[7]
 	want := []string{
 		"dhcp4 OFFER class=pxe arch=7 file=" + shim,
@@ -179,10 +141,7 @@ func TestSecureBoot(t *testing.T) {
 	}
 
 	// Destroy removes the per-VM NVRAM with the domain.
-	_ = b.Console.Close()
-	b.Console = nil
-	destroyed = true
-	if err := e.Destroy(ctx, name); err != nil {
+	if err := destroy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(nvram); !os.IsNotExist(err) {

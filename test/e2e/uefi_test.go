@@ -106,29 +106,38 @@ func (e uefiLab) follow(t *testing.T, h demo.Host, start time.Time, deadline tim
 	t.Helper()
 	tl, err := e.Follow(t.Context(), h, start, deadline, func(tl demo.Timeline) bool { return tl.Has(demo.InitrdPath) },
 		func(ev demo.Event) { t.Logf("%s: %s", h.Name, ev) })
-	var steps []string
-	for _, ev := range readEvents(t, e.ServeLog, start) {
-		step, ok := uefiStep(h, ev)
-		if !ok {
-			continue
-		}
-		t.Logf("%s %6.1fs %s", h.Name, ev.Time.Sub(start).Seconds(), step)
-		steps = append(steps, step)
-		if ev.File == demo.InitrdPath {
-			break
-		}
-	}
+	steps := hostSteps(t, e.ServeLog, h, start, func(ev event) bool { return ev.File == demo.InitrdPath })
 	if err != nil {
 		t.Fatalf("%v; steps:\n%s", err, strings.Join(steps, "\n"))
 	}
 	return tl, steps
 }
 
-// uefiStep formats a serve log line about h: its DHCP messages with class,
+// hostSteps returns h's steps (hostStep) in serve's log at logPath from
+// start on, in order, each also logged with its time since start; with
+// last, up to the first step last reports.
+func hostSteps(t *testing.T, logPath string, h demo.Host, start time.Time, last func(event) bool) []string {
+	t.Helper()
+	var steps []string
+	for _, ev := range readEvents(t, logPath, start) {
+		step, ok := hostStep(h, ev)
+		if !ok {
+			continue
+		}
+		t.Logf("%s %6.1fs %s", h.Name, ev.Time.Sub(start).Seconds(), step)
+		steps = append(steps, step)
+		if last != nil && last(ev) {
+			break
+		}
+	}
+	return steps
+}
+
+// hostStep formats a serve log line about h: its DHCP messages with class,
 // client architecture and boot file, its TFTP transfers with their size,
 // and its HTTP requests with their status (and size, for loaders under
 // /ipxe/).
-func uefiStep(h demo.Host, ev event) (string, bool) {
+func hostStep(h demo.Host, ev event) (string, bool) {
 	from := func() bool {
 		a, err := netip.ParseAddr(ev.IP)
 		return err == nil && slices.Contains(h.Addrs(), a.Unmap())
@@ -137,7 +146,7 @@ func uefiStep(h demo.Host, ev event) (string, bool) {
 	case (strings.HasPrefix(ev.Msg, "dhcp4 ") || strings.HasPrefix(ev.Msg, "dhcp6 ")) && ev.MAC == h.MAC:
 		return fmt.Sprintf("%s class=%s arch=%s file=%s", ev.Msg, ev.Class, ev.Arch, ev.File), true
 	case ev.Msg == "tftp transfer" && from():
-		return fmt.Sprintf("tftp %s bytes=%d", ev.File, ev.Bytes), true
+		return fmt.Sprintf("tftp %s bytes=%d", strings.TrimPrefix(ev.File, "/"), ev.Bytes), true
 	case ev.Msg == "http request" && from():
 		step := fmt.Sprintf("http %s %d", ev.File, ev.Status)
 		if ev.Method != "" && ev.Method != "GET" {
