@@ -164,6 +164,17 @@ func (p *DNSPolicy) lookup(ctx context.Context, t *ttl, name string, qtype uint1
 	return a, nil
 }
 
+// refresh asks past the cache (Cache.Refresh, which renews the cached
+// answer) and records the answer's TTL.
+func (p *DNSPolicy) refresh(ctx context.Context, t *ttl, name string, qtype uint16) (dnsupdate.Answer, error) {
+	a, err := p.dns.Refresh(ctx, name, qtype)
+	if err != nil {
+		return a, fmt.Errorf("dns %s %s: %w", dns.Type(qtype), name, err)
+	}
+	t.add(a.TTL)
+	return a, nil
+}
+
 // unknown returns ErrUnknown with the reason; the caller logs it once.
 func unknown(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrUnknown)
@@ -190,6 +201,52 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 		}
 		return Decision{}, err
 	}
+	names := p.ptrNames(ptr)
+	if len(names) == 0 {
+		return Decision{}, unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
+	}
+	qtype := dns.TypeA
+	if addr.Is6() {
+		qtype = dns.TypeAAAA
+	}
+	// A PTR of ours whose host's forward record disagrees is a zone that
+	// changed under the cache (a host destroyed and made again at another
+	// address within the TTL), or one the operator must fix. The cached
+	// answers are asked once more past the cache (Cache.Refresh, which
+	// renews them) before the client counts as unknown; a client with no
+	// PTR of ours never causes an uncached query.
+	for _, refresh := range []bool{false, true} {
+		if refresh {
+			if ptr, err = p.refresh(ctx, t, rev, dns.TypePTR); err != nil {
+				return Decision{}, err
+			}
+			if names = p.ptrNames(ptr); len(names) == 0 {
+				break
+			}
+		}
+		for _, fqdn := range names {
+			look := p.lookup
+			if refresh {
+				look = p.refresh
+			}
+			fwd, err := look(ctx, t, fqdn, qtype)
+			if err != nil {
+				return Decision{}, err
+			}
+			if slices.Contains(addrs(fwd), addr) {
+				return p.complete(ctx, t, fqdn, addr, nil, 0, fmt.Sprintf("FCrDNS: PTR %s → %s, whose %s holds %s", rev, fqdn, dns.TypeToString[qtype], addr))
+			}
+		}
+	}
+	if len(names) == 0 {
+		return Decision{}, unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
+	}
+	return Decision{}, unknown("forward-confirmed reverse DNS failed: PTR %s names %s, but no %s record there holds %s", rev, strings.Join(names, ", "), dns.TypeToString[qtype], addr)
+}
+
+// ptrNames returns the host names in the zone that the PTR answer names,
+// sorted: the RRset order is the server's choice, the decision must not be.
+func (p *DNSPolicy) ptrNames(ptr dnsupdate.Answer) []string {
 	var names []string
 	for _, rr := range ptr.Records {
 		if r, ok := rr.(*dns.PTR); ok {
@@ -198,24 +255,8 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 			}
 		}
 	}
-	if len(names) == 0 {
-		return Decision{}, unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
-	}
-	slices.Sort(names) // the RRset order is the server's choice; the answer must not be
-	qtype := dns.TypeA
-	if addr.Is6() {
-		qtype = dns.TypeAAAA
-	}
-	for _, fqdn := range names {
-		fwd, err := p.lookup(ctx, t, fqdn, qtype)
-		if err != nil {
-			return Decision{}, err
-		}
-		if slices.Contains(addrs(fwd), addr) {
-			return p.complete(ctx, t, fqdn, addr, nil, 0, fmt.Sprintf("FCrDNS: PTR %s → %s, whose %s holds %s", rev, fqdn, dns.TypeToString[qtype], addr))
-		}
-	}
-	return Decision{}, unknown("forward-confirmed reverse DNS failed: PTR %s names %s, but no %s record there holds %s", rev, strings.Join(names, ", "), dns.TypeToString[qtype], addr)
+	slices.Sort(names)
+	return names
 }
 
 // byMAC identifies a DHCP client.

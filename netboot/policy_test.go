@@ -524,6 +524,75 @@ func TestDecideFollowsTTL(t *testing.T) {
 	}
 }
 
+// TestDecideRecreatedHost: a host destroyed and made again at another
+// address within the TTL is known at once: its new PTR names it, and the
+// forward answer the cache still holds (here: no A, from when it was
+// IPv6-only) is asked again past the cache. A client with no PTR of ours
+// causes no query while its negative answer is cached, and a PTR whose
+// host keeps disagreeing is still unknown.
+func TestDecideRecreatedHost(t *testing.T) {
+	for bname, mk := range backends(t) {
+		t.Run(bname, func(t *testing.T) {
+			b := mk(t)
+			clk := &clock{now: time.Unix(1_700_000_000, 0)}
+			cnt := &counter{Resolver: b}
+			cache := netboot.NewCache(cnt, netboot.CacheConfig{Now: clk.Now})
+			p := netboot.NewDNSPolicy(serveconfig.Policy(testConfig(t), nil), cache)
+			ctx := t.Context()
+			intent := inventory.Intent{{Key: "distribution", Value: "bookworm"}}
+			before := inventory.Host{Name: "again", FQDN: "again.example.com.", MAC: mustMAC("2a:4a:6a:47:7a:8e"),
+				IPv6: netip.MustParseAddr("2001:db8:135:0:284a:6aff:fe47:7a8e"), Intent: intent}
+			load(t, b, hostRecords(before)...)
+			if d, err := p.Decide(ctx, netboot.Client{Addr: before.IPv6}); err != nil || d.Host.IPv4.IsValid() {
+				t.Fatalf("IPv6-only host: %+v, %v; want it without IPv4 (its empty A now cached)", d.Host, err)
+			}
+			// vmprov destroy, then vmprov create at an IPv4 address.
+			var remove []dnsupdate.RRKey
+			for _, r := range before.Records(lab.TestZone) {
+				if dns.IsSubDomain(lab.TestZone, r.Name) {
+					remove = append(remove, dnsupdate.RRKey{Name: r.Name, Type: dns.StringToType[r.Type]})
+				}
+			}
+			if err := b.Apply(ctx, dnsupdate.ChangeSet{Zone: lab.TestZone, RemoveRRset: remove}); err != nil {
+				t.Fatal(err)
+			}
+			after := inventory.Host{Name: "again", FQDN: "again.example.com.", MAC: mustMAC("02:04:06:08:72:28"),
+				IPv4: netip.MustParseAddr("192.0.2.40"), Intent: intent}
+			load(t, b, hostRecords(after)...)
+			clk.Advance(10 * time.Second)
+			d, err := p.Decide(ctx, netboot.Client{MAC: after.MAC, VLAN: 135})
+			if err != nil || d.Host.IPv4 != after.IPv4 {
+				t.Fatalf("re-created host within the TTL: %+v, %v; want it at %s", d.Host, err, after.IPv4)
+			}
+			// Its renewed answers are cached again: no query on the next decision.
+			n := cnt.counts()
+			if _, err := p.Decide(ctx, netboot.Client{MAC: after.MAC, VLAN: 135}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(n, cnt.counts()); diff != "" {
+				t.Errorf("queries of a second decision (-before +after):\n%s", diff)
+			}
+			// A PTR that names a host whose A holds another address stays unknown.
+			load(t, b, "66.2.0.192.in-addr.arpa. 300 PTR liar.example.com.", "liar.example.com. 300 A 192.0.2.67")
+			if _, err := p.Decide(ctx, netboot.Client{Addr: netip.MustParseAddr("192.0.2.66")}); !errors.Is(err, netboot.ErrUnknown) {
+				t.Errorf("FCrDNS mismatch: %v, want ErrUnknown", err)
+			}
+			// An address without a PTR of ours: no query once its negative answer is cached.
+			stranger := netboot.Client{Addr: netip.MustParseAddr("192.0.2.77")}
+			if _, err := p.Decide(ctx, stranger); !errors.Is(err, netboot.ErrUnknown) {
+				t.Fatalf("no PTR: %v, want ErrUnknown", err)
+			}
+			n = cnt.counts()
+			if _, err := p.Decide(ctx, stranger); !errors.Is(err, netboot.ErrUnknown) {
+				t.Fatalf("no PTR: %v, want ErrUnknown", err)
+			}
+			if diff := cmp.Diff(n, cnt.counts()); diff != "" {
+				t.Errorf("queries for a client with no PTR of ours (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
 func mustRR(t testing.TB, s string) dns.RR {
 	t.Helper()
 	rr, err := dns.NewRR(s)
