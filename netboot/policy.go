@@ -201,47 +201,56 @@ func (p *DNSPolicy) byAddr(ctx context.Context, t *ttl, addr netip.Addr) (Decisi
 		}
 		return Decision{}, err
 	}
+	noPTR := func() error {
+		return unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
+	}
 	names := p.ptrNames(ptr)
 	if len(names) == 0 {
-		return Decision{}, unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
+		return Decision{}, noPTR()
 	}
 	qtype := dns.TypeA
 	if addr.Is6() {
 		qtype = dns.TypeAAAA
 	}
-	// A PTR of ours whose host's forward record disagrees is a zone that
-	// changed under the cache (a host destroyed and made again at another
-	// address within the TTL), or one the operator must fix. The cached
-	// answers are asked once more past the cache (Cache.Refresh, which
-	// renews them) before the client counts as unknown; a client with no
-	// PTR of ours never causes an uncached query.
-	for _, refresh := range []bool{false, true} {
-		if refresh {
-			if ptr, err = p.refresh(ctx, t, rev, dns.TypePTR); err != nil {
-				return Decision{}, err
-			}
-			if names = p.ptrNames(ptr); len(names) == 0 {
-				break
-			}
+	fqdn, err := p.holding(ctx, t, p.lookup, names, addr, qtype)
+	if err == nil && fqdn == "" {
+		// A PTR of ours whose host's forward record disagrees is a zone
+		// that changed under the cache (a host destroyed and made again
+		// at another address within the TTL), or one the operator must
+		// fix: both are asked once more past the cache (Cache.Refresh,
+		// which renews them) before the client counts as unknown. A
+		// client with no PTR of ours never causes an uncached query.
+		if ptr, err = p.refresh(ctx, t, rev, dns.TypePTR); err != nil {
+			return Decision{}, err
 		}
-		for _, fqdn := range names {
-			look := p.lookup
-			if refresh {
-				look = p.refresh
-			}
-			fwd, err := look(ctx, t, fqdn, qtype)
-			if err != nil {
-				return Decision{}, err
-			}
-			if slices.Contains(addrs(fwd), addr) {
-				return p.complete(ctx, t, fqdn, addr, nil, 0, fmt.Sprintf("FCrDNS: PTR %s → %s, whose %s holds %s", rev, fqdn, dns.TypeToString[qtype], addr))
-			}
+		if names = p.ptrNames(ptr); len(names) == 0 {
+			return Decision{}, noPTR()
+		}
+		fqdn, err = p.holding(ctx, t, p.refresh, names, addr, qtype)
+	}
+	switch {
+	case err != nil:
+		return Decision{}, err
+	case fqdn == "":
+		return Decision{}, unknown("forward-confirmed reverse DNS failed: PTR %s names %s, but no %s record there holds %s", rev, strings.Join(names, ", "), dns.TypeToString[qtype], addr)
+	}
+	return p.complete(ctx, t, fqdn, addr, nil, 0, fmt.Sprintf("FCrDNS: PTR %s → %s, whose %s holds %s", rev, fqdn, dns.TypeToString[qtype], addr))
+}
+
+// holding returns the first of names whose qtype record, read with look,
+// holds addr, or "" when none does.
+func (p *DNSPolicy) holding(ctx context.Context, t *ttl, look func(context.Context, *ttl, string, uint16) (dnsupdate.Answer, error),
+	names []string, addr netip.Addr, qtype uint16) (string, error) {
+	for _, fqdn := range names {
+		fwd, err := look(ctx, t, fqdn, qtype)
+		if err != nil {
+			return "", err
+		}
+		if slices.Contains(addrs(fwd), addr) {
+			return fqdn, nil
 		}
 	}
-	if len(names) == 0 {
-		return Decision{}, unknown("no PTR record %s naming a host in %s: add one (vmprov create and host add do)", rev, p.zone)
-	}
-	return Decision{}, unknown("forward-confirmed reverse DNS failed: PTR %s names %s, but no %s record there holds %s", rev, strings.Join(names, ", "), dns.TypeToString[qtype], addr)
+	return "", nil
 }
 
 // ptrNames returns the host names in the zone that the PTR answer names,
