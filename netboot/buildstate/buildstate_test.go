@@ -107,27 +107,9 @@ func setTXT(t *testing.T, d buildstate.DNS, txt ...string) {
 	}
 }
 
-func getTXT(t *testing.T, d buildstate.DNS) string {
-	t.Helper()
-	a, err := d.Lookup(t.Context(), host, dns.TypeTXT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s []string
-	for _, rr := range a.Records {
-		s = append(s, strings.Join(rr.(*dns.TXT).Txt, " "))
-	}
-	return strings.Join(s, " | ")
-}
+func getTXT(t *testing.T, d buildstate.DNS) string { return dnstest.TXT(t, d, host) }
 
-func serial(t *testing.T, d buildstate.DNS) uint32 {
-	t.Helper()
-	a, err := d.Lookup(t.Context(), lab.TestZone, dns.TypeSOA)
-	if err != nil || len(a.Records) != 1 {
-		t.Fatalf("SOA: %v %v", a.Records, err)
-	}
-	return a.Records[0].(*dns.SOA).Serial
-}
+func serial(t *testing.T, d buildstate.DNS) uint32 { return dnstest.Serial(t, d, lab.TestZone) }
 
 // TestWriter walks a host through its states and checks what is written
 // and what is left alone.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/dnsupdate/dnstest"
 	"github.com/vmprov/vmprov/netboot"
 	"github.com/vmprov/vmprov/netboot/buildstate"
 	"github.com/vmprov/vmprov/netboot/httpboot"
@@ -70,27 +71,9 @@ func call(srv http.Handler, method, target, remote string, form url.Values) *htt
 	return w
 }
 
-func txtOf(t *testing.T, d netboot.Resolver, name string) string {
-	t.Helper()
-	a, err := d.Lookup(context.Background(), name, dns.TypeTXT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s []string
-	for _, rr := range a.Records {
-		s = append(s, strings.Join(rr.(*dns.TXT).Txt, " "))
-	}
-	return strings.Join(s, " | ")
-}
+func txtOf(t *testing.T, d netboot.Resolver, name string) string { return dnstest.TXT(t, d, name) }
 
-func soaSerial(t *testing.T, d netboot.Resolver) uint32 {
-	t.Helper()
-	a, err := d.Lookup(context.Background(), lab.TestZone, dns.TypeSOA)
-	if err != nil || len(a.Records) != 1 {
-		t.Fatalf("SOA: %v, %v", a.Records, err)
-	}
-	return a.Records[0].(*dns.SOA).Serial
-}
+func soaSerial(t *testing.T, d netboot.Resolver) uint32 { return dnstest.Serial(t, d, lab.TestZone) }
 
 var tokenRE = regexp.MustCompile(`(http://[^' ]+)/done\?token=([a-z0-9.:-]+)`)
 
