@@ -1,12 +1,9 @@
 package bench
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,10 +42,6 @@ func duidLL(mac net.HardwareAddr) []byte {
 // search list and lifetimes (T1 and T2 at 0.5 and 0.8 of serve.lease_time).
 func (e *env) startKea6() *proc {
 	e.tb.Helper()
-	dir := filepath.Join(e.dir, "kea6")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		e.tb.Fatal(err)
-	}
 	var res []map[string]any
 	for _, h := range e.hosts {
 		var duid []string
@@ -57,7 +50,7 @@ func (e *env) startKea6() *proc {
 		}
 		res = append(res, map[string]any{"duid": strings.Join(duid, ":"), "ip-addresses": []string{h.IP6.String()}, "hostname": h.Name})
 	}
-	conf := map[string]any{"Dhcp6": map[string]any{
+	p := e.runKea("kea-dhcp6", "kea6", "Dhcp6", map[string]any{
 		"interfaces-config":            map[string]any{"interfaces": []string{serverIf}},
 		"lease-database":               map[string]any{"type": "memfile", "persist": false},
 		"server-id":                    map[string]any{"type": "LL", "persist": false},
@@ -75,20 +68,7 @@ func (e *env) startKea6() *proc {
 			"id": 1, "subnet": serverPrefix6.Masked().String(), "interface": serverIf,
 			"reservations": res,
 		}},
-		"loggers": []map[string]any{{
-			"name":           "kea-dhcp6",
-			"output_options": []map[string]any{{"output": filepath.Join(dir, "kea.log")}},
-			"severity":       "INFO",
-		}},
-	}}
-	b, err := json.MarshalIndent(conf, "", " ")
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	file := filepath.Join(dir, "kea-dhcp6.json")
-	writeFile(e.tb, file, b)
-	p := start(e.tb, "kea-dhcp6", e.srv, filepath.Join(dir, "kea.out"),
-		[]string{"KEA_PIDFILE_DIR=" + dir, "KEA_LOCKFILE_DIR=" + dir}, "kea-dhcp6", "-c", file)
+	})
 	e.waitDHCP6(p)
 	return p
 }

@@ -49,16 +49,12 @@ func (e *env) startVmprovDHCP() *proc {
 // a reservation by hardware address, with vmprov's options and boot file.
 func (e *env) startKea() *proc {
 	e.tb.Helper()
-	dir := filepath.Join(e.dir, "kea")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		e.tb.Fatal(err)
-	}
 	var res []map[string]any
 	for _, h := range e.hosts {
 		res = append(res, map[string]any{"hw-address": h.MAC.String(), "ip-address": h.IP.String(), "hostname": h.Name})
 	}
 	srv := serverPrefix.Addr().String()
-	conf := map[string]any{"Dhcp4": map[string]any{
+	p := e.runKea("kea-dhcp4", "kea", "Dhcp4", map[string]any{
 		"interfaces-config":            map[string]any{"interfaces": []string{serverIf}, "dhcp-socket-type": "udp"},
 		"lease-database":               map[string]any{"type": "memfile", "persist": false},
 		"host-reservation-identifiers": []string{"hw-address"},
@@ -75,22 +71,33 @@ func (e *env) startKea() *proc {
 			"next-server": srv, "boot-file-name": bootFile,
 			"reservations": res,
 		}},
-		"loggers": []map[string]any{{
-			"name":           "kea-dhcp4",
-			"output_options": []map[string]any{{"output": filepath.Join(dir, "kea.log")}},
-			"severity":       "INFO",
-		}},
+	})
+	e.waitDHCP(p)
+	return p
+}
+
+// runKea starts Kea's daemon (kea-dhcp4, kea-dhcp6) in the server
+// namespace with the configuration conf under key (Dhcp4, Dhcp6), its log,
+// lease, PID and lock files in the folder sub of the run's directory.
+func (e *env) runKea(daemon, sub, key string, conf map[string]any) *proc {
+	e.tb.Helper()
+	dir := filepath.Join(e.dir, sub)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.tb.Fatal(err)
+	}
+	conf["loggers"] = []map[string]any{{
+		"name":           daemon,
+		"output_options": []map[string]any{{"output": filepath.Join(dir, "kea.log")}},
+		"severity":       "INFO",
 	}}
-	b, err := json.MarshalIndent(conf, "", " ")
+	b, err := json.MarshalIndent(map[string]any{key: conf}, "", " ")
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	file := filepath.Join(dir, "kea-dhcp4.json")
+	file := filepath.Join(dir, daemon+".json")
 	writeFile(e.tb, file, b)
-	p := start(e.tb, "kea-dhcp4", e.srv, filepath.Join(dir, "kea.out"),
-		[]string{"KEA_PIDFILE_DIR=" + dir, "KEA_LOCKFILE_DIR=" + dir}, "kea-dhcp4", "-c", file)
-	e.waitDHCP(p)
-	return p
+	return start(e.tb, daemon, e.srv, filepath.Join(dir, "kea.out"),
+		[]string{"KEA_PIDFILE_DIR=" + dir, "KEA_LOCKFILE_DIR=" + dir}, daemon, "-c", file)
 }
 
 // startDnsmasq runs dnsmasq as a DHCP-only server with one static
