@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -214,4 +215,44 @@ func portFree(port uint16) bool {
 	}
 	u.Close()
 	return true
+}
+
+// zoneServer is what a started Knot DNS or PowerDNS of the lab offers
+// alike: one address for queries and updates, one TSIG key, one process.
+type zoneServer struct {
+	name                       string // in log lines: "knot", "powerdns"
+	listen                     netip.AddrPort
+	keyName, algorithm, secret string
+	proc                       *child
+	log                        *slog.Logger
+}
+
+// Exchange sends m to the server over TCP, signing it with the lab key if m
+// carries a TSIG record, and returns the reply. It exists for tests; vmprov
+// talks to the server through dnsupdate.
+func (z *zoneServer) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	return exchangeTCP(ctx, dialTCP(z.listen), z.keyName, z.secret, m)
+}
+
+// Stop ends the server (SIGTERM, SIGKILL after 10 s) and waits for it.
+// Stopping twice is harmless.
+func (z *zoneServer) Stop() error {
+	err := z.proc.stop(10 * time.Second)
+	z.log.Info(z.name+" stopped", "pid", z.proc.PID, "err", err)
+	return err
+}
+
+// Addr is where the server answers queries and updates.
+func (z *zoneServer) Addr() netip.AddrPort { return z.listen }
+
+// Process identifies the server's process.
+func (z *zoneServer) Process() Process { return z.proc.Process }
+
+// LogFile is the path of the server's output.
+func (z *zoneServer) LogFile() string { return z.proc.Log }
+
+// TSIG returns the key name (fully qualified), algorithm name as miekg/dns
+// spells it and base64 secret, as BIND.TSIG does.
+func (z *zoneServer) TSIG() (name, algorithm, secret string) {
+	return dns.Fqdn(z.keyName), dns.Fqdn(z.algorithm), z.secret
 }

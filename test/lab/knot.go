@@ -38,9 +38,8 @@ type KnotConfig struct {
 
 // Knot is a running knotd started by StartKnot.
 type Knot struct {
-	cfg  KnotConfig
-	proc *child
-	log  *slog.Logger
+	zoneServer
+	cfg KnotConfig
 }
 
 // KnotReadyTimeout bounds how long StartKnot waits for the zone to answer.
@@ -80,7 +79,7 @@ func StartKnot(ctx context.Context, cfg KnotConfig, log *slog.Logger) (*Knot, er
 	if err != nil {
 		return nil, fmt.Errorf("start knot: %w", err)
 	}
-	k := &Knot{cfg: cfg, proc: p, log: log}
+	k := &Knot{zoneServer: zoneServer{name: "knot", listen: cfg.Listen, keyName: cfg.KeyName, algorithm: cfg.Algorithm, secret: cfg.Secret, proc: p, log: log}, cfg: cfg}
 	if err := waitSOA(ctx, KnotReadyTimeout, p, cfg.Zone, cfg.KeyName, cfg.Algorithm, k.Exchange); err != nil {
 		_ = p.stop(5 * time.Second)
 		return nil, fmt.Errorf("start knot on %s: %w\n--- %s ---\n%s", cfg.Listen, err, logPath, tail(logPath, 30))
@@ -155,38 +154,8 @@ func (cfg KnotConfig) writeFiles() error {
 // zones is the forward zone followed by the reverse zones.
 func (cfg KnotConfig) zones() []string { return append([]string{cfg.Zone}, cfg.ReverseZones...) }
 
-// Exchange sends m to knotd over TCP, signing it with the lab key if m
-// carries a TSIG record, and returns the reply. It exists for tests; vmprov
-// talks to Knot through dnsupdate.
-func (k *Knot) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	return exchangeTCP(ctx, dialTCP(k.cfg.Listen), k.cfg.KeyName, k.cfg.Secret, m)
-}
-
-// Stop ends knotd (SIGTERM, SIGKILL after 10 s) and waits for it. Stopping
-// twice is harmless.
-func (k *Knot) Stop() error {
-	err := k.proc.stop(10 * time.Second)
-	k.log.Info("knot stopped", "pid", k.proc.PID, "err", err)
-	return err
-}
-
-// Addr is where knotd answers queries and updates.
-func (k *Knot) Addr() netip.AddrPort { return k.cfg.Listen }
-
 // Config returns the configuration knotd was started with.
 func (k *Knot) Config() KnotConfig { return k.cfg }
-
-// Process identifies the knotd process.
-func (k *Knot) Process() Process { return k.proc.Process }
-
-// LogFile is the path of knotd's output.
-func (k *Knot) LogFile() string { return k.proc.Log }
-
-// TSIG returns the key name (fully qualified), algorithm name as miekg/dns
-// spells it and base64 secret, as BIND.TSIG does.
-func (k *Knot) TSIG() (name, algorithm, secret string) {
-	return dns.Fqdn(k.cfg.KeyName), dns.Fqdn(k.cfg.Algorithm), k.cfg.Secret
-}
 
 // KnotForTest starts knotd on a port of 127.0.0.1 reserved for t (see
 // ReservePort) with the zones and key of BINDForTest (zone example.com.,

@@ -44,9 +44,8 @@ type PowerDNSConfig struct {
 
 // PowerDNS is a running pdns_server started by StartPowerDNS.
 type PowerDNS struct {
-	cfg  PowerDNSConfig
-	proc *child
-	log  *slog.Logger
+	zoneServer
+	cfg PowerDNSConfig
 }
 
 // PowerDNSReadyTimeout bounds how long StartPowerDNS waits for the zone to
@@ -99,7 +98,7 @@ func StartPowerDNS(ctx context.Context, cfg PowerDNSConfig, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("start powerdns: %w", err)
 	}
-	d := &PowerDNS{cfg: cfg, proc: p, log: log}
+	d := &PowerDNS{zoneServer: zoneServer{name: "powerdns", listen: cfg.Listen, keyName: cfg.KeyName, algorithm: cfg.Algorithm, secret: cfg.Secret, proc: p, log: log}, cfg: cfg}
 	if err := waitSOA(ctx, PowerDNSReadyTimeout, p, cfg.Zone, cfg.KeyName, cfg.Algorithm, d.Exchange); err != nil {
 		_ = p.stop(5 * time.Second)
 		return nil, fmt.Errorf("start powerdns on %s: %w\n--- %s ---\n%s", cfg.Listen, err, logPath, tail(logPath, 30))
@@ -228,39 +227,9 @@ func newSQLiteDB(ctx context.Context, path string) error {
 	return nil
 }
 
-// Exchange sends m to pdns_server over TCP, signing it with the lab key if
-// m carries a TSIG record, and returns the reply. It exists for tests;
-// vmprov talks to PowerDNS through dnsupdate.
-func (d *PowerDNS) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	return exchangeTCP(ctx, dialTCP(d.cfg.Listen), d.cfg.KeyName, d.cfg.Secret, m)
-}
-
-// Stop ends pdns_server (SIGTERM, SIGKILL after 10 s) and waits for it.
-// Stopping twice is harmless.
-func (d *PowerDNS) Stop() error {
-	err := d.proc.stop(10 * time.Second)
-	d.log.Info("powerdns stopped", "pid", d.proc.PID, "err", err)
-	return err
-}
-
-// Addr is where pdns_server answers queries and updates.
-func (d *PowerDNS) Addr() netip.AddrPort { return d.cfg.Listen }
-
 // Config returns the configuration pdns_server was started with, defaults
 // filled in.
 func (d *PowerDNS) Config() PowerDNSConfig { return d.cfg }
-
-// Process identifies the pdns_server process.
-func (d *PowerDNS) Process() Process { return d.proc.Process }
-
-// LogFile is the path of pdns_server's output.
-func (d *PowerDNS) LogFile() string { return d.proc.Log }
-
-// TSIG returns the key name (fully qualified), algorithm name as miekg/dns
-// spells it and base64 secret, as BIND.TSIG does.
-func (d *PowerDNS) TSIG() (name, algorithm, secret string) {
-	return dns.Fqdn(d.cfg.KeyName), dns.Fqdn(d.cfg.Algorithm), d.cfg.Secret
-}
 
 // PowerDNSForTest starts pdns_server (gsqlite3 backend) on a port of
 // 127.0.0.1 reserved for t (see ReservePort) with the zones and key of
