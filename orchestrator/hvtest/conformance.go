@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,47 @@ func Conformance(t *testing.T, pool string, newHV func(t *testing.T) virt.Hyperv
 		}
 		if diff := cmp.Diff(want, listed(t, hv, spec.Name), ignoreXML); diff != "" {
 			t.Errorf("List entry (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Node counts what domains commit", func(t *testing.T) {
+		hv, ctx := newHV(t), t.Context()
+		before, err := hv.Node(ctx)
+		if err != nil {
+			t.Fatalf("Node: %v", err)
+		}
+		if before.MemoryMiB == 0 || before.CPUs <= 0 {
+			t.Errorf("Node = %d MiB, %d CPUs; want both positive", before.MemoryMiB, before.CPUs)
+		}
+		if !slices.IsSorted(before.Bridges) {
+			t.Errorf("Node bridges %q are not sorted", before.Bridges)
+		}
+		spec := newSpec(t, hv, pool)
+		spec.MemoryMiB, spec.VCPUs = 96, 3
+		cleanupDomain(t, hv, spec.Name)
+		if err := hv.Define(ctx, buildXML(t, spec)); err != nil {
+			t.Fatalf("Define: %v", err)
+		}
+		after, err := hv.Node(ctx)
+		if err != nil {
+			t.Fatalf("Node: %v", err)
+		}
+		if after.Domains != before.Domains+1 || after.MemoryCommittedMiB != before.MemoryCommittedMiB+96 || after.VCPUsCommitted != before.VCPUsCommitted+3 {
+			t.Errorf("after defining a domain of 96 MiB and 3 vCPUs: Node = %d domains, %d MiB, %d vCPUs committed; want %d, %d, %d",
+				after.Domains, after.MemoryCommittedMiB, after.VCPUsCommitted, before.Domains+1, before.MemoryCommittedMiB+96, before.VCPUsCommitted+3)
+		}
+		if after.MemoryMiB != before.MemoryMiB || after.CPUs != before.CPUs {
+			t.Errorf("capacity changed with a definition: %d MiB %d CPUs, then %d MiB %d CPUs", before.MemoryMiB, before.CPUs, after.MemoryMiB, after.CPUs)
+		}
+		if err := hv.Undefine(ctx, spec.Name); err != nil {
+			t.Fatalf("Undefine: %v", err)
+		}
+		gone, err := hv.Node(ctx)
+		if err != nil {
+			t.Fatalf("Node: %v", err)
+		}
+		if gone.Domains != before.Domains || gone.MemoryCommittedMiB != before.MemoryCommittedMiB {
+			t.Errorf("after Undefine: Node = %d domains, %d MiB committed; want %d, %d", gone.Domains, gone.MemoryCommittedMiB, before.Domains, before.MemoryCommittedMiB)
 		}
 	})
 
@@ -381,7 +423,7 @@ func wantDomain(s virt.DomainSpec, state string) virt.Domain {
 		boot = virt.DefaultBoot()
 	}
 	return virt.Domain{Name: s.Name, State: state, Meta: s.Meta, MAC: strings.ToLower(s.MAC),
-		Bridge: s.Bridge, DiskPath: s.DiskPath, Boot: boot}
+		Bridge: s.Bridge, DiskPath: s.DiskPath, Boot: boot, MemoryMiB: uint64(s.MemoryMiB), VCPUs: s.VCPUs}
 }
 
 func wantState(t *testing.T, hv virt.Hypervisor, name, want string) {

@@ -31,6 +31,7 @@ const (
 	OpUndefine   Op = "Undefine"
 	OpGet        Op = "Get"
 	OpList       Op = "List"
+	OpNode       Op = "Node"
 )
 
 // The virt.VolumeStore methods.
@@ -60,6 +61,8 @@ type Fake struct {
 	domains map[string]*fakeDomain
 	fail    []failure
 	calls   []Call
+	node    virt.Node // capacity and bridges; the committed figures are computed
+	block   chan struct{}
 }
 
 type fakeVolume struct {
@@ -91,11 +94,49 @@ func NewFake(pools ...string) *Fake {
 	if len(pools) == 0 {
 		pools = []string{"default"}
 	}
-	f := &Fake{pools: map[string]map[string]*fakeVolume{}, domains: map[string]*fakeDomain{}}
+	f := &Fake{pools: map[string]map[string]*fakeVolume{}, domains: map[string]*fakeDomain{},
+		node: virt.Node{MemoryMiB: FakeMemoryMiB, CPUs: FakeCPUs, Bridges: []string{}}}
 	for _, p := range pools {
 		f.pools[p] = map[string]*fakeVolume{}
 	}
 	return f
+}
+
+// A Fake's capacity until SetNode.
+const (
+	FakeMemoryMiB = 64 << 10
+	FakeCPUs      = 16
+)
+
+// SetNode sets the memory, CPUs and bridges Node reports; the committed
+// figures are always those of the Fake's domains.
+func (f *Fake) SetNode(memoryMiB uint64, cpus int, bridges ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.node = virt.Node{MemoryMiB: memoryMiB, CPUs: cpus, Bridges: slices.Sorted(slices.Values(bridges))}
+	if f.node.Bridges == nil {
+		f.node.Bridges = []string{}
+	}
+}
+
+// Hang makes every later call block until ctx ends or Unhang, like a
+// hypervisor that has stopped answering; the call then fails.
+func (f *Fake) Hang() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.block == nil {
+		f.block = make(chan struct{})
+	}
+}
+
+// Unhang releases the calls Hang blocked and ends the hang.
+func (f *Fake) Unhang() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.block != nil {
+		close(f.block)
+		f.block = nil
+	}
 }
 
 // FailOn makes every later call of op on name ("" = any name) fail with err,
@@ -136,9 +177,21 @@ func (f *Fake) Volumes(pool string) []string {
 }
 
 // begin logs a call and returns the injected failure or ctx's error, if any.
-// f.mu must be held.
+// f.mu must be held; while the Fake hangs, begin releases it and waits.
 func (f *Fake) begin(ctx context.Context, op Op, name string) error {
 	f.calls = append(f.calls, Call{op, name})
+	if b := f.block; b != nil {
+		f.mu.Unlock()
+		select {
+		case <-b:
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("fake %s %s: hypervisor hangs: %w", op, name, err)
+		}
+		return fmt.Errorf("fake %s %s: hypervisor hung", op, name)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("fake %s %s: %w", op, name, err)
 	}
@@ -305,6 +358,23 @@ func (f *Fake) List(ctx context.Context) ([]virt.Domain, error) {
 	}
 	slices.SortFunc(out, func(a, b virt.Domain) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// Node implements virt.Hypervisor.
+func (f *Fake) Node(ctx context.Context) (virt.Node, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(ctx, OpNode, ""); err != nil {
+		return virt.Node{}, err
+	}
+	n := f.node
+	n.Bridges = slices.Clone(n.Bridges)
+	for _, d := range f.domains {
+		n.Domains++
+		n.MemoryCommittedMiB += d.dom.MemoryMiB
+		n.VCPUsCommitted += int(d.dom.VCPUs)
+	}
+	return n, nil
 }
 
 func (d *fakeDomain) current() virt.Domain {

@@ -363,6 +363,12 @@ func ParseDomain(domainXML string) (Domain, error) {
 		return Domain{}, errors.New("parse domain xml: no <name>")
 	}
 	d := Domain{Name: x.Name, XML: domainXML}
+	if x.Memory != nil {
+		d.MemoryMiB = memoryMiB(x.Memory.Value, x.Memory.Unit)
+	}
+	if x.VCPU != nil {
+		d.VCPUs = x.VCPU.Value
+	}
 	if x.OS != nil {
 		for _, b := range x.OS.BootDevices {
 			d.Boot = append(d.Boot, b.Dev)
@@ -397,6 +403,29 @@ func ParseDomain(domainXML string) (Domain, error) {
 		}
 	}
 	return d, nil
+}
+
+// memoryMiB converts a libvirt memory size (<memory unit=…>, KiB when no
+// unit is given) to MiB, rounded up.
+func memoryMiB(v uint, unit string) uint64 {
+	mult := uint64(1 << 10) // KiB
+	switch strings.ToLower(unit) {
+	case "b", "bytes":
+		mult = 1
+	case "m", "mib":
+		mult = 1 << 20
+	case "mb":
+		mult = 1000 * 1000
+	case "g", "gib":
+		mult = 1 << 30
+	case "gb":
+		mult = 1000 * 1000 * 1000
+	case "t", "tib":
+		mult = 1 << 40
+	case "kb":
+		mult = 1000
+	}
+	return (uint64(v)*mult + 1<<20 - 1) >> 20
 }
 
 // parseMetadata finds vmprov's element among the children of <metadata>

@@ -94,7 +94,7 @@ func TestBuildParseRoundTrip(t *testing.T) {
 				boot = virt.DefaultBoot()
 			}
 			want := virt.Domain{Name: spec.Name, XML: x, Meta: spec.Meta, MAC: strings.ToLower(spec.MAC),
-				Bridge: spec.Bridge, DiskPath: spec.DiskPath, Boot: boot}
+				Bridge: spec.Bridge, DiskPath: spec.DiskPath, Boot: boot, MemoryMiB: uint64(spec.MemoryMiB), VCPUs: spec.VCPUs}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("ParseDomain (-want +got):\n%s", diff)
 			}
@@ -160,12 +160,12 @@ func TestParseDomain(t *testing.T) {
 			file: "parse-live.xml",
 			want: virt.Domain{Name: "web1", MAC: "02:04:06:08:73:ac", Bridge: "br135",
 				DiskPath: "/var/lib/libvirt/images/web1.qcow2", Boot: []string{"hd", "network"},
-				Meta: virt.Metadata{VLAN: 135, Distro: "core", FQDN: "web1.example.com."}},
+				Meta: virt.Metadata{VLAN: 135, Distro: "core", FQDN: "web1.example.com."}, MemoryMiB: 1024, VCPUs: 1},
 		},
 		{
 			name: "foreign domain has zero metadata",
 			file: "parse-foreign.xml",
-			want: virt.Domain{Name: "test", MAC: "aa:bb:cc:dd:ee:ff", DiskPath: "/guest/diskimage1", Boot: []string{"hd"}},
+			want: virt.Domain{Name: "test", MAC: "aa:bb:cc:dd:ee:ff", DiskPath: "/guest/diskimage1", Boot: []string{"hd"}, MemoryMiB: 8192, VCPUs: 2},
 		},
 		{
 			name: "default namespace form",

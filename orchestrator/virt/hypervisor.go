@@ -14,6 +14,7 @@ package virt
 import (
 	"context"
 	"errors"
+	"slices"
 )
 
 // Hypervisor defines, starts, stops and removes virtual machines and their
@@ -43,6 +44,12 @@ import (
 //     ErrNotFound. Meta is zero for a domain vmprov did not define.
 //   - List returns the domains that carry vmprov metadata, in no particular
 //     order.
+//   - Node returns the hypervisor's capacity (memory, CPUs), its bridges
+//     (network interfaces of type bridge, by name, sorted) and what every
+//     defined or running domain commits of it, vmprov's or not: Domains,
+//     MemoryCommittedMiB (each domain's maximum memory) and VCPUsCommitted.
+//     Defining a domain of M MiB and V vCPUs raises the committed figures by
+//     M and V; undefining it (when not running) lowers them again.
 //
 // Every method is safe for concurrent use on different names. ctx is checked
 // before each call to the hypervisor; a call that has started is not
@@ -58,7 +65,24 @@ type Hypervisor interface {
 	Undefine(ctx context.Context, name string) error
 	Get(ctx context.Context, name string) (Domain, error)
 	List(ctx context.Context) ([]Domain, error)
+	Node(ctx context.Context) (Node, error)
 }
+
+// Node is a hypervisor's capacity and what its domains commit of it, the
+// figures placement across a fleet of hypervisors decides on
+// (docs/design.md, "Many hypervisors").
+type Node struct {
+	MemoryMiB uint64   `json:"memory_mib"` // the host's memory
+	CPUs      int      `json:"cpus"`       // the host's logical CPUs
+	Bridges   []string `json:"bridges"`    // its bridge interfaces, sorted
+	// Domains counts every defined or running domain, vmprov's or not.
+	Domains            int    `json:"domains"`
+	MemoryCommittedMiB uint64 `json:"memory_committed_mib"`
+	VCPUsCommitted     int    `json:"vcpus_committed"`
+}
+
+// HasBridge reports whether the node has the bridge name.
+func (n Node) HasBridge(name string) bool { return slices.Contains(n.Bridges, name) }
 
 // Errors a Hypervisor returns wrapped; check them with errors.Is.
 var (
@@ -98,6 +122,9 @@ type Domain struct {
 	// Boot is the boot order of <os> (<boot dev=…/>); empty when the
 	// domain orders its devices otherwise.
 	Boot []string
+	// MemoryMiB and VCPUs size the domain (<memory>, <vcpu>).
+	MemoryMiB uint64
+	VCPUs     uint
 }
 
 // Metadata is what vmprov records in a domain's <metadata> element, in its

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,16 +40,62 @@ type Libvirt struct {
 
 var _ virt.Hypervisor = (*Libvirt)(nil)
 
-// Open connects to libvirt at uri. log may be nil (discard).
+// Keepalive is how often a connection probes its libvirtd when idle
+// (virConnectSetKeepAlive), and KeepaliveCount how many unanswered probes
+// close it: a hypervisor that stops answering is noticed within about
+// Keepalive × (KeepaliveCount+1), even in the middle of a call.
+const (
+	Keepalive      = 5 * time.Second
+	KeepaliveCount = 3
+)
+
+// eventLoop is libvirt's default event loop, which keepalive messages need.
+// libvirt keeps one per process (virEventRegisterDefaultImpl), so it is
+// started once, by the first Open, and runs as long as the process does.
+var eventLoop struct {
+	once sync.Once
+	err  error
+}
+
+func startEventLoop() error {
+	eventLoop.once.Do(func() {
+		if err := libvirt.EventRegisterDefaultImpl(); err != nil {
+			eventLoop.err = wrap(err)
+			return
+		}
+		go func() {
+			for {
+				if err := libvirt.EventRunDefaultImpl(); err != nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	})
+	return eventLoop.err
+}
+
+// Open connects to libvirt at uri with keepalive probes (Keepalive) on
+// connections to a libvirtd. log may be nil (discard).
 func Open(uri string, log *slog.Logger) (*Libvirt, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	evErr := startEventLoop()
 	conn, err := libvirt.NewConnect(uri)
 	if err != nil {
 		return nil, fmt.Errorf("open libvirt %s: %w (is libvirtd running and its socket reachable? check libvirt.uri in the vmprov configuration)", uri, wrap(err))
 	}
-	return &Libvirt{conn: conn, uri: uri, log: log}, nil
+	l := &Libvirt{conn: conn, uri: uri, log: log}
+	switch {
+	case evErr != nil:
+		log.Debug("libvirt keepalive off: no event loop", "uri", uri, "err", evErr)
+	default:
+		// Drivers that run in this process (test:///) have no keepalive.
+		if err := conn.SetKeepAlive(int(Keepalive/time.Second), KeepaliveCount); err != nil {
+			log.Debug("libvirt keepalive off", "uri", uri, "err", wrap(err))
+		}
+	}
+	return l, nil
 }
 
 // Close closes the connection.
@@ -483,5 +531,80 @@ func (l *Libvirt) List(ctx context.Context) ([]virt.Domain, error) {
 			out = append(out, dom)
 		}
 	}
+	return out, nil
+}
+
+// Node implements virt.Hypervisor: the host's memory and CPUs
+// (virNodeGetInfo), its bridges (the interfaces libvirt's interface driver
+// reports as type bridge) and every domain's maximum memory and vCPUs.
+func (l *Libvirt) Node(ctx context.Context) (virt.Node, error) {
+	op := "node of " + l.uri
+	if err := ctx.Err(); err != nil {
+		return virt.Node{}, fmt.Errorf("%s: %w", op, err)
+	}
+	info, err := l.conn.GetNodeInfo()
+	if err != nil {
+		return virt.Node{}, fmt.Errorf("%s: %w", op, wrap(err))
+	}
+	n := virt.Node{MemoryMiB: info.Memory >> 10, CPUs: int(info.Cpus)}
+	if n.Bridges, err = l.bridges(ctx); err != nil {
+		return virt.Node{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return virt.Node{}, fmt.Errorf("%s: %w", op, err)
+	}
+	all, err := l.conn.ListAllDomains(0)
+	if err != nil {
+		return virt.Node{}, fmt.Errorf("%s: list domains: %w", op, wrap(err))
+	}
+	defer func() {
+		for i := range all {
+			_ = all[i].Free()
+		}
+	}()
+	for i := range all {
+		di, err := all[i].GetInfo()
+		if code(err) == libvirt.ERR_NO_DOMAIN {
+			continue // removed since the listing
+		}
+		if err != nil {
+			return virt.Node{}, fmt.Errorf("%s: domain info: %w", op, wrap(err))
+		}
+		n.Domains++
+		n.MemoryCommittedMiB += (di.MaxMem + 1<<10 - 1) >> 10
+		n.VCPUsCommitted += int(di.NrVirtCpu)
+	}
+	return n, nil
+}
+
+// bridges lists the host's bridge interfaces, active or not, sorted.
+func (l *Libvirt) bridges(ctx context.Context) ([]string, error) {
+	ifs, err := l.conn.ListAllInterfaces(libvirt.CONNECT_LIST_INTERFACES_ACTIVE | libvirt.CONNECT_LIST_INTERFACES_INACTIVE)
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces (libvirt's interface driver): %w", wrap(err))
+	}
+	defer func() {
+		for i := range ifs {
+			_ = ifs[i].Free()
+		}
+	}()
+	out := []string{}
+	for i := range ifs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		x, err := ifs[i].GetXMLDesc(0)
+		if err != nil {
+			continue // gone since the listing
+		}
+		var iface libvirtxml.Interface
+		if err := iface.Unmarshal(x); err != nil {
+			return nil, fmt.Errorf("interface XML: %w", err)
+		}
+		if iface.Bridge != nil && iface.Name != "" {
+			out = append(out, iface.Name)
+		}
+	}
+	slices.Sort(out)
 	return out, nil
 }
