@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -31,14 +32,17 @@ const EnvPath = "VMPROV_CONFIG"
 
 // Config is the whole configuration file.
 type Config struct {
-	DNS        DNS        `yaml:"dns" json:"dns"`
-	Libvirt    Libvirt    `yaml:"libvirt" json:"libvirt"`
-	Boot       Boot       `yaml:"boot" json:"boot"`
-	VLANs      []VLAN     `yaml:"vlans" json:"vlans"`
-	Serve      Serve      `yaml:"serve" json:"serve"`
-	BSDP       BSDP       `yaml:"bsdp" json:"bsdp"`
-	Addressing Addressing `yaml:"addressing" json:"addressing"`
-	IPXE       IPXE       `yaml:"ipxe" json:"ipxe"`
+	DNS     DNS     `yaml:"dns" json:"dns"`
+	Libvirt Libvirt `yaml:"libvirt" json:"libvirt"`
+	// Hypervisors is the fleet VMs are placed on (docs/design.md, "Many
+	// hypervisors"); empty means libvirt.uri alone.
+	Hypervisors []Hypervisor `yaml:"hypervisors" json:"hypervisors,omitempty"`
+	Boot        Boot         `yaml:"boot" json:"boot"`
+	VLANs       []VLAN       `yaml:"vlans" json:"vlans"`
+	Serve       Serve        `yaml:"serve" json:"serve"`
+	BSDP        BSDP         `yaml:"bsdp" json:"bsdp"`
+	Addressing  Addressing   `yaml:"addressing" json:"addressing"`
+	IPXE        IPXE         `yaml:"ipxe" json:"ipxe"`
 }
 
 // DNS says where vmprov's records live and how updates are signed.
@@ -76,7 +80,42 @@ type Libvirt struct {
 	Firmware string `yaml:"firmware" json:"firmware"`
 	// Emulator overrides the domain's <emulator>; empty lets libvirt choose.
 	Emulator string `yaml:"emulator" json:"emulator,omitempty"`
+	// Timeout bounds each call to one hypervisor, connecting included: a
+	// hypervisor that does not answer within it counts as unreachable for
+	// the rest of the command. Default DefaultHypervisorTimeout.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
+
+// DefaultHypervisorTimeout is libvirt.timeout's default.
+const DefaultHypervisorTimeout = 10 * time.Second
+
+// Hypervisor is one member of the fleet.
+type Hypervisor struct {
+	// Name is how vmprov names it (an RFC 1123 label): in --on, in the
+	// host's TXT (hypervisor=NAME) and in list.
+	Name string `yaml:"name" json:"name"`
+	// URI is its libvirt URI, e.g. qemu+ssh://root@hv1.example.com/system.
+	URI string `yaml:"uri" json:"uri"`
+	// MemoryMiB caps the memory vmprov commits on it (every domain's
+	// maximum memory, vmprov's or not); 0 means the host's memory.
+	MemoryMiB uint64 `yaml:"memory_mib" json:"memory_mib,omitempty"`
+}
+
+// Duration is a time.Duration written as Go writes one ("10s", "1m30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit, e.g. 10s or 1m", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // TFTPOff as serve.tftp turns the TFTP server off.
 const TFTPOff = "off"
@@ -348,6 +387,9 @@ func (c *Config) SetDefaults() {
 	if c.Libvirt.Firmware == "" {
 		c.Libvirt.Firmware = FirmwareBIOS
 	}
+	if c.Libvirt.Timeout.Duration == 0 {
+		c.Libvirt.Timeout.Duration = DefaultHypervisorTimeout
+	}
 	if c.Boot.Site == "" && c.DNS.Zone != "" {
 		c.Boot.Site, _, _ = strings.Cut(c.DNS.Zone, ".")
 	}
@@ -488,6 +530,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Libvirt.Firmware != FirmwareBIOS && c.Libvirt.Firmware != FirmwareEFI && c.Libvirt.Firmware != FirmwareEFISecure {
 		bad("libvirt.firmware %q is not %s (SeaBIOS), %s (OVMF) or %s (OVMF with Secure Boot)", c.Libvirt.Firmware, FirmwareBIOS, FirmwareEFI, FirmwareEFISecure)
+	}
+	if c.Libvirt.Timeout.Duration < 0 {
+		bad("libvirt.timeout %s is negative: give a positive duration such as 10s", c.Libvirt.Timeout)
+	}
+	names, uris := map[string]bool{}, map[string]string{}
+	for i, h := range c.Hypervisors {
+		switch {
+		case !validLabel(h.Name):
+			bad("hypervisors[%d].name %q is not a host name label (letters, digits, hyphens)", i, h.Name)
+		case names[h.Name]:
+			bad("hypervisors[%d].name %q is used twice: each hypervisor needs its own name", i, h.Name)
+		case h.URI == "":
+			bad("hypervisors[%d] (%s) has no uri: give its libvirt URI, e.g. qemu+ssh://root@%s.example.com/system", i, h.Name, h.Name)
+		case uris[h.URI] != "":
+			bad("hypervisors[%d] (%s) has the uri of %s (%s): one hypervisor, one entry", i, h.Name, uris[h.URI], h.URI)
+		}
+		names[h.Name], uris[h.URI] = true, h.Name
 	}
 	if r := c.Libvirt.ROM; r != "" && r != ROMNone && !strings.HasPrefix(r, "/") {
 		bad("libvirt.rom %q is not an absolute path: give the ROM's path on the hypervisor, or %q for no option ROM", r, ROMNone)

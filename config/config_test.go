@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -49,11 +50,31 @@ func TestDefaults(t *testing.T) {
 		c.Libvirt.URI != "qemu:///system" || c.DNS.TSIG.Name != "vmprov." || c.Serve.Dir != "/var/lib/vmprov" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	if c.Libvirt.Timeout.Duration != DefaultHypervisorTimeout || len(c.Hypervisors) != 0 {
+		t.Errorf("libvirt.timeout = %s, hypervisors %v; want %s and none", c.Libvirt.Timeout, c.Hypervisors, DefaultHypervisorTimeout)
+	}
 	// arm64 UEFI and Secure Boot hosts boot Debian's shim → signed GRUB,
 	// which reads grub.cfg under its architecture's prefix.
 	if c.Serve.Loaders[11] != "bootnetaa64.efi" || c.Serve.SecureBoot.Loaders[7] != "bootnetx64.efi" || c.Serve.SecureBoot.Loaders[9] != "bootnetx64.efi" || c.Serve.SecureBoot.Loaders[11] != "bootnetaa64.efi" ||
 		c.Serve.SignedGrubConfigs[7] != "debian-installer/amd64/grub/grub.cfg" || c.Serve.SignedGrubConfigs[11] != "debian-installer/arm64/grub/grub.cfg" {
 		t.Errorf("signed chain defaults: serve.loaders %v, serve.secure_boot %+v, serve.signed_grub_cfg %v", c.Serve.Loaders, c.Serve.SecureBoot, c.Serve.SignedGrubConfigs)
+	}
+}
+
+func TestHypervisors(t *testing.T) {
+	c, err := Parse([]byte(`dns: {zone: example.com}
+vlans: [{id: 7, ipv6: '2001:db8:7::/64'}]
+libvirt: {timeout: 2500ms}
+hypervisors:
+  - {name: hv1, uri: "qemu+ssh://root@hv1.example.com/system"}
+  - {name: hv2, uri: "qemu+tcp://hv2.example.com/system", memory_mib: 65536}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Hypervisor{{Name: "hv1", URI: "qemu+ssh://root@hv1.example.com/system"}, {Name: "hv2", URI: "qemu+tcp://hv2.example.com/system", MemoryMiB: 65536}}
+	if diff := cmp.Diff(want, c.Hypervisors); diff != "" || c.Libvirt.Timeout.Duration != 2500*time.Millisecond {
+		t.Errorf("hypervisors (-want +got):\n%s\ntimeout %s, want 2.5s", diff, c.Libvirt.Timeout)
 	}
 }
 
@@ -141,6 +162,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad algorithm", "dns: {zone: example.com., tsig: {algorithm: md5}}\n", []string{"md5", "hmac-sha256"}},
 		{"bad domain type", base + "libvirt: {domain_type: xen}\n", []string{"xen"}},
 		{"bad firmware", base + "libvirt: {firmware: uefi}\n", []string{`libvirt.firmware "uefi"`, "efi (OVMF)"}},
+		{"bad timeout", base + "libvirt: {timeout: 10}\n", []string{`duration "10"`, "10s"}},
+		{"negative timeout", base + "libvirt: {timeout: -1s}\n", []string{"libvirt.timeout -1s", "positive"}},
+		{"hypervisor name", base + "hypervisors: [{name: hv_1, uri: qemu:///system}]\n", []string{`hypervisors[0].name "hv_1"`}},
+		{"hypervisor twice", base + "hypervisors: [{name: hv1, uri: qemu+ssh://a/system}, {name: hv1, uri: qemu+ssh://b/system}]\n", []string{`hypervisors[1].name "hv1" is used twice`}},
+		{"hypervisor without uri", base + "hypervisors: [{name: hv1}]\n", []string{"hypervisors[0] (hv1) has no uri"}},
+		{"hypervisor uri twice", base + "hypervisors: [{name: hv1, uri: qemu+ssh://a/system}, {name: hv2, uri: qemu+ssh://a/system}]\n", []string{"hypervisors[1] (hv2) has the uri of hv1"}},
 		{"relative loader dir", base + "serve: {loader_dirs: [lib/ipxe]}\n", []string{`serve.loader_dirs: "lib/ipxe"`, "absolute", "[]"}},
 		{"absolute asset prefix", base + "serve: {asset_dirs: [{prefix: /debian, dir: /srv/d-i}]}\n", []string{`serve.asset_dirs[0]: prefix "/debian"`, "relative"}},
 		{"asset prefix leaves /assets", base + "serve: {asset_dirs: [{prefix: ../etc, dir: /srv/d-i}]}\n", []string{`prefix "../etc"`}},

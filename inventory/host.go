@@ -26,6 +26,12 @@ const (
 	// (${arch}: x86_64 unless set, aarch64), which picks the installer's
 	// paths and console.
 	KeyArch = "arch"
+	// KeyHypervisor names the member of the fleet (hypervisors: in the
+	// configuration) that a VM is defined on, so that show, destroy and
+	// reinstall --now go straight to it (docs/design.md, "Many
+	// hypervisors"). Like the build state it is vmprov's own key: never an
+	// iPXE variable or a kernel argument.
+	KeyHypervisor = "hypervisor"
 )
 
 // DefaultFilename is the bootstrap script when the intent names none.

@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -40,24 +39,29 @@ func (o *Orchestrator) ReinstallNow(ctx context.Context, name, distro, script st
 	if err := validateHost(name, distro, script, vars); err != nil {
 		return nil, err
 	}
-	if o.hv == nil {
+	if o.fleet == nil {
 		return nil, fmt.Errorf("reinstall %s --now: no hypervisor configured", name)
 	}
-	d, err := o.hv.Get(ctx, name)
-	switch {
-	case errors.Is(err, virt.ErrNotFound):
-		return nil, invalid("reinstall %s --now: %s has no domain on %s, and power control of bare metal is not configured: run reinstall without --now and power-cycle the machine yourself", name, name, o.cfg.Libvirt.URI)
-	case err != nil:
+	h, _, err := o.dns.lookupHost(ctx, name)
+	if err != nil {
 		return nil, fmt.Errorf("reinstall %s --now: %w", name, err)
 	}
+	f, err := o.locate(ctx, name, h.Intent)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reinstall %s --now: %w; nothing was changed", name, err)
+	case f.dom == nil:
+		return nil, invalid("reinstall %s --now: %s has no domain on %s, and power control of bare metal is not configured: run reinstall without --now and power-cycle the machine yourself", name, name, o.fleetLabel())
+	}
+	d, hv := *f.dom, f.hv
 	p, err := o.Reinstall(ctx, name, distro, script, vars)
 	if err != nil {
 		return nil, err
 	}
-	if err := o.hv.Destroy(ctx, name); err != nil {
+	if err := hv.Destroy(ctx, name); err != nil {
 		return nil, fmt.Errorf("reinstall %s --now: the TXT record says install, but the power-off failed: %w; reset the VM yourself", name, err)
 	}
-	if err := o.hv.Start(ctx, name); err != nil {
+	if err := hv.Start(ctx, name); err != nil {
 		return nil, fmt.Errorf("reinstall %s --now: the TXT record says install, but the start failed: %w; start the VM yourself", name, err)
 	}
 	if len(d.Boot) > 0 && d.Boot[0] == virt.BootDisk {
@@ -65,7 +69,7 @@ func (o *Orchestrator) ReinstallNow(ctx context.Context, name, distro, script st
 			"host", p.FQDN)
 	}
 	o.log.Info("vm power-cycled", "host", p.FQDN)
-	if got, err := o.hv.Get(ctx, name); err == nil {
+	if got, err := hv.Get(ctx, name); err == nil {
 		p.Power, p.Boot = got.State, slices.Clone(got.Boot)
 		p.VLAN, p.MAC, p.Bridge = got.Meta.VLAN, got.MAC, got.Bridge
 	}

@@ -28,6 +28,8 @@ func checkIntent(distro, script string, vars []inventory.Var) error {
 			return invalid("--txt %s=%s: set %s with --distro", v.Key, v.Value, v.Key)
 		case inventory.KeyFirmware:
 			return invalid("--txt %s=%s: set %s with --firmware", v.Key, v.Value, v.Key)
+		case inventory.KeyHypervisor:
+			return invalid("--txt %s=%s: vmprov records where a VM is placed; choose the hypervisor with create --on", v.Key, v.Value)
 		case inventory.KeyState, inventory.KeyBuildID:
 			return invalid("--txt %s=%s: %s is vmprov's build record (docs/design.md, \"A host's life\"): create, host add and reinstall set it, vmprov serve advances it", v.Key, v.Value, v.Key)
 		}

@@ -9,23 +9,25 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/orchestrator/fleet"
 	"github.com/vmprov/vmprov/orchestrator/virt"
 )
 
 // Hypervisor is the port to libvirt; see virt.Hypervisor for its contract.
 type Hypervisor = virt.Hypervisor
 
-// Orchestrator runs the VM workflow against one DNS server and one
-// hypervisor. It is safe for concurrent use.
+// Orchestrator runs the VM workflow against one DNS server and a fleet of
+// hypervisors (one, without `hypervisors:`). It is safe for concurrent use.
 type Orchestrator struct {
 	cfg     *config.Config
 	plan    planner
 	dns     hostDNS
-	hv      Hypervisor
+	fleet   *fleet.Fleet // nil for DNS-only work
 	log     *slog.Logger
 	randMAC func() (net.HardwareAddr, error)
 }
@@ -34,8 +36,11 @@ type Orchestrator struct {
 type Config struct {
 	Config     *config.Config
 	DNS        DNS
-	Hypervisor Hypervisor // may be nil for DNS-only work (bare-metal hosts)
-	Log        *slog.Logger
+	Hypervisor Hypervisor // one hypervisor, at libvirt.uri; nil: see Fleet
+	// Fleet is the hypervisors VMs are placed on; nil means Hypervisor
+	// alone, and both nil DNS-only work (bare-metal hosts).
+	Fleet *fleet.Fleet
+	Log   *slog.Logger
 	// Rand draws build ids (TXT build_id=); nil is crypto/rand.
 	Rand io.Reader
 }
@@ -55,8 +60,11 @@ func New(c Config) (*Orchestrator, error) {
 		cfg:  c.Config,
 		plan: p,
 		dns:  hostDNS{dns: c.DNS, zone: c.Config.DNS.Zone, reverseZones: c.Config.DNS.ReverseZones, ttl: c.Config.DNS.TTL},
-		hv:   c.Hypervisor,
-		log:  log,
+		fleet: c.Fleet,
+		log:   log,
+	}
+	if o.fleet == nil && c.Hypervisor != nil {
+		o.fleet = fleet.Single(c.Config.Libvirt.URI, c.Hypervisor)
 	}
 	o.randMAC = func() (net.HardwareAddr, error) { return p.scheme.RandomSLAACMAC(nil) }
 	return o, nil
@@ -72,6 +80,15 @@ func (o *Orchestrator) Plan(ctx context.Context, r Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	var placed *placement
+	if o.fleet != nil && o.fleet.Named() {
+		if placed, err = o.place(ctx, r, vlan); err != nil {
+			return nil, err
+		}
+		r.hypervisor = placed.choice.Candidates[0].Member.Name
+	} else if r.On != "" {
+		return nil, invalid("--on %s: there is no fleet: list the hypervisors under hypervisors: in the configuration", r.On)
+	}
 	var pl *Plan
 	if r.IPv4.IsValid() {
 		pl, err = o.plan.plan(r, vlan, nil)
@@ -80,6 +97,12 @@ func (o *Orchestrator) Plan(ctx context.Context, r Request) (*Plan, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if placed != nil {
+		pl.Hypervisor, pl.Rejected = r.hypervisor, placed.choice.Rejected
+		for _, c := range placed.choice.Candidates {
+			pl.Candidates = append(pl.Candidates, c.Member.Name)
+		}
 	}
 	pl.DomainXML, err = o.plan.domainXML(pl, r, "/path/of/"+pl.Disk)
 	if err != nil {
@@ -117,19 +140,42 @@ func (o *Orchestrator) planSLAAC(ctx context.Context, r Request, vlan config.VLA
 
 // Create runs the whole workflow: DNS claim, disk, define, start. On failure
 // every earlier step is undone and the error says what failed and what was
-// rolled back.
+// rolled back. With a fleet (`hypervisors:`) the VM is placed first (Place)
+// and the choice recorded in its TXT (hypervisor=NAME); when the disk,
+// define or start fails on the chosen hypervisor, that hypervisor's steps
+// are undone and the next candidate is tried, and the error lists every
+// attempt.
 func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
-	if o.hv == nil {
+	if o.fleet == nil {
 		return nil, errors.New("create: no hypervisor configured")
 	}
 	vlan, err := o.plan.validate(&r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := o.hv.Get(ctx, r.Name); err == nil {
-		return nil, fmt.Errorf("%w: a domain named %s already exists on %s: pick another --name or remove it with `vmprov destroy %s`", ErrNameExists, r.Name, o.cfg.Libvirt.URI, r.Name)
-	} else if !errors.Is(err, virt.ErrNotFound) {
-		return nil, fmt.Errorf("create %s: %w", r.Name, err)
+	var cands []fleet.Status
+	if o.fleet.Named() {
+		placed, err := o.place(ctx, r, vlan)
+		if err != nil {
+			return nil, err
+		}
+		cands = placed.choice.Candidates
+		r.hypervisor = cands[0].Member.Name
+	} else {
+		if r.On != "" {
+			return nil, invalid("--on %s: there is no fleet: list the hypervisors under hypervisors: in the configuration", r.On)
+		}
+		m := o.fleet.Members()[0]
+		hv, err := o.fleet.Hypervisor(ctx, m.Name)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", r.Name, err)
+		}
+		if _, err := hv.Get(ctx, r.Name); err == nil {
+			return nil, fmt.Errorf("%w: a domain named %s already exists on %s: pick another --name or remove it with `vmprov destroy %s`", ErrNameExists, r.Name, m.URI, r.Name)
+		} else if !errors.Is(err, virt.ErrNotFound) {
+			return nil, fmt.Errorf("create %s: %w", r.Name, err)
+		}
+		cands = []fleet.Status{{Member: m}}
 	}
 
 	// 1. Plan and claim DNS. IPv6-only hosts retry with a new MAC when the
@@ -159,43 +205,94 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 		o.log.Info("random MAC's address taken meanwhile, picking another", "mac", pl.MAC, "ip", pl.host.IPv6.String())
 		tried[pl.MAC] = true
 	}
-	o.log.Info("dns claimed", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN)
+	o.log.Info("dns claimed", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN, "hypervisor", r.hypervisor)
+	undo := []step{{"DNS records removed", undoDNS}}
 
-	var undo []step
-	undo = append(undo, step{"DNS records removed", undoDNS})
-	fail := func(what string, err error) (*Plan, error) {
-		return nil, o.rollback(ctx, fmt.Errorf("create %s: %s: %w", r.Name, what, err), undo)
+	if !o.fleet.Named() {
+		steps, err := o.createOn(ctx, cands[0], pl, r)
+		if err != nil {
+			return nil, o.rollback(ctx, fmt.Errorf("create %s: %w", r.Name, err), append(undo, steps...))
+		}
+		return pl, nil
 	}
+	var attempts []string
+	for i, c := range cands {
+		name := c.Member.Name
+		if i > 0 {
+			revert, err := o.moveIntent(ctx, pl, name)
+			if err != nil {
+				attempts = append(attempts, fmt.Sprintf("%s: record hypervisor=%s in the TXT: %v", name, name, err))
+				break
+			}
+			undo = append(undo, revert)
+		}
+		steps, err := o.createOn(ctx, c, pl, r)
+		if err == nil {
+			pl.Hypervisor = name
+			return pl, nil
+		}
+		msg := o.rollback(ctx, fmt.Errorf("%s: %w", name, err), steps).Error()
+		attempts = append(attempts, msg)
+		o.log.Warn("create failed on a hypervisor", "host", pl.FQDN, "hypervisor", name, "err", msg)
+		if ctx.Err() != nil || strings.Contains(msg, "ROLLBACK FAILED") {
+			break
+		}
+	}
+	return nil, o.rollback(ctx, fmt.Errorf("create %s: %s", r.Name, strings.Join(attempts, "; then ")), undo)
+}
+
+// createOn makes the VM on candidate c: disk, define, start. It returns the
+// steps that undo what it did, on success too.
+func (o *Orchestrator) createOn(ctx context.Context, c fleet.Status, pl *Plan, r Request) ([]step, error) {
+	hv, err := o.fleet.Hypervisor(ctx, c.Member.Name)
+	if err != nil {
+		return nil, err
+	}
+	var undo []step
 
 	// 2. Disk.
-	path, err := o.hv.CreateDisk(ctx, o.cfg.Libvirt.Pool, r.Name, uint64(pl.DiskGiB)<<30)
+	path, err := hv.CreateDisk(ctx, o.cfg.Libvirt.Pool, r.Name, uint64(pl.DiskGiB)<<30)
 	if err != nil {
-		return fail(fmt.Sprintf("disk %s in pool %s", pl.Disk, o.cfg.Libvirt.Pool), err)
+		return undo, fmt.Errorf("disk %s in pool %s: %w", pl.Disk, o.cfg.Libvirt.Pool, err)
 	}
 	undo = append(undo, step{"disk deleted", func(ctx context.Context) error {
-		return o.hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, r.Name)
+		return hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, r.Name)
 	}})
 
 	// 3. Define.
 	xml, err := o.plan.domainXML(pl, r, path)
 	if err != nil {
-		return fail("domain XML", err)
+		return undo, fmt.Errorf("domain XML: %w", err)
 	}
 	pl.DomainXML = xml
-	if err := o.hv.Define(ctx, xml); err != nil {
-		return fail("define domain", err)
+	if err := hv.Define(ctx, xml); err != nil {
+		return undo, fmt.Errorf("define domain: %w", err)
 	}
 	undo = append(undo, step{"domain undefined", func(ctx context.Context) error {
-		return errors.Join(o.hv.Destroy(ctx, r.Name), o.hv.Undefine(ctx, r.Name))
+		return errors.Join(hv.Destroy(ctx, r.Name), hv.Undefine(ctx, r.Name))
 	}})
 
+	// With a fleet, the definition is the reservation: counted again with
+	// it, the hypervisor must still be within its limit, or a concurrent
+	// create took the room meanwhile and this one yields (docs/design.md,
+	// "Many hypervisors").
+	if o.fleet.Named() {
+		n, err := hv.Node(ctx)
+		if err != nil {
+			return undo, fmt.Errorf("count what is committed after define: %w", err)
+		}
+		if st := (fleet.Status{Member: c.Member, Node: n}); fleet.Overcommitted(st) {
+			return undo, fmt.Errorf("another VM took the room meanwhile: with this one, %d of %d MiB are committed", n.MemoryCommittedMiB, st.Limit())
+		}
+	}
+
 	// 4. Start.
-	if err := o.hv.Start(ctx, r.Name); err != nil {
-		return fail("start domain", err)
+	if err := hv.Start(ctx, r.Name); err != nil {
+		return undo, fmt.Errorf("start domain: %w", err)
 	}
 	pl.Power = virt.StateRunning
-	o.log.Info("vm created", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN)
-	return pl, nil
+	o.log.Info("vm created", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN, "hypervisor", c.Member.Name)
+	return undo, nil
 }
 
 type step struct {
@@ -233,6 +330,11 @@ var ErrNotFound = errors.New("no such host")
 // its DNS records. It succeeds when some part is already gone, and fails
 // with ErrNotFound when nothing of the host exists.
 //
+// With a fleet the domain is looked for where its TXT says (hypervisor=);
+// when that hypervisor (or, without the key, any) cannot be reached,
+// Destroy refuses and changes nothing: removing the records of a VM that
+// still runs would leave it unknown to DNS and to vmprov.
+//
 // A name without a vmprov domain may be a bare-metal host (vmprov host
 // add): Destroy then removes its _mac CNAME too, as host remove does. An
 // operator who destroys a host means all of it gone, and a CNAME left
@@ -244,26 +346,28 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	if err := inventory.ValidateName(name); err != nil {
 		return invalid("%v", err)
 	}
-	var errs []error
-	foundDomain := false
-	if o.hv != nil {
-		d, err := o.hv.Get(ctx, name)
-		switch {
-		case err == nil:
-			if d.Meta == (virt.Metadata{}) {
-				return fmt.Errorf("destroy %s: %w: domain %s on %s was not created by vmprov (it has no vmprov metadata): remove it with virsh", name, ErrInvalid, name, o.cfg.Libvirt.URI)
-			}
-			foundDomain = true
-			errs = append(errs, o.hv.Destroy(ctx, name), o.hv.Undefine(ctx, name),
-				o.hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
-		case errors.Is(err, virt.ErrNotFound):
-		default:
-			return fmt.Errorf("destroy %s: %w", name, err)
-		}
-	}
 	host, found, err := o.dns.lookupHost(ctx, name)
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)
+	}
+	var errs []error
+	foundDomain := false
+	if o.fleet != nil {
+		f, err := o.locate(ctx, name, host.Intent)
+		if err != nil {
+			return fmt.Errorf("destroy %s: %w; nothing was changed (its DNS records are kept): run destroy again when the hypervisor answers", name, err)
+		}
+		for _, w := range f.warnings {
+			o.log.Warn(w, "host", host.FQDN)
+		}
+		if d := f.dom; d != nil {
+			if d.Meta == (virt.Metadata{}) {
+				return fmt.Errorf("destroy %s: %w: domain %s on %s was not created by vmprov (it has no vmprov metadata): remove it with virsh", name, ErrInvalid, name, f.member.Label())
+			}
+			foundDomain = true
+			errs = append(errs, f.hv.Destroy(ctx, name), f.hv.Undefine(ctx, name),
+				f.hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
+		}
 	}
 	var macOwners []string
 	if !foundDomain {
@@ -272,7 +376,7 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 		}
 	}
 	if !found && !foundDomain && len(macOwners) == 0 {
-		return fmt.Errorf("destroy %s: %w: neither DNS zone %s nor %s has it (see `vmprov list`)", name, ErrNotFound, o.cfg.DNS.Zone, o.cfg.Libvirt.URI)
+		return fmt.Errorf("destroy %s: %w: neither DNS zone %s nor %s has it (see `vmprov list`)", name, ErrNotFound, o.cfg.DNS.Zone, o.fleetLabel())
 	}
 	if found || len(macOwners) > 0 {
 		errs = append(errs, o.dns.release(ctx, host, macOwners))
@@ -284,51 +388,125 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	return nil
 }
 
-// Show returns what DNS and the hypervisor hold for name.
+// Show returns what DNS and the hypervisor hold for name. A hypervisor that
+// cannot be reached makes a warning, not an error: DNS still answers.
 func (o *Orchestrator) Show(ctx context.Context, name string) (*Plan, error) {
 	if err := inventory.ValidateName(name); err != nil {
 		return nil, invalid("%v", err)
-	}
-	var d *virt.Domain
-	if o.hv != nil {
-		got, err := o.hv.Get(ctx, name)
-		switch {
-		case err == nil:
-			d = &got
-		case !errors.Is(err, virt.ErrNotFound):
-			return nil, fmt.Errorf("show %s: %w", name, err)
-		}
 	}
 	host, found, err := o.dns.lookupHost(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("show %s: %w", name, err)
 	}
-	if !found && d == nil {
-		return nil, fmt.Errorf("show %s: %w in DNS zone %s or on %s", name, ErrNotFound, o.cfg.DNS.Zone, o.cfg.Libvirt.URI)
+	var f located
+	if o.fleet != nil {
+		got, err := o.locate(ctx, name, host.Intent)
+		switch {
+		case err == nil:
+			f = got
+		case errors.Is(err, fleet.ErrUnreachable) && found:
+			f.warnings = append(f.warnings, err.Error())
+		default:
+			return nil, fmt.Errorf("show %s: %w", name, err)
+		}
 	}
-	return o.describe(host, d), nil
+	if !found && f.dom == nil {
+		return nil, fmt.Errorf("show %s: %w in DNS zone %s or on %s", name, ErrNotFound, o.cfg.DNS.Zone, o.fleetLabel())
+	}
+	p := o.describe(host, f.dom)
+	if f.dom != nil {
+		p.Hypervisor = f.member.Name
+	}
+	p.Warnings = f.warnings
+	return p, nil
 }
 
-// List returns the vmprov-managed domains joined with their DNS records,
-// sorted by name.
+// List returns the vmprov-managed domains of every hypervisor joined with
+// their DNS records, sorted by name. The hypervisors are asked at once,
+// each within the member deadline; when some cannot be asked, List returns
+// what the others hold together with an *UnreachableError naming them.
 func (o *Orchestrator) List(ctx context.Context) ([]*Plan, error) {
-	if o.hv == nil {
+	if o.fleet == nil {
 		return nil, errors.New("list: no hypervisor configured")
 	}
-	ds, err := o.hv.List(ctx)
+	rs := fleet.Each(ctx, o.fleet, func(ctx context.Context, _ fleet.Member, hv virt.Hypervisor) ([]virt.Domain, error) {
+		return hv.List(ctx)
+	})
+	type entry struct {
+		member string
+		dom    virt.Domain
+	}
+	var all []entry
+	for _, r := range rs {
+		for _, d := range r.Value {
+			all = append(all, entry{r.Member.Name, d})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].dom.Name != all[j].dom.Name {
+			return all[i].dom.Name < all[j].dom.Name
+		}
+		return all[i].member < all[j].member
+	})
+	out := make([]*Plan, len(all))
+	err := forEach(ctx, len(all), func(ctx context.Context, i int) error {
+		host, _, err := o.dns.lookupHost(ctx, all[i].dom.Name)
+		if err != nil {
+			return err
+		}
+		p := o.describe(host, &all[i].dom)
+		p.Hypervisor = all[i].member
+		if rec, ok := host.Intent.Get(inventory.KeyHypervisor); ok && o.fleet.Named() && rec != p.Hypervisor {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("the TXT record says hypervisor=%s, but the domain is on %s", rec, p.Hypervisor))
+		}
+		out[i] = p
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Name < ds[j].Name })
-	out := make([]*Plan, 0, len(ds))
-	for i := range ds {
-		host, _, err := o.dns.lookupHost(ctx, ds[i].Name)
-		if err != nil {
-			return nil, fmt.Errorf("list: %w", err)
-		}
-		out = append(out, o.describe(host, &ds[i]))
+	return out, unreachable(rs)
+}
+
+// lookupWorkers bounds the DNS lookups list makes at once.
+const lookupWorkers = 8
+
+// forEach runs fn(0..n-1) on up to lookupWorkers goroutines and returns the
+// first error.
+func forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan int)
+	)
+	for range min(n, lookupWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		}()
 	}
-	return out, nil
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 func (o *Orchestrator) describe(h inventory.Host, d *virt.Domain) *Plan {
@@ -357,6 +535,7 @@ func (o *Orchestrator) describe(h inventory.Host, d *virt.Domain) *Plan {
 	} else if v, ok := o.cfg.VLANOf(firstValid(h.IPv4, h.IPv6)); ok {
 		p.VLAN, p.Bridge = v.ID, v.Bridge
 	}
+	p.Hypervisor, _ = h.Intent.Get(inventory.KeyHypervisor)
 	return p
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/orchestrator/fleet"
 	"github.com/vmprov/vmprov/orchestrator/virt"
 )
 
@@ -49,6 +50,11 @@ type Request struct {
 	// AAVMF VM whose TXT record says arch=aarch64, so that it installs the arm64
 	// installer (docs/design.md, "The boot chain").
 	Arch string
+	// On pins the VM to the fleet member of that name (create --on); empty
+	// lets placement choose (docs/design.md, "Many hypervisors").
+	On string
+
+	hypervisor string // the member the TXT names (hypervisor=), set by Create
 }
 
 // Defaults of a VM's size.
@@ -81,6 +87,16 @@ type Plan struct {
 	Power string `json:"power,omitempty"`
 	// Boot is the VM's boot order (hd, network).
 	Boot []string `json:"boot,omitempty"`
+	// Hypervisor is the fleet member the VM is on (or, for a plan, would
+	// go to); empty without `hypervisors:`.
+	Hypervisor string `json:"hypervisor,omitempty"`
+	// Candidates (a plan only) are the members placement would try, in
+	// order; Rejected those it left out, with the reason.
+	Candidates []string          `json:"candidates,omitempty"`
+	Rejected   []fleet.Rejection `json:"rejected,omitempty"`
+	// Warnings are disagreements found while reading the host, such as a
+	// TXT hypervisor= that does not hold the domain.
+	Warnings []string `json:"warnings,omitempty"`
 
 	host inventory.Host
 }
@@ -236,6 +252,9 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 		h.Intent = h.Intent.With(v.Key, v.Value)
 	}
 	h.Intent = withFirmware(h.Intent, r.Firmware)
+	if r.hypervisor != "" {
+		h.Intent = h.Intent.With(inventory.KeyHypervisor, r.hypervisor)
+	}
 	in, err := h.Intent.ForInstall(p.rand)
 	if err != nil {
 		return nil, err
@@ -244,7 +263,7 @@ func (p planner) plan(r Request, vlan config.VLAN, mac net.HardwareAddr) (*Plan,
 	pl := &Plan{
 		Name: r.Name, FQDN: h.FQDN, VLAN: vlan.ID, Bridge: vlan.Bridge, MAC: mac.String(),
 		Distro: r.Distro, State: string(inventory.StateInstall), Boot: bootOrder(r.Boot), Records: h.Records(p.cfg.DNS.Zone), Pool: p.cfg.Libvirt.Pool,
-		Disk: virt.VolumeName(r.Name), DiskGiB: orDefault(r.DiskGiB, DefaultDiskGiB), host: h,
+		Disk: virt.VolumeName(r.Name), DiskGiB: orDefault(r.DiskGiB, DefaultDiskGiB), Hypervisor: r.hypervisor, host: h,
 	}
 	if h.IPv4.IsValid() {
 		a := h.IPv4

@@ -19,6 +19,7 @@ const (
 	intentBuildID      = "build_id"     // names one build: 1 to 32 lower-case hex digits
 	intentFirmware     = "firmware"     // the host's firmware where the wire does not tell: efi-secure
 	intentArch         = "arch"         // the host's architecture: ArchX8664 or ArchARM64
+	intentHypervisor   = "hypervisor"   // the fleet member a VM is defined on (docs/design.md, "Many hypervisors")
 )
 
 // BuildStates are the values of the intent's state= (docs/design.md, "A host's life"),
@@ -68,6 +69,11 @@ func CheckVar(v Var) error {
 	case intentBuildID:
 		if !validBuildID(v.Value) {
 			return fmt.Errorf("%w: build_id=%q is not 1 to 32 lower-case hex digits", ErrInvalidVar, v.Value)
+		}
+		return nil
+	case intentHypervisor:
+		if !validLabel(v.Value) {
+			return fmt.Errorf("%w: hypervisor=%q is not a hypervisor name (a host name label from hypervisors: in the configuration)", ErrInvalidVar, v.Value)
 		}
 		return nil
 	case intentFirmware:

@@ -107,24 +107,24 @@ func validVars(vars []Var) error {
 
 // ReservedVar reports whether name is one of the variables the install scripts interpret
 // (filename, distribution, pxeboot, kickstart, console, arch, debarch, ifnames, firstboot, ...)
-// or vmprov's own keys (state, build_id, firmware), rather than a variable to pass to
+// or vmprov's own keys (state, build_id, firmware, hypervisor), rather than a variable to pass to
 // the installed system's kernel command line. extra is appended raw, as in seed 000.
 func ReservedVar(name string) bool {
 	switch name {
 	case "filename", "distribution", "pxeboot", "kernel", "vmlinuz", "initrd", "cmdline",
 		"kickstart", "preseed", "autoinstall", "console", "arch", "debarch", "ttydev", "ifnames", "firstboot",
-		"mirror", "repo", "iso", "extra", "hostname", "domain", intentState, intentBuildID, intentFirmware:
+		"mirror", "repo", "iso", "extra", "hostname", "domain", intentState, intentBuildID, intentFirmware, intentHypervisor:
 		return true
 	}
 	return false
 }
 
 // BuildVar reports whether name is one of the keys vmprov writes to record a host's build
-// (state, build_id; docs/design.md, "A host's life") or the firmware the boot service
-// answers for (firmware=efi-secure): they are not host variables, so no iPXE set line or
-// kernel argument carries them.
+// (state, build_id; docs/design.md, "A host's life"), the firmware the boot service
+// answers for (firmware=efi-secure) or the hypervisor a VM is defined on (hypervisor=):
+// they are not host variables, so no iPXE set line or kernel argument carries them.
 func BuildVar(name string) bool {
-	return name == intentState || name == intentBuildID || name == intentFirmware
+	return name == intentState || name == intentBuildID || name == intentFirmware || name == intentHypervisor
 }
 
 // kernelVars returns, in order and without duplicates, the names that install scripts

@@ -1,0 +1,373 @@
+// Package fleet is the set of hypervisors one vmprov command works on
+// (docs/design.md, "Many hypervisors"): the members of `hypervisors:` or,
+// without that list, the one hypervisor of libvirt.uri. It opens each
+// member's connection at most once per command, bounds every call to a
+// member by the member deadline (libvirt.timeout), so that one hypervisor
+// that is down or hangs never holds up the others, and decides where a new
+// VM goes (Place).
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmprov/vmprov/orchestrator/virt"
+)
+
+// ErrUnreachable marks a member that could not be connected to, or did not
+// answer a call within the member deadline. Once a member is unreachable,
+// every later call to it in the same command fails at once with the first
+// error.
+var ErrUnreachable = errors.New("hypervisor unreachable")
+
+// Member is one hypervisor of the fleet.
+type Member struct {
+	// Name is the member's name in `hypervisors:`, recorded in its VMs' TXT
+	// as hypervisor=NAME; empty for the unnamed fleet of one that
+	// libvirt.uri or --connect makes.
+	Name string
+	URI  string
+	// MemoryMiB caps what vmprov commits on the member; 0 is the host's
+	// memory.
+	MemoryMiB uint64
+}
+
+// Label is how messages name the member: its name and URI.
+func (m Member) Label() string {
+	if m.Name == "" {
+		return m.URI
+	}
+	return m.Name + " (" + m.URI + ")"
+}
+
+// Opener connects to the hypervisor at uri. The closer, if not nil, ends the
+// connection. An Opener may block (libvirt connects synchronously): the
+// fleet calls it in a goroutine and gives up after the member deadline.
+type Opener func(ctx context.Context, uri string) (virt.Hypervisor, io.Closer, error)
+
+// Config makes a Fleet.
+type Config struct {
+	Members []Member
+	Open    Opener
+	// Timeout is the member deadline: connecting, and each call. 0 means
+	// no deadline but the caller's context.
+	Timeout time.Duration
+	Log     *slog.Logger // nil: discard
+}
+
+// Fleet is the fleet of one command. It is safe for concurrent use.
+type Fleet struct {
+	members []*member
+	open    Opener
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+type member struct {
+	Member
+	mu     sync.Mutex
+	opened bool
+	hv     virt.Hypervisor // wrapped with the deadline
+	closer io.Closer
+	down   error // set once the member is unreachable
+}
+
+// New returns the fleet of c.Members, in their order; nothing is connected
+// yet.
+func New(c Config) *Fleet {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &Fleet{open: c.Open, timeout: c.Timeout, log: log}
+	for _, m := range c.Members {
+		f.members = append(f.members, &member{Member: m})
+	}
+	return f
+}
+
+// Single is the unnamed fleet of one hypervisor, already connected, that
+// every call goes to without a deadline of the fleet's own.
+func Single(uri string, hv virt.Hypervisor) *Fleet {
+	f := New(Config{Members: []Member{{URI: uri}}})
+	m := f.members[0]
+	m.opened, m.hv = true, hv
+	return f
+}
+
+// Named reports whether the fleet comes from `hypervisors:`: its members
+// have names, VMs are placed among them and record where (TXT hypervisor=).
+func (f *Fleet) Named() bool { return len(f.members) > 0 && f.members[0].Name != "" }
+
+// Members returns the members in configuration order.
+func (f *Fleet) Members() []Member {
+	out := make([]Member, len(f.members))
+	for i, m := range f.members {
+		out[i] = m.Member
+	}
+	return out
+}
+
+// Member returns the member called name.
+func (f *Fleet) Member(name string) (Member, bool) {
+	if m := f.find(name); m != nil {
+		return m.Member, true
+	}
+	return Member{}, false
+}
+
+func (f *Fleet) find(name string) *member {
+	for _, m := range f.members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// Names returns the members' names, in configuration order.
+func (f *Fleet) Names() []string {
+	var out []string
+	for _, m := range f.members {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// Hypervisor returns the member called name, connected, with every call
+// bounded by the member deadline. The error wraps ErrUnreachable when the
+// member cannot be reached; it names the member and its URI.
+func (f *Fleet) Hypervisor(ctx context.Context, name string) (virt.Hypervisor, error) {
+	m := f.find(name)
+	if m == nil {
+		return nil, fmt.Errorf("no hypervisor %q in the fleet (%v)", name, f.Names())
+	}
+	return f.connect(ctx, m)
+}
+
+func (f *Fleet) connect(ctx context.Context, m *member) (virt.Hypervisor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down != nil {
+		return nil, m.down
+	}
+	if m.opened {
+		return m.hv, nil
+	}
+	type result struct {
+		hv  virt.Hypervisor
+		c   io.Closer
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		hv, c, err := f.open(ctx, m.URI)
+		done <- result{hv, c, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-f.deadline(ctx):
+		r.err = f.timedOut(ctx, "connect")
+		go func() { // the connection, if it comes, is nobody's
+			if late := <-done; late.c != nil {
+				_ = late.c.Close()
+			}
+		}()
+	}
+	if r.err != nil {
+		m.down = fmt.Errorf("hypervisor %s: %w: %w", m.Label(), ErrUnreachable, r.err)
+		f.log.Warn("hypervisor unreachable", "hypervisor", m.Name, "uri", m.URI, "dur", time.Since(start), "err", r.err)
+		return nil, m.down
+	}
+	m.opened, m.closer = true, r.c
+	m.hv = &bounded{hv: r.hv, m: m, f: f}
+	f.log.Debug("hypervisor connected", "hypervisor", m.Name, "uri", m.URI, "dur", time.Since(start))
+	return m.hv, nil
+}
+
+// deadline is a channel that closes when ctx ends or the member deadline
+// passes, whichever is first.
+func (f *Fleet) deadline(ctx context.Context) <-chan struct{} {
+	if f.timeout <= 0 {
+		return ctx.Done()
+	}
+	ch := make(chan struct{})
+	t := time.NewTimer(f.timeout)
+	go func() {
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+func (f *Fleet) timedOut(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: no answer within %s (libvirt.timeout)", op, f.timeout)
+}
+
+// Close ends every connection the fleet opened.
+func (f *Fleet) Close() error {
+	var errs []error
+	for _, m := range f.members {
+		m.mu.Lock()
+		if m.closer != nil {
+			errs = append(errs, m.closer.Close())
+			m.closer = nil
+		}
+		m.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Each runs fn on every member at once, each with its connection (or the
+// error that it is unreachable), and returns when all have returned. Results
+// are in member order.
+func Each[T any](ctx context.Context, f *Fleet, fn func(ctx context.Context, m Member, hv virt.Hypervisor) (T, error)) []Result[T] {
+	out := make([]Result[T], len(f.members))
+	var wg sync.WaitGroup
+	for i, m := range f.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i].Member = m.Member
+			hv, err := f.connect(ctx, m)
+			if err != nil {
+				out[i].Err = err
+				return
+			}
+			out[i].Value, out[i].Err = fn(ctx, m.Member, hv)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Result is what Each got from one member.
+type Result[T any] struct {
+	Member Member
+	Value  T
+	Err    error
+}
+
+// Unreachable returns the members of rs that were unreachable, in order.
+func Unreachable[T any](rs []Result[T]) []Result[T] {
+	var out []Result[T]
+	for _, r := range rs {
+		if errors.Is(r.Err, ErrUnreachable) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// bounded is a member's hypervisor with the member deadline on each call. A
+// call that misses it marks the member unreachable; the call itself goes on
+// in the background (libvirt calls cannot be cancelled) and its outcome is
+// lost, which the error says.
+type bounded struct {
+	hv virt.Hypervisor
+	m  *member
+	f  *Fleet
+}
+
+var _ virt.Hypervisor = (*bounded)(nil)
+
+func call[T any](ctx context.Context, b *bounded, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+	var zero T
+	b.m.mu.Lock()
+	down := b.m.down
+	b.m.mu.Unlock()
+	if down != nil {
+		return zero, down
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := fn(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-b.f.deadline(ctx):
+		// A result that raced the deadline is still the true outcome.
+		select {
+		case r := <-done:
+			return r.v, r.err
+		default:
+		}
+		err := fmt.Errorf("hypervisor %s: %w: %w", b.m.Label(), ErrUnreachable, b.f.timedOut(ctx, op))
+		if ctx.Err() == nil {
+			b.m.mu.Lock()
+			if b.m.down == nil {
+				b.m.down = err
+			}
+			b.m.mu.Unlock()
+			b.f.log.Warn("hypervisor stopped answering", "hypervisor", b.m.Name, "uri", b.m.URI, "op", op, "err", err)
+		}
+		return zero, err
+	}
+}
+
+type none struct{}
+
+func (b *bounded) CreateDisk(ctx context.Context, pool, name string, size uint64) (string, error) {
+	return call(ctx, b, "create disk "+name, func(ctx context.Context) (string, error) { return b.hv.CreateDisk(ctx, pool, name, size) })
+}
+
+func (b *bounded) DeleteDisk(ctx context.Context, pool, name string) error {
+	_, err := call(ctx, b, "delete disk "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.DeleteDisk(ctx, pool, name) })
+	return err
+}
+
+func (b *bounded) Define(ctx context.Context, x string) error {
+	_, err := call(ctx, b, "define domain", func(ctx context.Context) (none, error) { return none{}, b.hv.Define(ctx, x) })
+	return err
+}
+
+func (b *bounded) Start(ctx context.Context, name string) error {
+	_, err := call(ctx, b, "start domain "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.Start(ctx, name) })
+	return err
+}
+
+func (b *bounded) Destroy(ctx context.Context, name string) error {
+	_, err := call(ctx, b, "destroy domain "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.Destroy(ctx, name) })
+	return err
+}
+
+func (b *bounded) Undefine(ctx context.Context, name string) error {
+	_, err := call(ctx, b, "undefine domain "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.Undefine(ctx, name) })
+	return err
+}
+
+func (b *bounded) Get(ctx context.Context, name string) (virt.Domain, error) {
+	return call(ctx, b, "get domain "+name, func(ctx context.Context) (virt.Domain, error) { return b.hv.Get(ctx, name) })
+}
+
+func (b *bounded) List(ctx context.Context) ([]virt.Domain, error) {
+	return call(ctx, b, "list domains", b.hv.List)
+}
+
+func (b *bounded) Node(ctx context.Context) (virt.Node, error) {
+	return call(ctx, b, "node info", b.hv.Node)
+}
+
+// sortedNames is names sorted, for messages.
+func sortedNames(names []string) []string { return slices.Sorted(slices.Values(names)) }

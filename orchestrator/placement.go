@@ -1,0 +1,231 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/vmprov/vmprov/config"
+	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/inventory"
+	"github.com/vmprov/vmprov/orchestrator/fleet"
+	"github.com/vmprov/vmprov/orchestrator/virt"
+)
+
+// placement is what place found: the ranked choice.
+type placement struct {
+	choice fleet.Choice
+}
+
+// place asks every member at once for its node and for a domain named
+// r.Name, and ranks the members for the VM (fleet.Place). A domain of that
+// name on any member refuses the create: names are unique across the fleet.
+func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (*placement, error) {
+	type probe struct {
+		node   virt.Node
+		exists bool
+	}
+	rs := fleet.Each(ctx, o.fleet, func(ctx context.Context, m fleet.Member, hv virt.Hypervisor) (probe, error) {
+		n, err := hv.Node(ctx)
+		if err != nil {
+			return probe{}, err
+		}
+		_, err = hv.Get(ctx, r.Name)
+		switch {
+		case err == nil:
+			return probe{node: n, exists: true}, nil
+		case errors.Is(err, virt.ErrNotFound):
+			return probe{node: n}, nil
+		}
+		return probe{}, err
+	})
+	statuses := make([]fleet.Status, len(rs))
+	for i, res := range rs {
+		if res.Value.exists {
+			return nil, fmt.Errorf("%w: a domain named %s already exists on hypervisor %s: pick another --name or remove it with `vmprov destroy %s`", ErrNameExists, r.Name, res.Member.Label(), r.Name)
+		}
+		statuses[i] = fleet.Status{Member: res.Member, Node: res.Value.node, Err: res.Err}
+	}
+	need := fleet.Need{Bridge: vlan.Bridge, MemoryMiB: uint64(orDefault(r.MemoryMiB, DefaultMemoryMiB)), VCPUs: int(orDefault(r.VCPUs, DefaultVCPUs))}
+	choice, err := fleet.Place(statuses, need, r.On)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", r.Name, errors.Join(err, ErrNoRoom))
+	}
+	return &placement{choice: choice}, nil
+}
+
+// ErrNoRoom marks a create that no member of the fleet can take.
+var ErrNoRoom = errors.New("no hypervisor can take the VM")
+
+// moveIntent rewrites the TXT of pl's host to say hypervisor=to, requiring
+// it unchanged since it was written, and returns the step that writes the
+// previous TXT back (so that the claim's undo, which removes records by
+// value, finds what it wrote).
+func (o *Orchestrator) moveIntent(ctx context.Context, pl *Plan, to string) (step, error) {
+	h := pl.host
+	old := h.Intent
+	in := old.With(inventory.KeyHypervisor, to)
+	hdr := dns.RR_Header{Name: h.FQDN, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: o.cfg.DNS.TTL}
+	swap := func(ctx context.Context, from, to inventory.Intent) error {
+		add := []dns.RR{&dns.TXT{Hdr: hdr, Txt: to.TXT()}}
+		cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone,
+			RRsetEquals: []dns.RR{&dns.TXT{Hdr: hdr, Txt: from.TXT()}},
+			RemoveRRset: []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}},
+			Add:         add}
+		if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, add) {
+			return err
+		}
+		return nil
+	}
+	if err := swap(ctx, old, in); err != nil {
+		return step{}, err
+	}
+	pl.host.Intent = in
+	pl.Records = pl.host.Records(o.cfg.DNS.Zone)
+	return step{"TXT hypervisor= restored", func(ctx context.Context) error { return swap(ctx, in, old) }}, nil
+}
+
+// located is where a host's domain is in the fleet.
+type located struct {
+	member fleet.Member
+	hv     virt.Hypervisor
+	dom    *virt.Domain // nil: no domain of that name
+	// warnings say where the host's TXT and the fleet disagree.
+	warnings []string
+}
+
+// locate finds the domain called name. With a fleet, a TXT hypervisor=X
+// sends it straight to X; only when X does not hold the domain (or the TXT
+// names none) are the other members asked, and a disagreement between the
+// record and the fleet is reported as a warning. An error wrapping
+// fleet.ErrUnreachable means the domain may be on a member that could not
+// be asked.
+func (o *Orchestrator) locate(ctx context.Context, name string, in inventory.Intent) (located, error) {
+	if !o.fleet.Named() {
+		m := o.fleet.Members()[0]
+		hv, err := o.fleet.Hypervisor(ctx, m.Name)
+		if err != nil {
+			return located{}, err
+		}
+		f := located{member: m, hv: hv}
+		d, err := hv.Get(ctx, name)
+		switch {
+		case err == nil:
+			f.dom = &d
+		case !errors.Is(err, virt.ErrNotFound):
+			return located{}, err
+		}
+		return f, nil
+	}
+	var f located
+	rec, hasRec := in.Get(inventory.KeyHypervisor)
+	recAsked := false
+	if hasRec {
+		if m, ok := o.fleet.Member(rec); ok {
+			recAsked = true
+			hv, err := o.fleet.Hypervisor(ctx, rec)
+			if err != nil {
+				return located{member: m}, fmt.Errorf("its TXT record says hypervisor=%s: %w", rec, err)
+			}
+			d, err := hv.Get(ctx, name)
+			switch {
+			case err == nil:
+				return located{member: m, hv: hv, dom: &d}, nil
+			case !errors.Is(err, virt.ErrNotFound):
+				return located{member: m}, fmt.Errorf("its TXT record says hypervisor=%s: %w", rec, err)
+			}
+			f.warnings = append(f.warnings, fmt.Sprintf("the TXT record says hypervisor=%s, but %s has no domain %s", rec, rec, name))
+		} else {
+			f.warnings = append(f.warnings, fmt.Sprintf("the TXT record says hypervisor=%s, which is not in hypervisors: (%s)", rec, strings.Join(o.fleet.Names(), ", ")))
+		}
+	}
+	rs := fleet.Each(ctx, o.fleet, func(ctx context.Context, m fleet.Member, hv virt.Hypervisor) (*virt.Domain, error) {
+		if recAsked && m.Name == rec {
+			return nil, nil // asked above
+		}
+		d, err := hv.Get(ctx, name)
+		switch {
+		case err == nil:
+			return &d, nil
+		case errors.Is(err, virt.ErrNotFound):
+			return nil, nil
+		}
+		return nil, err
+	})
+	var on []string
+	var errs []error
+	for _, r := range rs {
+		switch {
+		case r.Err != nil:
+			errs = append(errs, r.Err)
+		case r.Value != nil:
+			on = append(on, r.Member.Name)
+			if f.dom == nil {
+				hv, _ := o.fleet.Hypervisor(ctx, r.Member.Name)
+				f.member, f.hv, f.dom = r.Member, hv, r.Value
+			}
+		}
+	}
+	switch {
+	case len(on) > 1:
+		return located{}, fmt.Errorf("domain %s is defined on %s: vmprov names are unique across the fleet; undefine the copies with virsh", name, strings.Join(on, " and "))
+	case len(on) == 1 && hasRec:
+		f.warnings = append(f.warnings, fmt.Sprintf("domain %s is on %s, not where its TXT record says (hypervisor=%s)", name, on[0], rec))
+	case len(on) == 1:
+	case len(errs) > 0 && !recAsked:
+		// Without a record of where the domain is, an unreachable member
+		// may hold it.
+		return located{}, fmt.Errorf("cannot tell whether %s has a domain: %w", name, errors.Join(errs...))
+	}
+	return f, nil
+}
+
+// fleetLabel names the hypervisors in messages.
+func (o *Orchestrator) fleetLabel() string {
+	if o.fleet == nil {
+		return o.cfg.Libvirt.URI
+	}
+	if !o.fleet.Named() {
+		return o.fleet.Members()[0].URI
+	}
+	return "hypervisors " + strings.Join(o.fleet.Names(), ", ")
+}
+
+// UnreachableError comes with a partial answer (list, orphans): the
+// members named could not be asked. It wraps fleet.ErrUnreachable.
+type UnreachableError struct {
+	Members []string // names (or URIs) in fleet order
+	Errs    []error
+}
+
+func (e *UnreachableError) Error() string {
+	var s []string
+	for _, err := range e.Errs {
+		s = append(s, err.Error())
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e *UnreachableError) Unwrap() []error { return append(slices.Clone(e.Errs), fleet.ErrUnreachable) }
+
+func unreachable[T any](rs []fleet.Result[T]) error {
+	var ue UnreachableError
+	for _, r := range rs {
+		if r.Err != nil {
+			name := r.Member.Name
+			if name == "" {
+				name = r.Member.URI
+			}
+			ue.Members = append(ue.Members, name)
+			ue.Errs = append(ue.Errs, r.Err)
+		}
+	}
+	if len(ue.Errs) == 0 {
+		return nil
+	}
+	return &ue
+}
