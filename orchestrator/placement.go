@@ -210,7 +210,9 @@ func (e *UnreachableError) Error() string {
 	return strings.Join(s, "; ")
 }
 
-func (e *UnreachableError) Unwrap() []error { return append(slices.Clone(e.Errs), fleet.ErrUnreachable) }
+func (e *UnreachableError) Unwrap() []error {
+	return append(slices.Clone(e.Errs), fleet.ErrUnreachable)
+}
 
 func unreachable[T any](rs []fleet.Result[T]) error {
 	var ue UnreachableError
@@ -228,4 +230,156 @@ func unreachable[T any](rs []fleet.Result[T]) error {
 		return nil
 	}
 	return &ue
+}
+
+// Orphan is a half of a VM: a vmprov domain whose name has no records in
+// DNS, or a VM's records in DNS with no domain on any hypervisor.
+type Orphan struct {
+	Name       string `json:"name"`
+	Kind       string `json:"kind"` // OrphanDomain or OrphanRecords
+	Hypervisor string `json:"hypervisor,omitempty"`
+	Detail     string `json:"detail"`
+}
+
+// Kinds of Orphan.
+const (
+	OrphanDomain  = "domain without DNS records"
+	OrphanRecords = "DNS records without a domain"
+)
+
+// Orphans finds the halves of VMs (`vmprov list --orphans`): domains with
+// vmprov metadata on any hypervisor whose name has no A, AAAA or TXT record,
+// and names in the zone whose TXT boot intent belongs to a VM (it is not a
+// bare-metal host with a _mac CNAME) that no hypervisor has a domain for.
+// Records are judged only when every hypervisor they might be on answered:
+// those that name an unreachable hypervisor, or none while one is
+// unreachable, are left out, and the error is an *UnreachableError.
+func (o *Orchestrator) Orphans(ctx context.Context) ([]Orphan, error) {
+	if o.fleet == nil {
+		return nil, errors.New("list --orphans: no hypervisor configured")
+	}
+	tr, ok := o.dns.dns.(transferer)
+	if !ok {
+		return nil, errors.New("list --orphans: the DNS client cannot transfer zones")
+	}
+	rs := fleet.Each(ctx, o.fleet, func(ctx context.Context, _ fleet.Member, hv virt.Hypervisor) ([]virt.Domain, error) {
+		return hv.List(ctx)
+	})
+	rrs, err := tr.Transfer(ctx, o.cfg.DNS.Zone)
+	if err != nil {
+		return nil, fmt.Errorf("list --orphans: transfer zone %s (allow-transfer { key %s; } is needed): %w", o.cfg.DNS.Zone, o.cfg.DNS.TSIG.Name, err)
+	}
+	zone := dns.CanonicalName(o.cfg.DNS.Zone)
+	named := map[string]bool{}               // names with A, AAAA or TXT
+	intents := map[string]inventory.Intent{} // names with a boot intent
+	bare := map[string]bool{}                // targets of _mac CNAMEs
+	for _, rr := range rrs {
+		owner := dns.CanonicalName(rr.Header().Name)
+		if c, ok := rr.(*dns.CNAME); ok && dns.IsSubDomain("_mac."+zone, owner) {
+			if n, ok := strings.CutSuffix(dns.CanonicalName(c.Target), "."+zone); ok {
+				bare[n] = true
+			}
+			continue
+		}
+		name, ok := strings.CutSuffix(owner, "."+zone)
+		if !ok || strings.Contains(name, ".") {
+			continue
+		}
+		switch rr := rr.(type) {
+		case *dns.A, *dns.AAAA:
+			named[name] = true
+		case *dns.TXT:
+			named[name] = true
+			if in, err := inventory.ParseIntent(rr.Txt); err == nil {
+				if _, ok := in.Get(inventory.KeyDistribution); ok {
+					intents[name] = in
+				}
+			}
+		}
+	}
+	var out []Orphan
+	domains := map[string]bool{}
+	down := map[string]bool{}
+	for _, r := range rs {
+		if r.Err != nil {
+			down[r.Member.Name] = true
+			continue
+		}
+		for _, d := range r.Value {
+			domains[d.Name] = true
+			if !named[d.Name] {
+				out = append(out, Orphan{Name: d.Name, Kind: OrphanDomain, Hypervisor: r.Member.Name,
+					Detail: fmt.Sprintf("domain %s on %s has vmprov metadata (%s) but zone %s has no records for it: remove it with virsh, or destroy it with `vmprov destroy %s`", d.Name, r.Member.Label(), d.Meta.FQDN, o.cfg.DNS.Zone, d.Name)})
+			}
+		}
+	}
+	for name, in := range intents {
+		if domains[name] || bare[name] {
+			continue
+		}
+		rec, hasRec := in.Get(inventory.KeyHypervisor)
+		if len(down) > 0 && (!hasRec || down[rec] || !o.fleet.Named()) {
+			continue // its domain may be on a hypervisor that did not answer
+		}
+		where := o.fleetLabel()
+		if hasRec {
+			where = "hypervisor " + rec
+			if _, ok := o.fleet.Member(rec); !ok {
+				where += " (not in hypervisors:)"
+			}
+		}
+		out = append(out, Orphan{Name: name, Kind: OrphanRecords, Hypervisor: rec,
+			Detail: fmt.Sprintf("%s.%s has a VM's boot intent but %s has no domain %s: remove the records with `vmprov destroy %s`", name, zone, where, name, name)})
+	}
+	slices.SortFunc(out, func(a, b Orphan) int { return strings.Compare(a.Name+a.Kind, b.Name+b.Kind) })
+	return out, unreachable(rs)
+}
+
+// HypervisorStatus is one member of the fleet as `vmprov hypervisors`
+// shows it.
+type HypervisorStatus struct {
+	Name      string `json:"name"`
+	URI       string `json:"uri"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// VMs counts vmprov's domains; Node.Domains every domain.
+	VMs  int       `json:"vms"`
+	Node virt.Node `json:"node"`
+	// LimitMiB is what placement lets vmprov commit (memory_mib, else the
+	// host's memory).
+	LimitMiB uint64 `json:"limit_mib"`
+}
+
+// Hypervisors asks every member at once for its node and its vmprov
+// domains. Unreachable members are in the result too; the error is then an
+// *UnreachableError.
+func (o *Orchestrator) Hypervisors(ctx context.Context) ([]HypervisorStatus, error) {
+	if o.fleet == nil {
+		return nil, errors.New("hypervisors: no hypervisor configured")
+	}
+	type probe struct {
+		node virt.Node
+		vms  int
+	}
+	rs := fleet.Each(ctx, o.fleet, func(ctx context.Context, _ fleet.Member, hv virt.Hypervisor) (probe, error) {
+		n, err := hv.Node(ctx)
+		if err != nil {
+			return probe{}, err
+		}
+		ds, err := hv.List(ctx)
+		return probe{n, len(ds)}, err
+	})
+	out := make([]HypervisorStatus, len(rs))
+	for i, r := range rs {
+		out[i] = HypervisorStatus{Name: r.Member.Name, URI: r.Member.URI, Reachable: r.Err == nil, VMs: r.Value.vms, Node: r.Value.node}
+		if out[i].Node.Bridges == nil {
+			out[i].Node.Bridges = []string{}
+		}
+		if r.Err != nil {
+			out[i].Error = r.Err.Error()
+			continue
+		}
+		out[i].LimitMiB = fleet.Status{Member: r.Member, Node: r.Value.node}.Limit()
+	}
+	return out, unreachable(rs)
 }

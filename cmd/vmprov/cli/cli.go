@@ -17,6 +17,8 @@ import (
 	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/orchestrator"
+	"github.com/vmprov/vmprov/orchestrator/fleet"
+	"github.com/vmprov/vmprov/orchestrator/virt"
 	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
 )
 
@@ -46,13 +48,21 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(stderr, "vmprov: %v\n", err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		switch {
+		case errors.As(err, &ue):
 			return 2
+		case errors.Is(err, fleet.ErrUnreachable):
+			return ExitUnreachable
 		}
 		return 1
 	}
 	return 0
 }
+
+// ExitUnreachable is the exit code of a command that could not reach a
+// hypervisor it needed: list shows what the others hold, destroy changes
+// nothing.
+const ExitUnreachable = 3
 
 // usageError marks a command line the user must correct.
 type usageError struct{ error }
@@ -140,20 +150,46 @@ func (app *App) orchestrator(withHV bool) (*orchestrator.Orchestrator, func(), e
 		return nil, nil, err
 	}
 	closeFn := func() {}
-	var hv orchestrator.Hypervisor
+	var fl *fleet.Fleet
 	if withHV {
-		lv, err := libvirtconn.Open(c.Libvirt.URI, app.logger())
-		if err != nil {
-			return nil, nil, err
-		}
-		hv, closeFn = lv, func() { lv.Close() }
+		fl = app.fleet(c)
+		closeFn = func() { fl.Close() }
 	}
-	o, err := orchestrator.New(orchestrator.Config{Config: c, DNS: d, Hypervisor: hv, Log: app.logger()})
+	o, err := orchestrator.New(orchestrator.Config{Config: c, DNS: d, Fleet: fl, Log: app.logger()})
 	if err != nil {
 		closeFn()
 		return nil, nil, err
 	}
 	return o, closeFn, nil
+}
+
+// fleet is the command's hypervisors: hypervisors: from the configuration,
+// or the one of libvirt.uri (--connect overrides both), each connected on
+// first use through libvirt with keepalives, every call bounded by
+// libvirt.timeout.
+func (app *App) fleet(c *config.Config) *fleet.Fleet {
+	var members []fleet.Member
+	if app.connect == "" {
+		for _, h := range c.Hypervisors {
+			members = append(members, fleet.Member{Name: h.Name, URI: h.URI, MemoryMiB: h.MemoryMiB})
+		}
+	}
+	if len(members) == 0 {
+		members = []fleet.Member{{URI: c.Libvirt.URI}}
+	}
+	log := app.logger()
+	return fleet.New(fleet.Config{
+		Members: members,
+		Timeout: c.Libvirt.Timeout.Duration,
+		Log:     log,
+		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
+			lv, err := libvirtconn.Open(uri, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			return lv, lv, nil
+		},
+	})
 }
 
 // withOrchestrator runs do with the orchestrator (libvirt too when withHV)
@@ -215,6 +251,9 @@ func writePlan(w io.Writer, p *orchestrator.Plan) {
 	if p.MAC != "" {
 		fmt.Fprintf(w, "mac:    %s\n", p.MAC)
 	}
+	if p.Hypervisor != "" {
+		fmt.Fprintf(w, "hypervisor: %s\n", p.Hypervisor)
+	}
 	if p.IPv4 != nil {
 		fmt.Fprintf(w, "ipv4:   %s\n", p.IPv4)
 	}
@@ -232,6 +271,15 @@ func writePlan(w io.Writer, p *orchestrator.Plan) {
 	}
 	if len(p.Boot) > 0 {
 		fmt.Fprintf(w, "boot:   %s\n", strings.Join(p.Boot, ","))
+	}
+	if len(p.Candidates) > 1 {
+		fmt.Fprintf(w, "then:   %s (tried in this order if it fails)\n", strings.Join(p.Candidates[1:], ", "))
+	}
+	for _, r := range p.Rejected {
+		fmt.Fprintf(w, "not %s: %s\n", r.Hypervisor, r.Reason)
+	}
+	for _, m := range p.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", m)
 	}
 	if len(p.Records) > 0 {
 		fmt.Fprintln(w, "records:")

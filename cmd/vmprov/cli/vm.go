@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -26,7 +27,8 @@ func (app *App) createCommand() *cobra.Command {
   vmprov create --name db1 --ip 192.168.35.20 --distro core --txt puppet_environment=prod
   vmprov create --name db2 --ip 192.168.35.21 --distro core --dry-run -o json
   vmprov create --name web1 --ip 192.168.35.30 --distro bookworm --boot network,hd
-  vmprov create --name sb1 --ip 192.168.35.31 --distro bookworm --firmware efi-secure`,
+  vmprov create --name sb1 --ip 192.168.35.31 --distro bookworm --firmware efi-secure
+  vmprov create --name db3 --ip 192.168.35.32 --distro core --on hv1     # pinned to a hypervisor of the fleet`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -70,7 +72,8 @@ func (app *App) createCommand() *cobra.Command {
 	f.StringVar(&r.Netboot, "netboot", orchestrator.NetbootPXE, "how UEFI firmware boots from the network: pxe, or http (UEFI HTTP boot: the firmware's PXE boot options are turned off; needs --firmware efi)")
 	f.StringVar(&r.Arch, "arch", "", "x86_64 (default) or aarch64: an arm64 VM with AAVMF (UEFI), booted by PXE under emulation (libvirt.domain_type qemu), that installs the arm64 installer of a distribution that has one (TXT arch=aarch64)")
 	f.StringSliceVar(&r.Boot, "boot", nil, "boot order: hd,network (default; only an empty disk installs) or network,hd (installs whenever its build state says install, like bare metal)")
-	f.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	f.StringVar(&r.On, "on", "", "hypervisor (a name from hypervisors: in the configuration) to create the VM on; default: placed on the one with the VLAN's bridge and the least memory committed")
+	f.BoolVar(&dryRun, "dry-run", false, "print the plan, with the hypervisor placement chose and the ones it left out, and change nothing")
 	outputFlag(cmd, &output)
 	_ = cmd.RegisterFlagCompletionFunc("distro", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		var names []string
@@ -100,36 +103,100 @@ func (app *App) destroyCommand() *cobra.Command {
 }
 
 func (app *App) listCommand() *cobra.Command {
-	var output string
+	var (
+		output  string
+		orphans bool
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List vmprov-managed VMs with their build state (install, installing, installed) and DNS records",
-		Args:  cobra.NoArgs,
+		Short: "List vmprov-managed VMs of every hypervisor with their build state (install, installing, installed) and DNS records",
+		Long: `List asks every hypervisor of the fleet at once, each within libvirt.timeout.
+A hypervisor that is down or does not answer is named on standard error and the
+exit code is 3; the VMs of the others are still listed.
+
+--orphans lists the halves of VMs instead: vmprov domains whose name has no
+records in DNS, and VM records in DNS with no domain on any hypervisor.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
 			return app.withOrchestrator(true, func(o *orchestrator.Orchestrator) error {
+				if orphans {
+					return app.listOrphans(cmd, o, output)
+				}
 				ps, err := o.List(cmd.Context())
-				if err != nil {
+				if ps == nil && err != nil {
 					return err
 				}
 				if output == "json" {
 					for _, p := range ps {
 						p.DomainXML = ""
 					}
-					return writeJSON(app.Stdout, ps)
+					if ps == nil {
+						ps = []*orchestrator.Plan{}
+					}
+					if jerr := writeJSON(app.Stdout, ps); jerr != nil {
+						return jerr
+					}
+					return err
 				}
-				fmt.Fprintf(app.Stdout, "%-20s %-10s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", "STATE", "POWER", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
+				fleetCol := false
 				for _, p := range ps {
-					fmt.Fprintf(app.Stdout, "%-20s %-10s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, orDash(p.State), orDash(p.Power), p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+					fleetCol = fleetCol || p.Hypervisor != ""
 				}
-				return nil
+				hv := func(p *orchestrator.Plan) string {
+					if !fleetCol {
+						return ""
+					}
+					return fmt.Sprintf("%-12s ", orDash(p.Hypervisor))
+				}
+				head := ""
+				if fleetCol {
+					head = fmt.Sprintf("%-12s ", "HYPERVISOR")
+				}
+				fmt.Fprintf(app.Stdout, "%-20s %s%-10s %-10s %-5s %-17s %-15s %-28s %s\n", "NAME", head, "STATE", "POWER", "VLAN", "MAC", "IPV4", "IPV6", "DISTRO")
+				for _, p := range ps {
+					fmt.Fprintf(app.Stdout, "%-20s %s%-10s %-10s %-5d %-17s %-15s %-28s %s\n", p.Name, hv(p), orDash(p.State), orDash(p.Power), p.VLAN, p.MAC, addrOrDash(p.IPv4), addrOrDash(p.IPv6), p.Distro)
+				}
+				for _, p := range ps {
+					for _, w := range p.Warnings {
+						fmt.Fprintf(app.Stderr, "vmprov: warning: %s: %s\n", p.Name, w)
+					}
+				}
+				return err
 			})
 		},
 	}
 	outputFlag(cmd, &output)
+	cmd.Flags().BoolVar(&orphans, "orphans", false, "list vmprov domains without DNS records and VM records without a domain")
 	return cmd
+}
+
+func (app *App) listOrphans(cmd *cobra.Command, o *orchestrator.Orchestrator, output string) error {
+	found, err := o.Orphans(cmd.Context())
+	if found == nil && err != nil {
+		var ue *orchestrator.UnreachableError
+		if !errors.As(err, &ue) {
+			return err
+		}
+	}
+	if output == "json" {
+		if found == nil {
+			found = []orchestrator.Orphan{}
+		}
+		if jerr := writeJSON(app.Stdout, found); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	if len(found) == 0 {
+		fmt.Fprintln(app.Stdout, "no orphans")
+	}
+	for _, x := range found {
+		fmt.Fprintf(app.Stdout, "%-20s %-12s %s\n  %s\n", x.Name, orDash(x.Hypervisor), x.Kind, x.Detail)
+	}
+	return err
 }
 
 func (app *App) showCommand() *cobra.Command {
