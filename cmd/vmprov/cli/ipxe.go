@@ -117,6 +117,9 @@ func (app *App) ipxeInstallCommand() *cobra.Command {
 		Long: `Install ROM (e.g. ipxe-out/bin/1af41000.rom) for QEMU's virtio-net interfaces.
 ROM must be a PCI option ROM; anything else is refused before anything changes.
 
+With hypervisors: in the configuration and neither --connect nor --path, ROM goes to
+every hypervisor of the fleet, as if each were named with --connect.
+
 Without --connect, on this hypervisor: ROM replaces --path atomically, and the first
 install keeps the original as PATH.orig. Seed 000's paths: /usr/share/ipxe/1af41000.rom
 (EL7+), /usr/share/gpxe/virtio-net.rom (EL6). QEMU then loads it for every VM.
@@ -150,6 +153,14 @@ sha256 and whether it is ROM; exit 1 if a hypervisor does not have ROM.`,
 			rom, err := ipxebuild.ReadROM(args[0])
 			if err != nil {
 				return err
+			}
+			if len(connect) == 0 && !cmd.Flags().Changed("path") && !cmd.Flags().Changed("pool") {
+				// With a fleet, every hypervisor of it by default.
+				if c, err := app.config(); err == nil && app.connect == "" {
+					for _, h := range c.Hypervisors {
+						connect = append(connect, h.URI)
+					}
+				}
 			}
 			if len(connect) == 0 {
 				if check {

@@ -1,0 +1,344 @@
+package orchestrator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+
+	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/orchestrator"
+	"github.com/vmprov/vmprov/orchestrator/fleet"
+	"github.com/vmprov/vmprov/orchestrator/hvtest"
+	"github.com/vmprov/vmprov/orchestrator/virt"
+)
+
+// testFleet is three fakes: hv1 and hv2 with both lab bridges, hv3 without
+// the IPv6-only br136; limits 4096, 8192 and 4096 MiB.
+type testFleet struct {
+	hv    map[string]*hvtest.Fake
+	fleet *fleet.Fleet
+}
+
+func newTestFleet(t *testing.T) *testFleet {
+	t.Helper()
+	tf := &testFleet{hv: map[string]*hvtest.Fake{}}
+	var members []fleet.Member
+	for _, m := range []struct {
+		name    string
+		mem     uint64
+		bridges []string
+	}{{"hv1", 4096, []string{"br135", "br136"}}, {"hv2", 8192, []string{"br135", "br136"}}, {"hv3", 4096, []string{"br135"}}} {
+		f := hvtest.NewFake("vmprov")
+		f.SetNode(m.mem, 4, m.bridges...)
+		tf.hv[m.name] = f
+		members = append(members, fleet.Member{Name: m.name, URI: "test:///" + m.name})
+	}
+	tf.fleet = fleet.New(fleet.Config{Members: members, Timeout: 2 * time.Second,
+		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		}})
+	return tf
+}
+
+func (e *env) fleetOrchestrator(t *testing.T, f *fleet.Fleet) *orchestrator.Orchestrator {
+	t.Helper()
+	o, err := orchestrator.New(orchestrator.Config{Config: e.cfg, DNS: e.dns, Fleet: f, Rand: zeros{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// where returns the fakes that hold a domain called name.
+func (tf *testFleet) where(name string) []string {
+	var out []string
+	for _, n := range []string{"hv1", "hv2", "hv3"} {
+		if _, err := tf.hv[n].Get(context.Background(), name); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func txtHypervisor(t *testing.T, e *env, name string) string {
+	t.Helper()
+	for _, txt := range e.records(t, name+".example.com.", dns.TypeTXT) {
+		for _, f := range strings.Fields(txt) {
+			if v, ok := strings.CutPrefix(strings.Trim(f, `"`), "hypervisor="); ok {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// TestFleetPlacement: VMs go where the rule says, the TXT records it, and
+// each domain is on the hypervisor its TXT names.
+func TestFleetPlacement(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	o := e.fleetOrchestrator(t, tf.fleet)
+	ctx := t.Context()
+	// Each VM 1024 MiB, 1 vCPU. The rule picks the lowest committed share
+	// of the limit (hv2 has twice the room), then fewer vCPUs, then name.
+	steps := []struct {
+		name string
+		vlan int
+		ip   string
+		want string
+	}{
+		{"fa", 135, "192.0.2.21", "hv1"}, // 0/4096, 0/8192, 0/4096: name order
+		{"fb", 135, "192.0.2.22", "hv2"}, // 1/4 vs 0 vs 0 → hv2 (vCPUs tie, name)
+		{"fc", 135, "192.0.2.23", "hv3"}, // 1/4, 1/8, 0 → hv3
+		{"fd", 135, "192.0.2.24", "hv2"}, // 1/4, 1/8, 1/4 → hv2
+		{"fe", 135, "192.0.2.25", "hv1"}, // 1/4, 2/8, 1/4 → tie on share: vCPUs 1,2,1 → hv1
+		{"ff", 135, "192.0.2.26", "hv3"}, // 2/4, 2/8, 1/4: hv2 and hv3 tie, vCPUs 2 vs 1 → hv3
+	}
+	for _, s := range steps {
+		r := orchestrator.Request{Name: s.name, VLAN: s.vlan, Distro: "core", MemoryMiB: 1024, VCPUs: 1, DiskGiB: 1}
+		if s.ip != "" {
+			r.IPv4 = netip.MustParseAddr(s.ip)
+		}
+		p, err := o.Create(ctx, r)
+		if err != nil {
+			t.Fatalf("create %s: %v", s.name, err)
+		}
+		if p.Hypervisor != s.want || txtHypervisor(t, e, s.name) != s.want || !cmp.Equal(tf.where(s.name), []string{s.want}) {
+			t.Errorf("create %s: plan says %s, TXT hypervisor=%s, domain on %v; want %s for all", s.name, p.Hypervisor, txtHypervisor(t, e, s.name), tf.where(s.name), s.want)
+		}
+	}
+	// hv1 has 2048 of 4096 MiB committed: a 3072 MiB VM does not fit there,
+	// nor on hv3; --dry-run says so.
+	big := orchestrator.Request{Name: "big", IPv4: netip.MustParseAddr("192.0.2.30"), Distro: "core", MemoryMiB: 3072, VCPUs: 1, DiskGiB: 1}
+	p, err := o.Plan(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hypervisor != "hv2" || len(p.Rejected) != 2 || !strings.Contains(p.Rejected[0].Reason, "not enough memory: the VM needs 3072 MiB, 2048 of 4096 MiB are free") {
+		t.Errorf("dry run: hypervisor %s, rejected %+v; want hv2, hv1 and hv3 without room", p.Hypervisor, p.Rejected)
+	}
+	big.On = "hv1"
+	if _, err := o.Create(ctx, big); err == nil || !strings.Contains(err.Error(), "--on hv1 cannot take this VM: hv1: not enough memory") {
+		t.Errorf("create --on hv1 = %v, want a refusal naming the memory", err)
+	}
+	if got := e.records(t, "big.example.com.", dns.TypeA); len(got) != 0 {
+		t.Errorf("refused create left %v", got)
+	}
+
+	// List shows every VM with its hypervisor.
+	ps, err := o.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range ps {
+		got[p.Name] = p.Hypervisor
+	}
+	want := map[string]string{}
+	for _, s := range steps {
+		want[s.name] = s.want
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("list (-want +got):\n%s", diff)
+	}
+
+	// Destroy goes straight to the hypervisor the TXT names.
+	before := map[string]int{}
+	for n, f := range tf.hv {
+		before[n] = len(f.Calls())
+	}
+	if err := o.Destroy(ctx, "fc"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"hv1", "hv2"} {
+		if calls := tf.hv[n].Calls()[before[n]:]; len(calls) != 0 {
+			t.Errorf("destroy of a VM on hv3 called %s: %v", n, calls)
+		}
+	}
+	if len(tf.where("fc")) != 0 || len(tf.hv["hv3"].Volumes("vmprov")) != 1 {
+		t.Errorf("fc still on %v, hv3 volumes %v", tf.where("fc"), tf.hv["hv3"].Volumes("vmprov"))
+	}
+}
+
+// TestFleetDefineFails: a define failure on the first candidate is rolled
+// back there and the VM lands on the second, its TXT rewritten; when every
+// candidate fails, nothing is left anywhere and the error lists each
+// attempt.
+func TestFleetDefineFails(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	o := e.fleetOrchestrator(t, tf.fleet)
+	ctx := t.Context()
+	tf.hv["hv1"].FailOn(hvtest.OpDefine, "", errors.New("emulator missing"))
+	r := orchestrator.Request{Name: "fx", IPv4: netip.MustParseAddr("192.0.2.40"), Distro: "core", MemoryMiB: 1024, VCPUs: 1, DiskGiB: 1}
+	p, err := o.Create(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hypervisor != "hv2" || txtHypervisor(t, e, "fx") != "hv2" || !cmp.Equal(tf.where("fx"), []string{"hv2"}) {
+		t.Errorf("after a define failure on hv1: plan %s, TXT %s, domain on %v; want hv2", p.Hypervisor, txtHypervisor(t, e, "fx"), tf.where("fx"))
+	}
+	if v := tf.hv["hv1"].Volumes("vmprov"); len(v) != 0 {
+		t.Errorf("hv1 keeps volumes %v after the rollback there", v)
+	}
+
+	for _, n := range []string{"hv2", "hv3"} {
+		tf.hv[n].FailOn(hvtest.OpStart, "", errors.New("no room at the inn"))
+	}
+	_, err = o.Create(ctx, orchestrator.Request{Name: "fy", IPv4: netip.MustParseAddr("192.0.2.41"), Distro: "core", MemoryMiB: 1024, VCPUs: 1, DiskGiB: 1})
+	if err == nil {
+		t.Fatal("create succeeded with every hypervisor failing")
+	}
+	for _, want := range []string{"hv1: define domain", "emulator missing", "hv3: start domain", "no room at the inn", "hv2: start domain", "rolled back: domain undefined, disk deleted", "DNS records removed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	e.assertNoHost(t, "fy", "192.0.2.41")
+	for n, f := range tf.hv {
+		if _, err := f.Get(ctx, "fy"); err == nil {
+			t.Errorf("%s keeps domain fy", n)
+		}
+		for _, v := range f.Volumes("vmprov") {
+			if v == "fy.qcow2" {
+				t.Errorf("%s keeps volume %s", n, v)
+			}
+		}
+	}
+}
+
+// TestFleetHypervisorDown: list shows the others and names the one that
+// hangs; create places elsewhere; destroy of a VM on it refuses and keeps
+// its records; orphans are found on both sides.
+func TestFleetHypervisorDown(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	o := e.fleetOrchestrator(t, tf.fleet)
+	for i, n := range []string{"g1", "g2", "g3"} {
+		if _, err := o.Create(ctx, orchestrator.Request{Name: n, IPv4: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", 50+i)), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A new command (a new fleet) while hv2 hangs.
+	tf.hv["hv2"].Hang()
+	t.Cleanup(tf.hv["hv2"].Unhang)
+	tf2 := *tf
+	tf2.fleet = fleet.New(fleet.Config{Members: tf.fleet.Members(), Timeout: 300 * time.Millisecond,
+		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		}})
+	o = e.fleetOrchestrator(t, tf2.fleet)
+	ps, err := o.List(ctx)
+	var ue *orchestrator.UnreachableError
+	if !errors.As(err, &ue) || !errors.Is(err, fleet.ErrUnreachable) || !cmp.Equal(ue.Members, []string{"hv2"}) {
+		t.Fatalf("list error = %v, want an UnreachableError naming hv2", err)
+	}
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name+"@"+p.Hypervisor)
+	}
+	if !cmp.Equal(names, []string{"g1@hv1", "g3@hv3"}) {
+		t.Errorf("list while hv2 hangs = %v, want g1@hv1 g3@hv3", names)
+	}
+	p, err := o.Create(ctx, orchestrator.Request{Name: "g4", IPv4: netip.MustParseAddr("192.0.2.54"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1})
+	if err != nil || p.Hypervisor == "hv2" {
+		t.Fatalf("create while hv2 hangs = %v on %q, want success elsewhere", err, p.Hypervisor)
+	}
+	err = o.Destroy(ctx, "g2")
+	if !errors.Is(err, fleet.ErrUnreachable) || !strings.Contains(err.Error(), "hypervisor=hv2") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("destroy of a VM on hv2 = %v, want a refusal naming hv2", err)
+	}
+	if got := e.records(t, "g2.example.com.", dns.TypeA); len(got) != 1 {
+		t.Errorf("g2's A record after the refused destroy: %v", got)
+	}
+	tf.hv["hv2"].Unhang()
+
+	// Orphans: a domain whose records are gone, records whose domain is gone.
+	o = e.fleetOrchestrator(t, newFleetOf(tf))
+	if err := tf.hv["hv1"].Destroy(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.hv["hv1"].Undefine(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.dns.Apply(ctx, removeName("g3.example.com.")); err != nil {
+		t.Fatal(err)
+	}
+	orphans, err := o.Orphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range orphans {
+		got = append(got, x.Name+": "+x.Kind)
+	}
+	if diff := cmp.Diff([]string{"g1: " + orchestrator.OrphanRecords, "g3: " + orchestrator.OrphanDomain}, got); diff != "" {
+		t.Errorf("orphans (-want +got):\n%s", diff)
+	}
+}
+
+func newFleetOf(tf *testFleet) *fleet.Fleet {
+	return fleet.New(fleet.Config{Members: tf.fleet.Members(), Timeout: 2 * time.Second,
+		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		}})
+}
+
+// TestFleetRaceForLastSlot: creates racing for the last room on a
+// hypervisor never overcommit it: a define that finds the limit passed
+// yields, and the VM goes to the next candidate.
+func TestFleetRaceForLastSlot(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	// Room for one 1024 MiB VM on hv1 and one on hv3, eight on hv2; each
+	// create is its own command with its own fleet.
+	tf.hv["hv1"].SetNode(1024, 4, "br135")
+	tf.hv["hv3"].SetNode(1024, 4, "br135")
+	tf.hv["hv2"].SetNode(8192, 4, "br135")
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := e.fleetOrchestrator(t, newFleetOf(tf))
+			_, errs[i] = o.Create(ctx, orchestrator.Request{Name: fmt.Sprintf("race%d", i), IPv4: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", 60+i)), Distro: "core", MemoryMiB: 1024, VCPUs: 1, DiskGiB: 1})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("race%d: %v", i, err)
+		}
+	}
+	for _, n := range []string{"hv1", "hv3"} {
+		node, err := tf.hv[n].Node(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node.MemoryCommittedMiB > 1024 {
+			t.Errorf("%s: %d MiB committed, over its 1024 MiB", n, node.MemoryCommittedMiB)
+		}
+	}
+	for i := range errs {
+		name := fmt.Sprintf("race%d", i)
+		if w := tf.where(name); len(w) != 1 || txtHypervisor(t, e, name) != w[0] {
+			t.Errorf("%s on %v, TXT says %s", name, w, txtHypervisor(t, e, name))
+		}
+	}
+}
+
+func removeName(fqdn string) dnsupdate.ChangeSet {
+	return dnsupdate.ChangeSet{Zone: "example.com.", RemoveName: []string{fqdn}}
+}
