@@ -57,9 +57,9 @@ func New(c Config) (*Orchestrator, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	o := &Orchestrator{
-		cfg:  c.Config,
-		plan: p,
-		dns:  hostDNS{dns: c.DNS, zone: c.Config.DNS.Zone, reverseZones: c.Config.DNS.ReverseZones, ttl: c.Config.DNS.TTL},
+		cfg:   c.Config,
+		plan:  p,
+		dns:   hostDNS{dns: c.DNS, zone: c.Config.DNS.Zone, reverseZones: c.Config.DNS.ReverseZones, ttl: c.Config.DNS.TTL},
 		fleet: c.Fleet,
 		log:   log,
 	}
