@@ -33,6 +33,9 @@ packages=(
 	qemu-system-arm qemu-efi-aarch64 debian-installer-12-netboot-arm64
 	# Secure Boot: sbverify checks the signatures of the chain serve hands out
 	sbsigntool
+	# a fleet of hypervisors: sshd inside a lab hypervisor's namespaces, the far
+	# end of qemu+ssh:// (its own service stays down, as below)
+	openssh-server openssh-client
 	# Vagrantfile check (vagrant validate, libvirt provider)
 	vagrant vagrant-libvirt
 	# systemd unit check (systemd-analyze) and running serve with the unit's
@@ -50,7 +53,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# The lab and the tests start BIND, libvirtd, Kea, nginx and tftpd-hpa
+# The lab and the tests start BIND, libvirtd, Kea, nginx, tftpd-hpa and sshd
 # themselves, inside network namespaces; the packages' own services must not
 # start on the host's interfaces. policy-rc.d keeps them down while
 # installing (a policy already in place is left as it is).
