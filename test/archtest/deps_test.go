@@ -55,7 +55,7 @@ func TestDependencyDirections(t *testing.T) {
 		// The workflow talks to ports; only the command line wires adapters.
 		{module + "/orchestrator", []string{"libvirt.org/go/libvirt/", module + "/netboot", module + "/cmd/"}, nil},
 		// The fleet knows hypervisors through the port only.
-		{module + "/orchestrator/fleet", []string{"libvirt.org/", module + "/netboot", module + "/cmd/", module + "/config", module + "/dnsupdate"}, nil},
+		{module + "/orchestrator/fleet", []string{"libvirt.org/go/libvirt/", module + "/netboot", module + "/cmd/", module + "/config", module + "/dnsupdate"}, nil},
 		// The ROM build and install use the hypervisor port (virt.VolumeStore)
 		// and nothing else of the workflow; the command line hands them the
 		// libvirt adapter.
