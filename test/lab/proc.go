@@ -79,12 +79,13 @@ func (c *child) exited() (bool, string) {
 	}
 }
 
-// stop sends SIGTERM, waits up to timeout, then SIGKILLs and reaps.
+// stop sends SIGTERM (and SIGCONT), waits up to timeout, then SIGKILLs and reaps.
 func (c *child) stop(timeout time.Duration) error {
 	if done, _ := c.exited(); done {
 		return nil
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(syscall.SIGCONT) // a stopped process acts on SIGTERM only once continued
 	select {
 	case <-c.done:
 		return nil
@@ -136,13 +137,14 @@ func (p Process) alive() bool {
 }
 
 // Kill stops a recorded process that need not be a child of this one:
-// SIGTERM, up to timeout for it to go, then SIGKILL. A process that is
+// SIGTERM (and SIGCONT), up to timeout for it to go, then SIGKILL. A process that is
 // already gone, or whose PID now belongs to another program, is left alone.
 func (p Process) Kill(timeout time.Duration) error {
 	if !p.alive() {
 		return nil
 	}
 	_ = syscall.Kill(p.PID, syscall.SIGTERM)
+	_ = syscall.Kill(p.PID, syscall.SIGCONT) // a stopped process acts on SIGTERM only once continued
 	if waitGone(p, timeout) {
 		return nil
 	}
