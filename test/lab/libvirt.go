@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,10 @@ import (
 
 // PoolName is the dir storage pool StartLibvirt creates.
 const PoolName = "vmprov"
+
+// LibvirtTCPPort is where a fleet hypervisor's libvirtd listens for
+// qemu+tcp (libvirt's default).
+const LibvirtTCPPort = 16509
 
 // LibvirtReadyTimeout bounds how long StartLibvirt waits for libvirtd.
 const LibvirtReadyTimeout = 60 * time.Second
@@ -31,7 +36,8 @@ const LibvirtReadyTimeout = 60 * time.Second
 // root without a security driver, so disk images anywhere under DIR work.
 type Libvirt struct {
 	dir, netns string
-	proc       *child // libvirtd, when started by this process
+	tcp        netip.Addr // libvirtd's listen_addr, when valid
+	proc       *child     // libvirtd, when started by this process
 	procs      []Process
 	log        *slog.Logger
 }
@@ -43,6 +49,13 @@ type Libvirt struct {
 // DIR/virtlogd.log, guests' QEMU logs to DomainLog(name). ctx bounds only the
 // start; Stop ends everything, guests included.
 func StartLibvirt(ctx context.Context, dir, netns string, log *slog.Logger) (*Libvirt, error) {
+	return startLibvirt(ctx, dir, netns, netip.Addr{}, log)
+}
+
+// startLibvirt is StartLibvirt with libvirtd also listening, when tcp is
+// valid, on LibvirtTCPPort of that address in netns, without TLS or
+// authentication: qemu+tcp://TCP/system.
+func startLibvirt(ctx context.Context, dir, netns string, tcp netip.Addr, log *slog.Logger) (*Libvirt, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -50,29 +63,55 @@ func StartLibvirt(ctx context.Context, dir, netns string, log *slog.Logger) (*Li
 	if err != nil {
 		return nil, fmt.Errorf("start libvirtd: %w", err)
 	}
-	for _, bin := range []string{"libvirtd", "virtlogd", "virsh", "ip", "mount"} {
+	for _, bin := range []string{"libvirtd", "virtlogd", "virsh", "ip", "mount", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("start libvirtd: %w (install libvirt-daemon-system, libvirt-clients)", err)
 		}
 	}
-	l := &Libvirt{dir: dir, netns: netns, log: log}
+	l := &Libvirt{dir: dir, netns: netns, tcp: tcp, log: log}
 	if n := len(l.socket()); n > 107 {
 		return nil, fmt.Errorf("start libvirtd: socket path %s is %d bytes, over the 107 a unix socket allows: use a shorter dir", l.socket(), n)
 	}
+	if err := l.start(ctx); err != nil {
+		_ = l.Stop()
+		return nil, fmt.Errorf("start libvirtd in %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+// start writes the configuration and starts libvirtd. A first start runs it
+// in a fresh mount namespace (libvirtScript) with a new virtlogd; a restart,
+// while the virtlogd of the first start still runs, runs it in virtlogd's
+// mount namespace, so that the new libvirtd takes over the guests the old
+// one left running, their logs included.
+func (l *Libvirt) start(ctx context.Context) error {
 	if err := l.writeFiles(); err != nil {
-		return nil, fmt.Errorf("start libvirtd: %w", err)
+		return err
 	}
 	copyCaps(CapabilitiesCache, l.capsDir())
-	logPath := filepath.Join(dir, "libvirtd.log")
-	p, err := startChildAttr("libvirtd", "", logPath,
-		&syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS},
-		[]string{"LAB_DIR=" + dir, "LAB_NETNS=" + netns},
-		"sh", "-ec", libvirtScript)
+	logPath := filepath.Join(l.dir, "libvirtd.log")
+	env := []string{"LAB_DIR=" + l.dir, "LAB_NETNS=" + l.netns}
+	if l.tcp.IsValid() {
+		env = append(env, "LAB_LISTEN=--listen")
+	}
+	attr := &syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS}
+	argv := []string{"sh", "-ec", libvirtScript}
+	vl, reuse := l.virtlogd()
+	if reuse {
+		// nsenter does not fork without -p: libvirtd keeps its PID.
+		attr = &syscall.SysProcAttr{Setsid: true}
+		argv = append([]string{"nsenter", "-t", strconv.Itoa(vl.PID), "-m", "--"}, argv...)
+		env = append(env, "LAB_MOUNTED=1")
+	}
+	p, err := startChildAttr("libvirtd", "", logPath, attr, env, argv...)
 	if err != nil {
-		return nil, fmt.Errorf("start libvirtd: %w", err)
+		return err
 	}
 	l.proc = p
 	l.procs = []Process{p.Process}
+	if reuse {
+		l.procs = append(l.procs, vl)
+	}
 	err = poll(ctx, LibvirtReadyTimeout, func() error {
 		if done, why := p.exited(); done {
 			return stopPolling{errors.New(why)}
@@ -80,9 +119,9 @@ func StartLibvirt(ctx context.Context, dir, netns string, log *slog.Logger) (*Li
 		_, err := l.Virsh(ctx, "version")
 		return err
 	})
-	if err == nil {
-		if vl, perr := readPIDFile("virtlogd", filepath.Join(dir, "virtlogd.pid")); perr == nil {
-			vl.Log = filepath.Join(dir, "virtlogd.log")
+	if err == nil && !reuse {
+		if vl, perr := readPIDFile("virtlogd", filepath.Join(l.dir, "virtlogd.pid")); perr == nil {
+			vl.Log = filepath.Join(l.dir, "virtlogd.log")
 			l.procs = append(l.procs, vl)
 		} else {
 			err = perr
@@ -92,42 +131,88 @@ func StartLibvirt(ctx context.Context, dir, netns string, log *slog.Logger) (*Li
 		err = l.createPool(ctx)
 	}
 	if err != nil {
-		_ = l.Stop()
-		return nil, fmt.Errorf("start libvirtd in %s: %w\n--- %s ---\n%s", dir, err, logPath, tail(logPath, 30))
+		return fmt.Errorf("%w\n--- %s ---\n%s", err, logPath, tail(logPath, 30))
 	}
 	copyCaps(l.capsDir(), CapabilitiesCache)
-	log.Info("libvirtd started", "pid", p.PID, "uri", l.URI(), "file", logPath)
-	return l, nil
+	l.log.Info("libvirtd started", "pid", p.PID, "uri", l.URI(), "file", logPath)
+	return nil
+}
+
+// virtlogd returns the virtlogd of the last start if it still runs.
+func (l *Libvirt) virtlogd() (Process, bool) {
+	for _, p := range l.procs {
+		if p.Name == "virtlogd" && p.alive() {
+			return p, true
+		}
+	}
+	return Process{}, false
+}
+
+// stopDaemon stops libvirtd alone, like `systemctl stop libvirtd` on a
+// host: guests and virtlogd keep running, and start takes them over again.
+func (l *Libvirt) stopDaemon() error {
+	if l.proc == nil {
+		return nil
+	}
+	return l.proc.stop(15 * time.Second)
+}
+
+// signal sends sig to libvirtd if it still runs.
+func (l *Libvirt) signal(sig syscall.Signal) error {
+	if len(l.procs) == 0 || !l.procs[0].alive() {
+		return fmt.Errorf("signal libvirtd of %s: not running", l.dir)
+	}
+	if err := syscall.Kill(l.procs[0].PID, sig); err != nil {
+		return fmt.Errorf("signal libvirtd (pid %d): %w", l.procs[0].PID, err)
+	}
+	return nil
 }
 
 // libvirtScript runs in a fresh mount namespace (made private by the Go
 // runtime): it hides the system's libvirt state behind DIR/root, starts
-// virtlogd there and becomes libvirtd in the lab's network namespace.
+// virtlogd there and becomes libvirtd in the lab's network namespace. With
+// LAB_MOUNTED set it runs in the mount namespace of an earlier start and only
+// becomes libvirtd; LAB_LISTEN holds libvirtd's extra flags.
 const libvirtScript = `
-R="$LAB_DIR/root"
-for d in etc run lib cache log; do mkdir -p "$R/$d"; done
-for t in /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
-	[ -d "$t" ] || mkdir -p "$t"
-done
-mount --bind "$R/etc" /etc/libvirt
-mount --bind "$R/run" /run/libvirt
-mount --bind "$R/lib" /var/lib/libvirt
-mount --bind "$R/cache" /var/cache/libvirt
-mount --bind "$R/log" /var/log/libvirt
-cp "$LAB_DIR/qemu.conf" /etc/libvirt/qemu.conf
-virtlogd -d -f "$LAB_DIR/virtlogd.conf" -p "$LAB_DIR/virtlogd.pid"
-if [ -n "$LAB_NETNS" ]; then
-	exec ip netns exec "$LAB_NETNS" libvirtd -f "$LAB_DIR/libvirtd.conf" -p "$LAB_DIR/libvirtd.pid"
+if [ -z "$LAB_MOUNTED" ]; then
+	R="$LAB_DIR/root"
+	for d in etc run lib cache log; do mkdir -p "$R/$d"; done
+	for t in /etc/libvirt /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+		[ -d "$t" ] || mkdir -p "$t"
+	done
+	mount --bind "$R/etc" /etc/libvirt
+	mount --bind "$R/run" /run/libvirt
+	mount --bind "$R/lib" /var/lib/libvirt
+	mount --bind "$R/cache" /var/cache/libvirt
+	mount --bind "$R/log" /var/log/libvirt
+	virtlogd -d -f "$LAB_DIR/virtlogd.conf" -p "$LAB_DIR/virtlogd.pid"
 fi
-exec libvirtd -f "$LAB_DIR/libvirtd.conf" -p "$LAB_DIR/libvirtd.pid"
+cp "$LAB_DIR/qemu.conf" /etc/libvirt/qemu.conf
+if [ -n "$LAB_NETNS" ]; then
+	exec ip netns exec "$LAB_NETNS" libvirtd -f "$LAB_DIR/libvirtd.conf" -p "$LAB_DIR/libvirtd.pid" $LAB_LISTEN
+fi
+exec libvirtd -f "$LAB_DIR/libvirtd.conf" -p "$LAB_DIR/libvirtd.pid" $LAB_LISTEN
 `
 
 func (l *Libvirt) writeFiles() error {
-	if err := os.MkdirAll(filepath.Join(l.dir, "run"), 0o755); err != nil {
-		return err
+	for _, d := range []string{"run", filepath.Join("root", "run")} {
+		if err := os.MkdirAll(filepath.Join(l.dir, d), 0o755); err != nil {
+			return err
+		}
 	}
-	files := map[string]string{
-		"libvirtd.conf": fmt.Sprintf(`# vmprov test lab: a private libvirtd reachable only through DIR/run.
+	// Inside the mount namespace the default socket paths lead to DIR/run
+	// too, so that a program there that knows no socket= (virt-ssh-helper
+	// of a qemu+ssh connection, for one) finds this libvirtd.
+	for _, s := range []string{"libvirt-sock", "libvirt-sock-ro"} {
+		link := filepath.Join(l.dir, "root", "run", s)
+		if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.Symlink(filepath.Join(l.dir, "run", s), link); err != nil {
+			return err
+		}
+	}
+	conf := fmt.Sprintf(`# vmprov test lab: a private libvirtd reachable only through DIR/run.
 unix_sock_dir = %q
 unix_sock_group = "root"
 unix_sock_ro_perms = "0777"
@@ -135,7 +220,19 @@ unix_sock_rw_perms = "0770"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:stderr"
-`, filepath.Join(l.dir, "run")),
+`, filepath.Join(l.dir, "run"))
+	if l.tcp.IsValid() {
+		// Read only with --listen, which LAB_LISTEN adds.
+		conf += fmt.Sprintf(`# and over TCP, unauthenticated: qemu+tcp://%s/system
+listen_tls = 0
+listen_tcp = 1
+tcp_port = "%d"
+listen_addr = %q
+auth_tcp = "none"
+`, l.tcp, LibvirtTCPPort, l.tcp)
+	}
+	files := map[string]string{
+		"libvirtd.conf": conf,
 		"virtlogd.conf": fmt.Sprintf("log_outputs = \"3:file:%s\"\n", filepath.Join(l.dir, "virtlogd.log")),
 		// Root without a security driver: guests' files live in test temp
 		// dirs that the libvirt-qemu user cannot traverse.
@@ -263,6 +360,12 @@ func stopLibvirt(dir string, procs []Process, own *child, log *slog.Logger) erro
 	l := &Libvirt{dir: dir}
 	var errs []error
 	ctx := context.Background()
+	// A paused libvirtd (Hypervisor.Pause) would hang virsh.
+	for _, p := range procs {
+		if p.alive() {
+			_ = syscall.Kill(p.PID, syscall.SIGCONT)
+		}
+	}
 	if len(procs) > 0 && procs[0].alive() {
 		if out, err := l.Virsh(ctx, "list", "--name"); err == nil {
 			for _, name := range strings.Fields(out) {
