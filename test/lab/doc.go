@@ -1,7 +1,8 @@
 // Package lab starts the real parts vmprov is tested against — BIND (and,
 // for the DNS tests, Knot DNS and PowerDNS) with TSIG-protected dynamic
-// zones, network namespaces with a bridge, libvirtd, radvd — and tears them
-// down again.
+// zones, network namespaces with a bridge, libvirtd, radvd, a fleet of
+// libvirtds reached over qemu+tcp and qemu+ssh (Lab.StartFleet) — and tears
+// them down again.
 //
 // One implementation serves Go integration tests (BINDForTest,
 // NamespaceForTest, ...), `make lab` (Up / Down through cmd/vmprov-lab, and

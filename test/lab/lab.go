@@ -40,6 +40,8 @@ type State struct {
 	LibvirtURI   string        `json:"libvirt_uri,omitempty"`
 	Pool         string        `json:"pool,omitempty"`
 	Processes    []Process     `json:"processes"` // in start order
+
+	Fleet []HypervisorState `json:"fleet,omitempty"` // hypervisors of Lab.StartFleet
 }
 
 // BridgeState records one of Options.More.
@@ -65,6 +67,7 @@ type Lab struct {
 	Radvd   *Radvd   // nil with Options.NoRadvd or without an IPv6 prefix
 	More    []*Radvd // radvd of the Options.More bridges that have IPv6
 	Daemons []*Daemon
+	Fleet   *Fleet // set by StartFleet
 	State   State
 	log     *slog.Logger
 }
@@ -163,7 +166,7 @@ func (l *Lab) up(ctx context.Context, opts Options) error {
 	}
 	// A new lab starts from nothing: no zone journals, domain definitions
 	// or volumes of an earlier lab in the same directory.
-	for _, sub := range []string{"bind", "libvirt", "radvd"} {
+	for _, sub := range []string{"bind", "libvirt", "radvd", "fleet"} {
 		if err := os.RemoveAll(filepath.Join(l.Dir, sub)); err != nil {
 			return err
 		}
@@ -282,6 +285,9 @@ func (l *Lab) Close() error {
 	for i := len(l.Daemons) - 1; i >= 0; i-- {
 		errs = append(errs, l.Daemons[i].Stop())
 	}
+	if l.Fleet != nil {
+		errs = append(errs, l.Fleet.Close())
+	}
 	for _, r := range l.More {
 		errs = append(errs, r.Stop())
 	}
@@ -313,9 +319,11 @@ func ReadState(dir string) (State, error) {
 }
 
 // Down tears down the lab recorded in DIR/state.json, from any process:
-// guests are destroyed, radvd, libvirtd, virtlogd and named are stopped by
-// PID (only if the PID still belongs to the recorded process), the namespace
-// is deleted and state.json is removed. Without a state file it does nothing.
+// guests are destroyed, daemons, radvd, libvirtd, virtlogd and named are
+// stopped by PID (only if the PID still belongs to the recorded process), then
+// the fleet's hypervisors (sshd, guests, libvirtd, virtlogd, their
+// namespaces), the namespace is deleted and state.json is removed. Without a
+// state file it does nothing.
 func Down(dir string) error {
 	st, err := ReadState(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -341,6 +349,8 @@ func Down(dir string) error {
 	if len(lv) > 0 {
 		errs = append(errs, stopLibvirt(filepath.Join(dir, "libvirt"), lv, nil, nil))
 	}
+	// After the lab's daemons, which may be the fleet's clients.
+	errs = append(errs, downFleet(st.Fleet))
 	if st.Netns != "" {
 		errs = append(errs, (&Namespace{Name: st.Netns}).Delete(context.Background()))
 	}
