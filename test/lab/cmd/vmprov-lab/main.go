@@ -6,11 +6,15 @@
 // binary, `vmprov serve` with a generated configuration. `demo` then runs the
 // seed 000 workflow in it (see the demo package) and leaves it up.
 //
-//	vmprov-lab up --dir DIR [--netns NAME] [--vmprov BIN] [--no-libvirt] [--no-radvd] [-v]
+//	vmprov-lab up --dir DIR [--netns NAME] [--vmprov BIN] [--no-libvirt] [--no-radvd] [--fleet] [-v]
 //	vmprov-lab demo --dir DIR --vmprov BIN [--netns NAME] [-v]
 //	vmprov-lab config --dir DIR --serve-dir DIR [--key-file F] [--http-port N] [--tftp ADDR]
 //	vmprov-lab down --dir DIR
 //	vmprov-lab status --dir DIR
+//
+// up --fleet also starts the hypervisors of lab.DefaultFleet, each a libvirtd
+// in a namespace of its own on the lab's bridges, and prints their URIs,
+// which work inside the lab's namespace.
 //
 // config prints the vmprov configuration of the lab in DIR, as demo writes
 // it, for a `vmprov serve` run elsewhere (test/provision.sh installs it for
@@ -55,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	netns := fs.String("netns", "vmprov-lab", "network namespace name (up)")
 	noLibvirt := fs.Bool("no-libvirt", false, "do not start libvirtd (up)")
 	noRadvd := fs.Bool("no-radvd", false, "do not start radvd (up)")
+	fleet := fs.Bool("fleet", false, "also start hypervisors hv1 (qemu+ssh), hv2 and hv3 (qemu+tcp) (up)")
 	vmprov := fs.String("vmprov", "", "vmprov binary: start `vmprov serve` in the lab (up; required by demo)")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	serveDir := fs.String("serve-dir", "", "serve.dir of the configuration (config; required)")
@@ -78,6 +83,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		l, err := lab.Up(ctx, opts)
 		if err != nil {
 			return err
+		}
+		if *fleet {
+			if _, err := l.StartFleet(ctx, lab.DefaultFleet()); err != nil {
+				return errors.Join(err, l.Close())
+			}
 		}
 		if *vmprov != "" {
 			e, err := demo.Setup(ctx, l, *vmprov, filepath.Join(l.Dir, "vmprov"), log)
@@ -138,6 +148,12 @@ func printState(w io.Writer, dir string, st lab.State) {
 	}
 	for _, p := range st.Processes {
 		fmt.Fprintf(w, "process     %-9s pid %-7d log %s\n", p.Name, p.PID, p.Log)
+	}
+	for _, h := range st.Fleet {
+		fmt.Fprintf(w, "hypervisor  %s %s on %v, namespace %s\n", h.Name, h.URI, h.Bridges, h.Netns)
+		for _, p := range h.Processes {
+			fmt.Fprintf(w, "process     %-9s pid %-7d log %s\n", p.Name, p.PID, p.Log)
+		}
 	}
 	fmt.Fprintf(w, "state       %s/%s\n", dir, lab.StateFile)
 }
