@@ -258,3 +258,67 @@ func guestPID(t *testing.T, h *lab.Hypervisor, name string) int {
 	}
 	return pid
 }
+
+// TestFleetClose checks StartFleet's checks of its specs, and that Lab.Close
+// stops a fleet whose only hypervisor is stopped, its guest still running.
+func TestFleetClose(t *testing.T) {
+	lab.RequireRoot(t, "ip", "named", "libvirtd", "virtlogd", "virsh", "nsenter", "qemu-system-x86_64")
+	dir, err := os.MkdirTemp("", "vmprov-fleet-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = lab.Down(dir) })
+	l, err := lab.Up(t.Context(), lab.Options{Dir: dir, Netns: fmt.Sprintf("vmprovt-%08x", rand.Uint32()),
+		NoLibvirt: true, NoRadvd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		name    string
+		specs   []lab.HypervisorSpec
+		wantErr string
+	}{
+		{"none", nil, "0 hypervisors"},
+		{"five", make([]lab.HypervisorSpec, 5), "5 hypervisors"},
+		{"no name", []lab.HypervisorSpec{{}}, `name ""`},
+		{"twice", []lab.HypervisorSpec{{Name: "hv1"}, {Name: "hv1"}}, `name "hv1"`},
+		{"unknown bridge", []lab.HypervisorSpec{{Name: "hv1", Bridges: []string{"br135", "br136"}}}, "br136 is not one of"},
+		{"no first bridge", []lab.HypervisorSpec{{Name: "hv1", Bridges: []string{}}}, "lack the lab's first bridge br135"},
+		{"long name", []lab.HypervisorSpec{{Name: "hypervisor1"}}, "shorter hypervisor name"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := l.StartFleet(t.Context(), tt.specs)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("StartFleet error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+
+	f, err := l.StartFleet(t.Context(), []lab.HypervisorSpec{{Name: "hv1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv := f.Hypervisors[0]
+	if diff := cmp.Diff([]string{"br135"}, hv.Bridges); diff != "" {
+		t.Errorf("default bridges (-want +got):\n%s", diff)
+	}
+	defineFleetGuest(t, hv, "vmprov-close", "02:04:06:08:73:01", true)
+	qemuPID := guestPID(t, hv, "vmprov-close")
+	if err := hv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	procs := hv.Libvirt.Processes()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(procs, lab.Process{Name: "qemu", PID: qemuPID}) {
+		if alive(p) {
+			t.Errorf("%s (pid %d) survived Close", p.Name, p.PID)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("/run/netns", hv.Netns.Name)); err == nil {
+		t.Errorf("namespace %s survived Close", hv.Netns.Name)
+	}
+}
