@@ -49,7 +49,7 @@ func (app *App) createCommand() *cobra.Command {
 				return err
 			}
 			if dryRun {
-				return app.printPlan(false, output, "dry run: nothing was changed", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
+				return app.printPlan(true, output, "dry run: nothing was changed", func(o *orchestrator.Orchestrator) (*orchestrator.Plan, error) {
 					return o.Plan(cmd.Context(), r)
 				})
 			}
