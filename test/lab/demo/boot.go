@@ -25,6 +25,9 @@ type BootSpec struct {
 	// line on the console.
 	Until func(*Boot) bool
 	Each  func(Event) // optional: sees events as serve logs them
+	// ConsoleURI is the libvirt URI of the hypervisor the VM runs on, for
+	// its serial console; empty: the lab's libvirtd.
+	ConsoleURI string
 }
 
 // Boot is a VM's boot as the lab saw it.
@@ -75,7 +78,7 @@ func (e *Env) FollowBoot(ctx context.Context, b *Boot, start time.Time, spec Boo
 		spec.Until = e.Booted
 	}
 	if b.Console == nil {
-		c, err := e.OpenConsole(b.Host.Name, filepath.Join(e.Dir, b.Host.Name+"-console.log"))
+		c, err := e.OpenConsoleAt(spec.ConsoleURI, b.Host.Name, filepath.Join(e.Dir, b.Host.Name+"-console.log"))
 		if err != nil {
 			e.log.Warn("no serial console", "name", b.Host.Name, "err", err)
 		}

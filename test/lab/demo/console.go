@@ -25,11 +25,20 @@ type Console struct {
 // OpenConsole attaches to the serial console of domain name (forcing off
 // any other reader) and records it to path until the domain stops or Close.
 func (e *Env) OpenConsole(name, path string) (*Console, error) {
+	return e.OpenConsoleAt("", name, path)
+}
+
+// OpenConsoleAt is OpenConsole for a domain of the libvirtd at uri (empty:
+// the lab's), such as a hypervisor of the lab's fleet.
+func (e *Env) OpenConsoleAt(uri, name, path string) (*Console, error) {
+	if uri == "" {
+		uri = e.Lab.State.LibvirtURI
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("open console %s: %w", name, err)
 	}
-	conn, err := libvirt.NewConnect(e.Lab.State.LibvirtURI)
+	conn, err := libvirt.NewConnect(uri)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open console %s: %w", name, err)
