@@ -367,6 +367,12 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 			foundDomain = true
 			errs = append(errs, f.hv.Destroy(ctx, name), f.hv.Undefine(ctx, name),
 				f.hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
+		} else if rec, ok := host.Intent.Get(inventory.KeyHypervisor); ok && o.fleet.Named() {
+			// The domain is gone (undefined behind vmprov's back), but the
+			// TXT says where the VM was: its disk there goes too.
+			if hv, err := o.fleet.Hypervisor(ctx, rec); err == nil {
+				errs = append(errs, hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
+			}
 		}
 	}
 	var macOwners []string
