@@ -140,7 +140,7 @@ func TestFleet(t *testing.T) {
 	requireLab(t)
 	lab.RequireRoot(t, "sshd", "ssh", "nsenter", "virt-ssh-helper")
 	e := setupDemo(t, buildVmprov(t, t.TempDir()), lab.IPv6OnlyBridge())
-	f := startFleet(t, e, "10s")
+	f := startFleet(t, e, "5s")
 
 	// The fleet as vmprov sees it: bridges found through libvirt.
 	var hs []struct {
@@ -314,6 +314,23 @@ func TestFleet(t *testing.T) {
 		t.Errorf("list after hv2's restart = %v, want %v", got, placed)
 	}
 
+	// hv3 hangs (its libvirtd stopped by SIGSTOP): list waits out the
+	// member deadline (libvirt.timeout, 5s here), no more, and names it.
+	hv3 := f.Hypervisor("hv3")
+	if err := hv3.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, stderr, code = runVmprov(t, e, "list", "-o", "json")
+	took := time.Since(start)
+	if err := hv3.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if code != 3 || !strings.Contains(stderr, "hv3") || !strings.Contains(stderr, "no answer within 5s") || len(listed(out)) == 0 {
+		t.Errorf("list with hv3 hanging: exit %d after %s, listed %v, stderr %q; want exit 3 naming hv3's deadline, the others listed", code, took, listed(out), stderr)
+	}
+	t.Logf("list with hv3 hanging took %s", took)
+
 	// A define failure on the first candidate: its libvirtd no longer finds
 	// QEMU. The VM lands on the second, whose name the TXT then holds.
 	var plan struct {
@@ -374,6 +391,27 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s A after destroy: %v", n, got)
 		}
 	}
+	// ipxe install with a fleet uploads to every hypervisor of it.
+	var rep struct {
+		Hypervisors []struct {
+			Hypervisor, Path, Error string
+		} `json:"hypervisors"`
+	}
+	if err := json.Unmarshal([]byte(mustVmprov(t, e, "ipxe", "install", romFile, "-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Hypervisors) != len(f.Hypervisors) {
+		t.Errorf("ipxe install reported %d hypervisors, want %d: %+v", len(rep.Hypervisors), len(f.Hypervisors), rep)
+	}
+	for i, r := range rep.Hypervisors {
+		if i < len(f.Hypervisors) && (r.Hypervisor != f.Hypervisors[i].URI || r.Error != "" || !strings.HasPrefix(r.Path, f.Hypervisors[i].Libvirt.PoolDir()+"/")) {
+			t.Errorf("ipxe install on %s: %+v, want an upload into %s", f.Hypervisors[i].Name, r, f.Hypervisors[i].Libvirt.PoolDir())
+		}
+		if _, err := os.Stat(r.Path); err != nil {
+			t.Errorf("ipxe install: %v", err)
+		}
+	}
+
 	for _, hv := range f.Hypervisors {
 		if got := domainsOn(t, hv); len(got) != 0 {
 			t.Errorf("%s keeps domains %v", hv.Name, got)
