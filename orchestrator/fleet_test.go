@@ -342,3 +342,61 @@ func TestFleetRaceForLastSlot(t *testing.T) {
 func removeName(fqdn string) dnsupdate.ChangeSet {
 	return dnsupdate.ChangeSet{Zone: "example.com.", RemoveName: []string{fqdn}}
 }
+
+// TestFleetRecordDisagrees: when a domain is not where its TXT says, show,
+// list and destroy say so and still find it; a TXT naming a hypervisor
+// that is not in the fleet is reported too.
+func TestFleetRecordDisagrees(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	o := e.fleetOrchestrator(t, tf.fleet)
+	p, err := o.Create(ctx, orchestrator.Request{Name: "mv", IPv4: netip.MustParseAddr("192.0.2.70"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Moved by hand (virsh migrate, or define elsewhere) to hv3.
+	d, err := tf.hv["hv1"].Get(ctx, "mv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{tf.hv["hv1"].Destroy(ctx, "mv"), tf.hv["hv1"].Undefine(ctx, "mv"), tf.hv["hv3"].Define(ctx, d.XML)} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	s, err := o.Show(ctx, "mv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Hypervisor != "hv3" || len(s.Warnings) != 2 || !strings.Contains(strings.Join(s.Warnings, "; "), "domain mv is on hv3, not where its TXT record says (hypervisor=hv1)") {
+		t.Errorf("show: hypervisor %q, warnings %q; want hv3 and the disagreement", s.Hypervisor, s.Warnings)
+	}
+	ps, err := o.List(ctx)
+	if err != nil || len(ps) != 1 || ps[0].Hypervisor != "hv3" || len(ps[0].Warnings) != 1 {
+		t.Errorf("list = %+v, %v; want mv on hv3 with a warning", ps, err)
+	}
+	if err := o.Destroy(ctx, "mv"); err != nil {
+		t.Fatal(err)
+	}
+	if w := tf.where("mv"); len(w) != 0 {
+		t.Errorf("destroy left the domain on %v", w)
+	}
+	e.assertNoHost(t, "mv", p.IPv4.String())
+
+	// A TXT naming a hypervisor the configuration does not have.
+	if _, err := o.Create(ctx, orchestrator.Request{Name: "lost", IPv4: netip.MustParseAddr("192.0.2.71"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv2"}); err != nil {
+		t.Fatal(err)
+	}
+	small := fleet.New(fleet.Config{Members: tf.fleet.Members()[:1], Timeout: time.Second,
+		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		}})
+	s, err = e.fleetOrchestrator(t, small).Show(ctx, "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(s.Warnings, "; "), "hypervisor=hv2, which is not in hypervisors: (hv1)") {
+		t.Errorf("show with hv2 gone from the configuration: warnings %q", s.Warnings)
+	}
+}
