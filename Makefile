@@ -7,7 +7,7 @@ LABDIR    ?= $(CURDIR)/.lab
 FUZZTIME  ?= 20s
 LABNETNS  ?= vmprov-lab
 
-.PHONY: all build test lint bench fuzz lab lab-up lab-down deps clean
+.PHONY: all build test lint bench fuzz lab lab-up lab-fleet lab-down deps clean
 
 all: build
 
@@ -46,6 +46,12 @@ lab: deps build
 # The same lab with `vmprov serve` but no VMs, for manual work.
 lab-up: deps build
 	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) --netns $(LABNETNS) --vmprov $(BIN) -v
+
+# lab-up with a fleet of three hypervisors next to it: hv1 (qemu+ssh), hv2
+# and hv3 (qemu+tcp; hv3 without br136), each a libvirtd in a namespace of its
+# own, and LABDIR/vmprov/vmprov-fleet.yaml pointing vmprov at them.
+lab-fleet: deps build
+	$(GO) run ./test/lab/cmd/vmprov-lab up --dir $(LABDIR) --netns $(LABNETNS) --vmprov $(BIN) --fleet
 
 lab-down:
 	$(GO) run ./test/lab/cmd/vmprov-lab down --dir $(LABDIR)

@@ -1,10 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/vmprov/vmprov/test/lab"
@@ -29,24 +25,8 @@ func startFleet(t testing.TB, e *demo.Env, timeout string) *lab.Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := os.ReadFile(e.Config)
-	if err != nil {
+	if err := e.UseFleet(f, timeout, fleetMemoryMiB); err != nil {
 		t.Fatal(err)
 	}
-	var sb strings.Builder
-	sb.Write(base)
-	sb.WriteString("hypervisors:\n")
-	for _, h := range f.Hypervisors {
-		fmt.Fprintf(&sb, "  - {name: %s, uri: %q, memory_mib: %d}\n", h.Name, h.URI, fleetMemoryMiB[h.Name])
-	}
-	cfg := strings.Replace(sb.String(), "libvirt: {", "libvirt: {timeout: "+timeout+", ", 1)
-	if !strings.Contains(cfg, "timeout: "+timeout) {
-		t.Fatalf("no libvirt: {...} line to add the timeout to in %s", e.Config)
-	}
-	path := filepath.Join(e.Dir, "vmprov-fleet.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.Config = path
 	return f
 }

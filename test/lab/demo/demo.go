@@ -343,3 +343,35 @@ func (e *Env) Destroy(ctx context.Context, name string) error {
 	_, err := e.Vmprov(ctx, "destroy", name)
 	return err
 }
+
+// UseFleet writes DIR/vmprov-fleet.yaml, e's configuration with the
+// hypervisors of f (hypervisors:, each with its memory_mib from memoryMiB
+// when set) and libvirt.timeout timeout, and makes it e's configuration:
+// e.Vmprov, e.Create and e.Boot then place VMs on the fleet. `vmprov serve`
+// keeps running with the configuration it started with.
+func (e *Env) UseFleet(f *lab.Fleet, timeout string, memoryMiB map[string]uint64) error {
+	base, err := os.ReadFile(e.Config)
+	if err != nil {
+		return fmt.Errorf("use fleet: %w", err)
+	}
+	var sb strings.Builder
+	sb.Write(base)
+	sb.WriteString("hypervisors:\n")
+	for _, h := range f.Hypervisors {
+		line := fmt.Sprintf("  - {name: %s, uri: %q", h.Name, h.URI)
+		if m := memoryMiB[h.Name]; m > 0 {
+			line += fmt.Sprintf(", memory_mib: %d", m)
+		}
+		sb.WriteString(line + "}\n")
+	}
+	cfg := strings.Replace(sb.String(), "libvirt: {", "libvirt: {timeout: "+timeout+", ", 1)
+	if !strings.Contains(cfg, "timeout: "+timeout) {
+		return fmt.Errorf("use fleet: no libvirt: {...} line in %s to add the timeout to", e.Config)
+	}
+	path := filepath.Join(e.Dir, "vmprov-fleet.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return fmt.Errorf("use fleet: %w", err)
+	}
+	e.Config = path
+	return nil
+}

@@ -84,8 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		var f *lab.Fleet
 		if *fleet {
-			if _, err := l.StartFleet(ctx, lab.DefaultFleet()); err != nil {
+			if f, err = l.StartFleet(ctx, lab.DefaultFleet()); err != nil {
 				return errors.Join(err, l.Close())
 			}
 		}
@@ -95,6 +96,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return errors.Join(err, l.Close())
 			}
 			fmt.Fprintf(stdout, "vmprov      serve pid %d, config %s, log %s\n", e.Serve.Process().PID, e.Config, e.ServeLog)
+			if f != nil {
+				if err := e.UseFleet(f, "10s", nil); err != nil {
+					return errors.Join(err, l.Close())
+				}
+				fmt.Fprintf(stdout, "fleet       config %s: ip netns exec %s %s --config %s hypervisors\n", e.Config, l.State.Netns, *vmprov, e.Config)
+			}
 		}
 		printState(stdout, l.Dir, l.State)
 		return nil
