@@ -357,6 +357,9 @@ func referenceConfig(t *testing.T, server, secretFile string) string {
 	dir := t.TempDir()
 	c.DNS.Server, c.DNS.TSIG.SecretFile = server, secretFile
 	c.Libvirt.URI, c.Libvirt.DomainType, c.Libvirt.Pool = "test:///default", "qemu", "default-pool"
+	// The reference's hypervisors are example hosts: the examples run on
+	// the test driver alone, a fleet of one.
+	c.Hypervisors = nil
 	c.Serve.Dir = filepath.Join(dir, "serve")
 	text, err := yaml.Marshal(&c)
 	if err != nil {
