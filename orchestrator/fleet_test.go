@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vmprov/vmprov/dnsupdate"
+	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/orchestrator"
 	"github.com/vmprov/vmprov/orchestrator/fleet"
 	"github.com/vmprov/vmprov/orchestrator/hvtest"
@@ -398,5 +400,45 @@ func TestFleetRecordDisagrees(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(s.Warnings, "; "), "hypervisor=hv2, which is not in hypervisors: (hv1)") {
 		t.Errorf("show with hv2 gone from the configuration: warnings %q", s.Warnings)
+	}
+}
+
+// TestFleetReinstallNow power-cycles the VM on the hypervisor its TXT
+// names, asking no other; --txt hypervisor= is refused.
+func TestFleetReinstallNow(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	o := e.fleetOrchestrator(t, tf.fleet)
+	if _, err := o.Create(ctx, orchestrator.Request{Name: "rn", IPv4: netip.MustParseAddr("192.0.2.72"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv3"}); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]int{}
+	for n, f := range tf.hv {
+		before[n] = len(f.Calls())
+	}
+	o = e.fleetOrchestrator(t, newFleetOf(tf))
+	p, err := o.ReinstallNow(ctx, "rn", "rocky9", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hypervisor != "hv3" || txtHypervisor(t, e, "rn") != "hv3" {
+		t.Errorf("reinstall --now: plan on %q, TXT hypervisor=%s; want hv3 kept", p.Hypervisor, txtHypervisor(t, e, "rn"))
+	}
+	var ops []hvtest.Op
+	for _, c := range tf.hv["hv3"].Calls()[before["hv3"]:] {
+		ops = append(ops, c.Op)
+	}
+	if !slices.Contains(ops, hvtest.OpDestroy) || !slices.Contains(ops, hvtest.OpStart) {
+		t.Errorf("hv3 saw %v, want a destroy and a start", ops)
+	}
+	for _, n := range []string{"hv1", "hv2"} {
+		if calls := tf.hv[n].Calls()[before[n]:]; len(calls) != 0 {
+			t.Errorf("reinstall --now of a VM on hv3 called %s: %v", n, calls)
+		}
+	}
+	_, err = o.Create(ctx, orchestrator.Request{Name: "tx", IPv4: netip.MustParseAddr("192.0.2.73"), Distro: "core", Vars: []inventory.Var{{Key: "hypervisor", Value: "hv1"}}})
+	if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), "--on") {
+		t.Errorf("create --txt hypervisor=hv1 = %v, want a refusal pointing at --on", err)
 	}
 }

@@ -37,6 +37,8 @@ func TestCheckIntent(t *testing.T) {
 		{"build id too long", []Var{core, {"build_id", strings.Repeat("a", 33)}}, []string{"1 to 32"}},
 		{"firmware efi-secure", []Var{core, {"firmware", "efi-secure"}}, nil},
 		{"firmware unknown", []Var{core, {"firmware", "secure"}}, []string{`firmware="secure"`, "bios, efi, efi-secure"}},
+		{"hypervisor", []Var{core, {"hypervisor", "hv-2"}}, nil},
+		{"hypervisor not a label", []Var{core, {"hypervisor", "hv_2"}}, []string{`hypervisor="hv_2" is not a hypervisor name`}},
 		{"arch x86_64", []Var{core, {"arch", "x86_64"}}, nil},
 		{"arch aarch64", []Var{core, {"arch", "aarch64"}}, nil},
 		{"arch Debian's arm64", []Var{core, {"arch", "arm64"}}, []string{`arch "arm64": use x86_64 or aarch64 (vmprov create --arch aarch64)`}},

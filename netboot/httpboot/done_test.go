@@ -352,18 +352,19 @@ func TestDoneRace(t *testing.T) {
 	}
 }
 
-// TestPXEDustLeavesBuildRecordOut: state, build_id and firmware are not iPXE variables.
+// TestPXEDustLeavesBuildRecordOut: state, build_id, firmware and hypervisor are not iPXE
+// variables.
 func TestPXEDustLeavesBuildRecordOut(t *testing.T) {
 	b := backends()["fake"](t).(buildDNS)
 	load(t, b, `built.example.com. 300 A 192.0.2.90`, `90.2.0.192.in-addr.arpa. 300 PTR built.example.com.`,
-		`built.example.com. 300 TXT "distribution=core" "role=web" "state=installing" "build_id=0123abcd" "firmware=efi-secure"`)
+		`built.example.com. 300 TXT "distribution=core" "role=web" "state=installing" "build_id=0123abcd" "firmware=efi-secure" "hypervisor=hv2"`)
 	srv, _ := newBuildServer(t, b, b, nil)
 	w := call(srv, "GET", "/pxedust", "192.0.2.90", nil)
-	if w.Code != 200 || !strings.Contains(w.Body.String(), "set role web\n") || strings.Contains(w.Body.String(), "state") || strings.Contains(w.Body.String(), "build_id") || strings.Contains(w.Body.String(), "firmware") {
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "set role web\n") || strings.Contains(w.Body.String(), "state") || strings.Contains(w.Body.String(), "build_id") || strings.Contains(w.Body.String(), "firmware") || strings.Contains(w.Body.String(), "hypervisor") {
 		t.Errorf("/pxedust: %d\n%s", w.Code, w.Body)
 	}
 	w = call(srv, "GET", "/bootstrap/install/default.ipxe", "192.0.2.90", nil)
-	if w.Code != 200 || !strings.Contains(w.Body.String(), "role=${role}") || strings.Contains(w.Body.String(), "state=") || strings.Contains(w.Body.String(), "build_id") || strings.Contains(w.Body.String(), "firmware") {
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "role=${role}") || strings.Contains(w.Body.String(), "state=") || strings.Contains(w.Body.String(), "build_id") || strings.Contains(w.Body.String(), "firmware") || strings.Contains(w.Body.String(), "hypervisor") {
 		t.Errorf("install/default.ipxe: %d\n%s", w.Code, w.Body)
 	}
 }

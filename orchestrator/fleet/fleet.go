@@ -313,15 +313,17 @@ func call[T any](ctx context.Context, b *bounded, op string, fn func(ctx context
 			return r.v, r.err
 		default:
 		}
-		err := fmt.Errorf("hypervisor %s: %w: %w", b.m.Label(), ErrUnreachable, b.f.timedOut(ctx, op))
-		if ctx.Err() == nil {
-			b.m.mu.Lock()
-			if b.m.down == nil {
-				b.m.down = err
-			}
-			b.m.mu.Unlock()
-			b.f.log.Warn("hypervisor stopped answering", "hypervisor", b.m.Name, "uri", b.m.URI, "op", op, "err", err)
+		if err := ctx.Err(); err != nil {
+			// The caller gave up; the member did nothing wrong.
+			return zero, fmt.Errorf("hypervisor %s: %s: %w", b.m.Label(), op, err)
 		}
+		err := fmt.Errorf("hypervisor %s: %w: %w", b.m.Label(), ErrUnreachable, b.f.timedOut(ctx, op))
+		b.m.mu.Lock()
+		if b.m.down == nil {
+			b.m.down = err
+		}
+		b.m.mu.Unlock()
+		b.f.log.Warn("hypervisor stopped answering", "hypervisor", b.m.Name, "uri", b.m.URI, "op", op, "err", err)
 		return zero, err
 	}
 }
