@@ -45,8 +45,8 @@ func newTestFleet(t *testing.T) *testFleet {
 		members = append(members, fleet.Member{Name: m.name, URI: "test:///" + m.name})
 	}
 	tf.fleet = fleet.New(fleet.Config{Members: members, Timeout: 2 * time.Second,
-		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
-			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[m.Name], nil, nil
 		}})
 	return tf
 }
@@ -236,8 +236,8 @@ func TestFleetHypervisorDown(t *testing.T) {
 	t.Cleanup(tf.hv["hv2"].Unhang)
 	tf2 := *tf
 	tf2.fleet = fleet.New(fleet.Config{Members: tf.fleet.Members(), Timeout: 300 * time.Millisecond,
-		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
-			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[m.Name], nil, nil
 		}})
 	o = e.fleetOrchestrator(t, tf2.fleet)
 	ps, err := o.List(ctx)
@@ -291,8 +291,8 @@ func TestFleetHypervisorDown(t *testing.T) {
 
 func newFleetOf(tf *testFleet) *fleet.Fleet {
 	return fleet.New(fleet.Config{Members: tf.fleet.Members(), Timeout: 2 * time.Second,
-		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
-			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[m.Name], nil, nil
 		}})
 }
 
@@ -391,8 +391,8 @@ func TestFleetRecordDisagrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	small := fleet.New(fleet.Config{Members: tf.fleet.Members()[:1], Timeout: time.Second,
-		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
-			return tf.hv[strings.TrimPrefix(uri, "test:///")], nil, nil
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
+			return tf.hv[m.Name], nil, nil
 		}})
 	s, err = e.fleetOrchestrator(t, small).Show(ctx, "lost")
 	if err != nil {
@@ -404,7 +404,8 @@ func TestFleetRecordDisagrees(t *testing.T) {
 }
 
 // TestFleetReinstallNow power-cycles the VM on the hypervisor its TXT
-// names, asking no other; --txt hypervisor= is refused.
+// names, asking no other; create --on asks the pinned one alone; --txt
+// hypervisor= is refused.
 func TestFleetReinstallNow(t *testing.T) {
 	e := newEnv(t, "vmprov")
 	tf := newTestFleet(t)
@@ -412,6 +413,12 @@ func TestFleetReinstallNow(t *testing.T) {
 	o := e.fleetOrchestrator(t, tf.fleet)
 	if _, err := o.Create(ctx, orchestrator.Request{Name: "rn", IPv4: netip.MustParseAddr("192.0.2.72"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv3"}); err != nil {
 		t.Fatal(err)
+	}
+	// Pinned, the create asked hv3 alone.
+	for _, n := range []string{"hv1", "hv2"} {
+		if calls := tf.hv[n].Calls(); len(calls) != 0 {
+			t.Errorf("create --on hv3 called %s: %v", n, calls)
+		}
 	}
 	before := map[string]int{}
 	for n, f := range tf.hv {

@@ -21,15 +21,16 @@ type placement struct {
 	choice fleet.Choice
 }
 
-// place asks every member at once for its node and for a domain named
-// r.Name, and ranks the members for the VM (fleet.Place). A domain of that
-// name on any member refuses the create: names are unique across the fleet.
+// place asks every member at once (with --on, that member alone) for its
+// node and for a domain named r.Name, and ranks the members for the VM
+// (fleet.Place). A domain of that name on a member asked refuses the
+// create: names are unique across the fleet.
 func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (*placement, error) {
 	type probe struct {
 		node   virt.Node
 		exists bool
 	}
-	rs := fleet.Each(ctx, o.fleet, func(ctx context.Context, m fleet.Member, hv virt.Hypervisor) (probe, error) {
+	ask := func(ctx context.Context, _ fleet.Member, hv virt.Hypervisor) (probe, error) {
 		n, err := hv.Node(ctx)
 		if err != nil {
 			return probe{}, err
@@ -42,7 +43,21 @@ func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (
 			return probe{node: n}, nil
 		}
 		return probe{}, err
-	})
+	}
+	var rs []fleet.Result[probe]
+	if m, ok := o.fleet.Member(r.On); ok {
+		// Pinned: only that hypervisor is asked (the DNS claim keeps the
+		// name unique across the fleet).
+		res := fleet.Result[probe]{Member: m}
+		hv, err := o.fleet.Hypervisor(ctx, m.Name)
+		if err == nil {
+			res.Value, err = ask(ctx, m, hv)
+		}
+		res.Err = err
+		rs = append(rs, res)
+	} else {
+		rs = fleet.Each(ctx, o.fleet, ask)
+	}
 	statuses := make([]fleet.Status, len(rs))
 	for i, res := range rs {
 		if res.Value.exists {

@@ -46,10 +46,11 @@ func (m Member) Label() string {
 	return m.Name + " (" + m.URI + ")"
 }
 
-// Opener connects to the hypervisor at uri. The closer, if not nil, ends the
-// connection. An Opener may block (libvirt connects synchronously): the
-// fleet calls it in a goroutine and gives up after the member deadline.
-type Opener func(ctx context.Context, uri string) (virt.Hypervisor, io.Closer, error)
+// Opener connects to the member's hypervisor (at m.URI). The closer, if not
+// nil, ends the connection. An Opener may block (libvirt connects
+// synchronously): the fleet calls it in a goroutine and gives up after the
+// member deadline.
+type Opener func(ctx context.Context, m Member) (virt.Hypervisor, io.Closer, error)
 
 // Config makes a Fleet.
 type Config struct {
@@ -168,7 +169,7 @@ func (f *Fleet) connect(ctx context.Context, m *member) (virt.Hypervisor, error)
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		hv, c, err := f.open(ctx, m.URI)
+		hv, c, err := f.open(ctx, m.Member)
 		done <- result{hv, c, err}
 	}()
 	var r result

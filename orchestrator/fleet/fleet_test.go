@@ -28,12 +28,12 @@ func TestDeadline(t *testing.T) {
 	f := fleet.New(fleet.Config{
 		Members: []fleet.Member{{Name: "hv1", URI: "test:///hv1"}, {Name: "hv2", URI: "test:///hv2"}, {Name: "hv3", URI: "test:///hv3"}},
 		Timeout: 200 * time.Millisecond,
-		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
 			opens.Add(1)
-			if uri == "test:///hv3" {
+			if m.URI == "test:///hv3" {
 				return nil, nil, errors.New("connection refused")
 			}
-			return fakes[uri], closer{&closes}, nil
+			return fakes[m.URI], closer{&closes}, nil
 		},
 	})
 	start := time.Now()
@@ -85,7 +85,7 @@ func TestConnectDeadline(t *testing.T) {
 	f := fleet.New(fleet.Config{
 		Members: []fleet.Member{{Name: "hv1", URI: "qemu+ssh://hv1/system"}},
 		Timeout: 100 * time.Millisecond,
-		Open: func(context.Context, string) (virt.Hypervisor, io.Closer, error) {
+		Open: func(context.Context, fleet.Member) (virt.Hypervisor, io.Closer, error) {
 			<-release
 			return hvtest.NewFake(), nil, nil
 		},

@@ -182,8 +182,12 @@ func (app *App) fleet(c *config.Config) *fleet.Fleet {
 		Members: members,
 		Timeout: c.Libvirt.Timeout.Duration,
 		Log:     log,
-		Open: func(_ context.Context, uri string) (virt.Hypervisor, io.Closer, error) {
-			lv, err := libvirtconn.Open(uri, log)
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
+			l := log
+			if m.Name != "" {
+				l = log.With("hypervisor", m.Name)
+			}
+			lv, err := libvirtconn.Open(m.URI, l)
 			if err != nil {
 				return nil, nil, err
 			}
