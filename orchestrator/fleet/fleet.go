@@ -1,10 +1,10 @@
 // Package fleet is the set of hypervisors one vmprov command works on
 // (docs/design.md, "Many hypervisors"): the members of `hypervisors:` or,
 // without that list, the one hypervisor of libvirt.uri. It opens each
-// member's connection at most once per command, bounds every call to a
-// member by the member deadline (libvirt.timeout), so that one hypervisor
-// that is down or hangs never holds up the others, and decides where a new
-// VM goes (Place).
+// member's connection at most once per command, bounds connecting and every
+// question to a member (its node, a domain, the list of domains) by the
+// member deadline (libvirt.timeout), so that one hypervisor that is down or
+// hangs never holds up the others, and decides where a new VM goes (Place).
 package fleet
 
 import (
@@ -275,10 +275,17 @@ func Unreachable[T any](rs []Result[T]) []Result[T] {
 	return out
 }
 
-// bounded is a member's hypervisor with the member deadline on each call. A
-// call that misses it marks the member unreachable; the call itself goes on
-// in the background (libvirt calls cannot be cancelled) and its outcome is
-// lost, which the error says.
+// bounded is a member's hypervisor with the member deadline on each
+// question (Node, Get, List). A question that misses it marks the member
+// unreachable; the call itself goes on in the background (libvirt calls
+// cannot be cancelled) and its answer is dropped.
+//
+// Changes (disks, define, start, destroy, undefine) are not cut short: a
+// change whose outcome is unknown cannot be rolled back with certainty, and
+// a healthy hypervisor may well take longer than a question's deadline to
+// start a large VM. A hypervisor that stops answering in the middle of one
+// is noticed by libvirt's keepalive, which closes the connection and fails
+// the call. A change to a member already found unreachable fails at once.
 type bounded struct {
 	hv virt.Hypervisor
 	m  *member
@@ -287,7 +294,19 @@ type bounded struct {
 
 var _ virt.Hypervisor = (*bounded)(nil)
 
-func call[T any](ctx context.Context, b *bounded, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+// change runs a change on the member unless it is already unreachable.
+func change(ctx context.Context, b *bounded, fn func(ctx context.Context) error) error {
+	b.m.mu.Lock()
+	down := b.m.down
+	b.m.mu.Unlock()
+	if down != nil {
+		return down
+	}
+	return fn(ctx)
+}
+
+// ask runs a question on the member within the member deadline.
+func ask[T any](ctx context.Context, b *bounded, op string, fn func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
 	b.m.mu.Lock()
 	down := b.m.down
@@ -329,47 +348,44 @@ func call[T any](ctx context.Context, b *bounded, op string, fn func(ctx context
 	}
 }
 
-type none struct{}
-
-func (b *bounded) CreateDisk(ctx context.Context, pool, name string, size uint64) (string, error) {
-	return call(ctx, b, "create disk "+name, func(ctx context.Context) (string, error) { return b.hv.CreateDisk(ctx, pool, name, size) })
+func (b *bounded) CreateDisk(ctx context.Context, pool, name string, size uint64) (path string, err error) {
+	err = change(ctx, b, func(ctx context.Context) error {
+		path, err = b.hv.CreateDisk(ctx, pool, name, size)
+		return err
+	})
+	return path, err
 }
 
 func (b *bounded) DeleteDisk(ctx context.Context, pool, name string) error {
-	_, err := call(ctx, b, "delete disk "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.DeleteDisk(ctx, pool, name) })
-	return err
+	return change(ctx, b, func(ctx context.Context) error { return b.hv.DeleteDisk(ctx, pool, name) })
 }
 
 func (b *bounded) Define(ctx context.Context, x string) error {
-	_, err := call(ctx, b, "define domain", func(ctx context.Context) (none, error) { return none{}, b.hv.Define(ctx, x) })
-	return err
+	return change(ctx, b, func(ctx context.Context) error { return b.hv.Define(ctx, x) })
 }
 
 func (b *bounded) Start(ctx context.Context, name string) error {
-	_, err := call(ctx, b, "start domain "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.Start(ctx, name) })
-	return err
+	return change(ctx, b, func(ctx context.Context) error { return b.hv.Start(ctx, name) })
 }
 
 func (b *bounded) Destroy(ctx context.Context, name string) error {
-	_, err := call(ctx, b, "destroy domain "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.Destroy(ctx, name) })
-	return err
+	return change(ctx, b, func(ctx context.Context) error { return b.hv.Destroy(ctx, name) })
 }
 
 func (b *bounded) Undefine(ctx context.Context, name string) error {
-	_, err := call(ctx, b, "undefine domain "+name, func(ctx context.Context) (none, error) { return none{}, b.hv.Undefine(ctx, name) })
-	return err
+	return change(ctx, b, func(ctx context.Context) error { return b.hv.Undefine(ctx, name) })
 }
 
 func (b *bounded) Get(ctx context.Context, name string) (virt.Domain, error) {
-	return call(ctx, b, "get domain "+name, func(ctx context.Context) (virt.Domain, error) { return b.hv.Get(ctx, name) })
+	return ask(ctx, b, "get domain "+name, func(ctx context.Context) (virt.Domain, error) { return b.hv.Get(ctx, name) })
 }
 
 func (b *bounded) List(ctx context.Context) ([]virt.Domain, error) {
-	return call(ctx, b, "list domains", b.hv.List)
+	return ask(ctx, b, "list domains", b.hv.List)
 }
 
 func (b *bounded) Node(ctx context.Context) (virt.Node, error) {
-	return call(ctx, b, "node info", b.hv.Node)
+	return ask(ctx, b, "node info", b.hv.Node)
 }
 
 // sortedNames is names sorted, for messages.

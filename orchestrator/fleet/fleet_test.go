@@ -100,3 +100,28 @@ func TestConnectDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestChangesNotCutShort: a change that takes longer than the member
+// deadline runs to its end and leaves the member reachable.
+func TestChangesNotCutShort(t *testing.T) {
+	fake := hvtest.NewFake()
+	f := fleet.New(fleet.Config{
+		Members: []fleet.Member{{Name: "hv1", URI: "test:///hv1"}},
+		Timeout: 100 * time.Millisecond,
+		Open:    func(context.Context, fleet.Member) (virt.Hypervisor, io.Closer, error) { return fake, nil, nil },
+	})
+	hv, err := f.Hypervisor(t.Context(), "hv1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Hang()
+	time.AfterFunc(400*time.Millisecond, fake.Unhang)
+	start := time.Now()
+	err = hv.Start(t.Context(), "slow")
+	if took := time.Since(start); took < 300*time.Millisecond || errors.Is(err, fleet.ErrUnreachable) {
+		t.Errorf("Start returned %v after %s; want the change's own outcome after the hang, past the 100ms deadline", err, took)
+	}
+	if _, err := hv.Node(t.Context()); err != nil {
+		t.Errorf("Node after a slow change: %v, want the member still reachable", err)
+	}
+}
