@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmprov/vmprov/orchestrator/virt/libvirtconn"
 	"github.com/vmprov/vmprov/test/lab"
 	"github.com/vmprov/vmprov/test/lab/demo"
 )
@@ -134,6 +135,9 @@ func domainsOn(t *testing.T, h *lab.Hypervisor) []string {
 //     domain, "No emulator found") is rolled back there and the VM lands on
 //     the second candidate, which its TXT then names.
 //   - `list --orphans` finds a domain undefined behind vmprov's back.
+//   - `ipxe install` uploads the ROM to every hypervisor.
+//   - A connection to a hypervisor that hangs in the middle of a change is
+//     closed by libvirt's keepalive (about 20 s).
 //   - destroy of everything leaves no domain, volume or record.
 func TestFleet(t *testing.T) {
 	t.Parallel()
@@ -412,6 +416,8 @@ func TestFleet(t *testing.T) {
 		}
 	}
 
+	checkKeepalive(t, f.Hypervisor("hv3"))
+
 	for _, hv := range f.Hypervisors {
 		if got := domainsOn(t, hv); len(got) != 0 {
 			t.Errorf("%s keeps domains %v", hv.Name, got)
@@ -420,6 +426,33 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s keeps volumes %v", hv.Name, vols)
 		}
 	}
+}
+
+// TestFleet's last step: a connection to a hypervisor that stops answering
+// in the middle of a change is closed by libvirt's keepalive.
+func checkKeepalive(t *testing.T, h *lab.Hypervisor) {
+	t.Helper()
+	lv, err := libvirtconn.Open(h.LocalURI, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lv.Close()
+	if err := h.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := h.Resume(); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	err = lv.Start(t.Context(), "fl-none")
+	took := time.Since(start)
+	limit := libvirtconn.Keepalive*(libvirtconn.KeepaliveCount+1) + 30*time.Second
+	if err == nil || !strings.Contains(err.Error(), "keepalive") || took > limit {
+		t.Errorf("start on %s while it hangs: %v after %s; want the keepalive to close the connection", h.Name, err, took)
+	}
+	t.Logf("keepalive closed the connection to %s after %s: %v", h.Name, took, err)
 }
 
 // hideQEMU makes h's libvirtd find no QEMU binary (an empty file bound over
