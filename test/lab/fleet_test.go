@@ -206,23 +206,7 @@ func TestFleet(t *testing.T) {
 // br135 of h over its remote URI.
 func defineFleetGuest(t *testing.T, h *lab.Hypervisor, name, mac string, start bool) {
 	t.Helper()
-	xml := `<domain type='qemu'>
-  <name>` + name + `</name>
-  <memory unit='MiB'>96</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type><boot dev='network'/></os>
-  <devices>
-    <interface type='bridge'>
-      <source bridge='br135'/>
-      <mac address='` + mac + `'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>`
-	file := filepath.Join(t.TempDir(), name+".xml")
-	if err := os.WriteFile(file, []byte(xml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := guestXML(t, name, mac)
 	if _, err := h.RemoteVirsh(t.Context(), "define", file); err != nil {
 		t.Fatal(err)
 	}

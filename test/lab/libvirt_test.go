@@ -75,23 +75,7 @@ func TestLibvirtInstancesAreIsolated(t *testing.T) {
 // that its tap joined the bridge inside ns.
 func startGuest(t *testing.T, ns *lab.Namespace, lv *lab.Libvirt, name string) {
 	t.Helper()
-	xml := `<domain type='qemu'>
-  <name>` + name + `</name>
-  <memory unit='MiB'>96</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type><boot dev='network'/></os>
-  <devices>
-    <interface type='bridge'>
-      <source bridge='br135'/>
-      <mac address='02:04:06:08:70:0b'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>`
-	f := filepath.Join(t.TempDir(), "domain.xml")
-	if err := os.WriteFile(f, []byte(xml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f := guestXML(t, name, "02:04:06:08:70:0b")
 	if _, err := lv.Virsh(t.Context(), "define", f); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +86,30 @@ func startGuest(t *testing.T, ns *lab.Namespace, lv *lab.Libvirt, name string) {
 	if err != nil || !strings.Contains(ports, "vnet") || !strings.Contains(ports, "fe:04:06:08:70:0b") {
 		t.Errorf("guest tap is not a port of br135: %q %v", ports, err)
 	}
+}
+
+// guestXML writes the domain XML of a disk-less TCG guest on br135 that
+// boots from the network, and returns its file.
+func guestXML(t *testing.T, name, mac string) string {
+	t.Helper()
+	xml := `<domain type='qemu'>
+  <name>` + name + `</name>
+  <memory unit='MiB'>96</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type><boot dev='network'/></os>
+  <devices>
+    <interface type='bridge'>
+      <source bridge='br135'/>
+      <mac address='` + mac + `'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>`
+	f := filepath.Join(t.TempDir(), name+".xml")
+	if err := os.WriteFile(f, []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 // stopGuest destroys and undefines name and checks that its tap is gone.
