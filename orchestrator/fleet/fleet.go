@@ -141,8 +141,8 @@ func (f *Fleet) Names() []string {
 	return out
 }
 
-// Hypervisor returns the member called name, connected, with every call
-// bounded by the member deadline. The error wraps ErrUnreachable when the
+// Hypervisor returns the member called name, connected, with every
+// question bounded by the member deadline. The error wraps ErrUnreachable when the
 // member cannot be reached; it names the member and its URI.
 func (f *Fleet) Hypervisor(ctx context.Context, name string) (virt.Hypervisor, error) {
 	m := f.find(name)
@@ -168,24 +168,30 @@ func (f *Fleet) connect(ctx context.Context, m *member) (virt.Hypervisor, error)
 	}
 	done := make(chan result, 1)
 	start := time.Now()
+	dctx, cancel := f.withDeadline(ctx)
+	defer cancel()
 	go func() {
-		hv, c, err := f.open(ctx, m.Member)
+		hv, c, err := f.open(dctx, m.Member)
 		done <- result{hv, c, err}
 	}()
 	var r result
 	select {
 	case r = <-done:
-	case <-f.deadline(ctx):
-		r.err = f.timedOut(ctx, "connect")
+	case <-dctx.Done():
 		go func() { // the connection, if it comes, is nobody's
 			if late := <-done; late.c != nil {
 				_ = late.c.Close()
 			}
 		}()
+		if err := ctx.Err(); err != nil {
+			// The caller gave up; the member did nothing wrong.
+			return nil, fmt.Errorf("hypervisor %s: connect: %w", m.Label(), err)
+		}
+		r.err = fmt.Errorf("connect: no answer within %s (libvirt.timeout)", f.timeout)
 	}
 	if r.err != nil {
 		m.down = fmt.Errorf("hypervisor %s: %w: %w", m.Label(), ErrUnreachable, r.err)
-		f.log.Warn("hypervisor unreachable", "hypervisor", m.Name, "uri", m.URI, "dur", time.Since(start), "err", r.err)
+		f.log.Debug("hypervisor unreachable", "hypervisor", m.Name, "uri", m.URI, "dur", time.Since(start), "err", r.err)
 		return nil, m.down
 	}
 	m.opened, m.closer = true, r.c
@@ -194,30 +200,12 @@ func (f *Fleet) connect(ctx context.Context, m *member) (virt.Hypervisor, error)
 	return m.hv, nil
 }
 
-// deadline is a channel that closes when ctx ends or the member deadline
-// passes, whichever is first.
-func (f *Fleet) deadline(ctx context.Context) <-chan struct{} {
+// withDeadline is ctx bounded by the member deadline, if there is one.
+func (f *Fleet) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	if f.timeout <= 0 {
-		return ctx.Done()
+		return context.WithCancel(ctx)
 	}
-	ch := make(chan struct{})
-	t := time.NewTimer(f.timeout)
-	go func() {
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		close(ch)
-	}()
-	return ch
-}
-
-func (f *Fleet) timedOut(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return fmt.Errorf("%s: no answer within %s (libvirt.timeout)", op, f.timeout)
+	return context.WithTimeout(ctx, f.timeout)
 }
 
 // Close ends every connection the fleet opened.
@@ -294,18 +282,17 @@ type bounded struct {
 
 var _ virt.Hypervisor = (*bounded)(nil)
 
-// change runs a change on the member unless it is already unreachable.
-func change(ctx context.Context, b *bounded, fn func(ctx context.Context) error) error {
-	b.m.mu.Lock()
-	down := b.m.down
-	b.m.mu.Unlock()
-	if down != nil {
-		return down
-	}
+// change runs a change on the member. It is not cut short, and it is
+// tried even when a question to the member has timed out before: a
+// rollback must try to undo what it did, and a slow question does not
+// make a hypervisor refuse changes.
+func change(ctx context.Context, _ *bounded, fn func(ctx context.Context) error) error {
 	return fn(ctx)
 }
 
-// ask runs a question on the member within the member deadline.
+// ask runs a question on the member within the member deadline. The
+// question's context ends with the deadline, so an abandoned question stops
+// between its libvirt calls.
 func ask[T any](ctx context.Context, b *bounded, op string, fn func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
 	b.m.mu.Lock()
@@ -318,34 +305,40 @@ func ask[T any](ctx context.Context, b *bounded, op string, fn func(ctx context.
 		v   T
 		err error
 	}
+	dctx, cancel := b.f.withDeadline(ctx)
+	defer cancel()
 	done := make(chan result, 1)
 	go func() {
-		v, err := fn(ctx)
+		v, err := fn(dctx)
 		done <- result{v, err}
 	}()
 	select {
 	case r := <-done:
-		return r.v, r.err
-	case <-b.f.deadline(ctx):
-		// A result that raced the deadline is still the true outcome.
+		if r.err == nil || dctx.Err() == nil || ctx.Err() != nil {
+			return r.v, r.err
+		}
+		// The deadline ended it.
+	case <-dctx.Done():
+		// A result that raced the deadline is still the true answer.
 		select {
 		case r := <-done:
-			return r.v, r.err
+			if r.err == nil {
+				return r.v, nil
+			}
 		default:
 		}
-		if err := ctx.Err(); err != nil {
-			// The caller gave up; the member did nothing wrong.
-			return zero, fmt.Errorf("hypervisor %s: %s: %w", b.m.Label(), op, err)
-		}
-		err := fmt.Errorf("hypervisor %s: %w: %w", b.m.Label(), ErrUnreachable, b.f.timedOut(ctx, op))
-		b.m.mu.Lock()
-		if b.m.down == nil {
-			b.m.down = err
-		}
-		b.m.mu.Unlock()
-		b.f.log.Warn("hypervisor stopped answering", "hypervisor", b.m.Name, "uri", b.m.URI, "op", op, "err", err)
-		return zero, err
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller gave up; the member did nothing wrong.
+		return zero, fmt.Errorf("hypervisor %s: %s: %w", b.m.Label(), op, err)
+	}
+	err := fmt.Errorf("hypervisor %s: %w: %s: no answer within %s (libvirt.timeout)", b.m.Label(), ErrUnreachable, op, b.f.timeout)
+	b.m.mu.Lock()
+	if b.m.down == nil {
+		b.m.down = err
+	}
+	b.m.mu.Unlock()
+	return zero, err
 }
 
 func (b *bounded) CreateDisk(ctx context.Context, pool, name string, size uint64) (path string, err error) {
