@@ -9,12 +9,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
+	"github.com/vmprov/vmprov/config"
 	"github.com/vmprov/vmprov/dnsupdate"
 	"github.com/vmprov/vmprov/inventory"
 	"github.com/vmprov/vmprov/orchestrator"
@@ -447,5 +449,163 @@ func TestFleetReinstallNow(t *testing.T) {
 	_, err = o.Create(ctx, orchestrator.Request{Name: "tx", IPv4: netip.MustParseAddr("192.0.2.73"), Distro: "core", Vars: []inventory.Var{{Key: "hypervisor", Value: "hv1"}}})
 	if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), "--on") {
 		t.Errorf("create --txt hypervisor=hv1 = %v, want a refusal pointing at --on", err)
+	}
+}
+
+// slowNode is a Fake whose Node, after the first, answers only when its
+// context ends: a hypervisor too slow for the member deadline.
+type slowNode struct {
+	*hvtest.Fake
+	calls atomic.Int32
+}
+
+func (s *slowNode) Node(ctx context.Context) (virt.Node, error) {
+	if s.calls.Add(1) > 1 {
+		<-ctx.Done()
+		return virt.Node{}, ctx.Err()
+	}
+	return s.Fake.Node(ctx)
+}
+
+// defineHook is a Fake whose Define runs hook first.
+type defineHook struct {
+	*hvtest.Fake
+	hook func()
+}
+
+func (d *defineHook) Define(ctx context.Context, x string) error {
+	d.hook()
+	return d.Fake.Define(ctx, x)
+}
+
+func fleetOf(hvs map[string]virt.Hypervisor, timeout time.Duration, names ...string) *fleet.Fleet {
+	var ms []fleet.Member
+	for _, n := range names {
+		ms = append(ms, fleet.Member{Name: n, URI: "test:///" + n})
+	}
+	return fleet.New(fleet.Config{Members: ms, Timeout: timeout,
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) { return hvs[m.Name], nil, nil }})
+}
+
+// TestFleetSlowAfterDefine: a recount after define that misses the member
+// deadline does not stop the create, and a rollback on that member still
+// runs (a slow question does not make it refuse changes).
+func TestFleetSlowAfterDefine(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	ctx := t.Context()
+	hv1 := &slowNode{Fake: hvtest.NewFake("vmprov")}
+	hv1.SetNode(8192, 4, "br135")
+	hv2 := hvtest.NewFake("vmprov")
+	hv2.SetNode(4096, 4, "br135")
+	o := e.fleetOrchestrator(t, fleetOf(map[string]virt.Hypervisor{"hv1": hv1, "hv2": hv2}, 200*time.Millisecond, "hv1", "hv2"))
+	p, err := o.Create(ctx, orchestrator.Request{Name: "sl", IPv4: netip.MustParseAddr("192.0.2.80"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1})
+	if err != nil || p.Hypervisor != "hv1" || p.Power != virt.StateRunning {
+		t.Fatalf("create with a slow recount = %v on %q (%s); want it running on hv1", err, p.Hypervisor, p.Power)
+	}
+
+	// Start fails after the slow recount: the rollback on hv1 runs, the VM
+	// goes to hv2.
+	hv1.calls.Store(0)
+	hv1.FailOn(hvtest.OpStart, "", errors.New("no start"))
+	o = e.fleetOrchestrator(t, fleetOf(map[string]virt.Hypervisor{"hv1": hv1, "hv2": hv2}, 200*time.Millisecond, "hv1", "hv2"))
+	p, err = o.Create(ctx, orchestrator.Request{Name: "sm", IPv4: netip.MustParseAddr("192.0.2.81"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1})
+	if err != nil || p.Hypervisor != "hv2" {
+		t.Fatalf("create = %v on %q, want hv2 after hv1's start failed", err, p.Hypervisor)
+	}
+	if _, err := hv1.Get(ctx, "sm"); err == nil || slices.Contains(hv1.Volumes("vmprov"), "sm.qcow2") {
+		t.Errorf("hv1 keeps sm (domain or volume %v) after its rollback", hv1.Volumes("vmprov"))
+	}
+}
+
+// TestFleetTXTChangedDuringCreate: when the TXT changes while a create is
+// under way (a reinstall, serve), the move to the next candidate fails and
+// the rollback still removes every record, the TXT included.
+func TestFleetTXTChangedDuringCreate(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	ctx := t.Context()
+	hv1 := &defineHook{Fake: hvtest.NewFake("vmprov")}
+	hv1.SetNode(8192, 4, "br135")
+	hv1.FailOn(hvtest.OpDefine, "", errors.New("refused"))
+	hv1.hook = func() {
+		add := &dns.TXT{Hdr: dns.RR_Header{Name: "tc.example.com.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{"distribution=core", "state=installing"}}
+		if err := e.dns.Apply(context.Background(), dnsupdate.ChangeSet{Zone: "example.com.", RemoveRRset: []dnsupdate.RRKey{{Name: "tc.example.com.", Type: dns.TypeTXT}}, Add: []dns.RR{add}}); err != nil {
+			t.Error(err)
+		}
+	}
+	hv2 := hvtest.NewFake("vmprov")
+	hv2.SetNode(4096, 4, "br135")
+	o := e.fleetOrchestrator(t, fleetOf(map[string]virt.Hypervisor{"hv1": hv1, "hv2": hv2}, time.Second, "hv1", "hv2"))
+	_, err := o.Create(ctx, orchestrator.Request{Name: "tc", IPv4: netip.MustParseAddr("192.0.2.82"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1})
+	if err == nil || !strings.Contains(err.Error(), "changed meanwhile") || strings.Contains(err.Error(), "ROLLBACK FAILED") {
+		t.Fatalf("create = %v, want the TXT change named and a complete rollback", err)
+	}
+	e.assertNoHost(t, "tc", "192.0.2.82")
+	if got := e.records(t, "tc.example.com.", dns.TypeTXT); len(got) != 0 {
+		t.Errorf("TXT left: %v", got)
+	}
+}
+
+// TestFleetMovedAndDown: the record's hypervisor lacks the domain and
+// another cannot be asked: destroy refuses (the VM may run there) and
+// keeps the records.
+func TestFleetMovedAndDown(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	o := e.fleetOrchestrator(t, tf.fleet)
+	if _, err := o.Create(ctx, orchestrator.Request{Name: "mg", IPv4: netip.MustParseAddr("192.0.2.83"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv1"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := tf.hv["hv1"].Get(ctx, "mg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{tf.hv["hv1"].Destroy(ctx, "mg"), tf.hv["hv1"].Undefine(ctx, "mg"), tf.hv["hv2"].Define(ctx, d.XML)} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	tf.hv["hv2"].Hang()
+	t.Cleanup(tf.hv["hv2"].Unhang)
+	o = e.fleetOrchestrator(t, fleetOf(map[string]virt.Hypervisor{"hv1": tf.hv["hv1"], "hv2": tf.hv["hv2"], "hv3": tf.hv["hv3"]}, 200*time.Millisecond, "hv1", "hv2", "hv3"))
+	err = o.Destroy(ctx, "mg")
+	if !errors.Is(err, fleet.ErrUnreachable) || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("destroy = %v, want a refusal: hv2 may hold the domain", err)
+	}
+	if got := e.records(t, "mg.example.com.", dns.TypeA); len(got) != 1 {
+		t.Errorf("A after the refused destroy: %v", got)
+	}
+	// --on a name the fleet does not have is refused before anyone is asked.
+	n := len(tf.hv["hv1"].Calls())
+	_, err = o.Create(ctx, orchestrator.Request{Name: "on", IPv4: netip.MustParseAddr("192.0.2.84"), Distro: "core", On: "hv9"})
+	if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), "--on hv9: no such hypervisor: use one of hv1, hv2, hv3") || len(tf.hv["hv1"].Calls()) != n {
+		t.Errorf("create --on hv9 = %v, want ErrInvalid before any call", err)
+	}
+}
+
+// TestConnectOverridesFleet: with hypervisors: configured, --connect to
+// another URI than the one the TXT names refuses destroy instead of
+// removing the records of a VM that runs elsewhere.
+func TestConnectOverridesFleet(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	if _, err := e.fleetOrchestrator(t, tf.fleet).Create(ctx, orchestrator.Request{Name: "cx", IPv4: netip.MustParseAddr("192.0.2.85"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv1"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := *e.cfg
+	for _, m := range tf.fleet.Members() {
+		cfg.Hypervisors = append(cfg.Hypervisors, config.Hypervisor{Name: m.Name, URI: m.URI})
+	}
+	o, err := orchestrator.New(orchestrator.Config{Config: &cfg, DNS: e.dns, Fleet: fleet.Single("test:///hv2", tf.hv["hv2"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.Destroy(ctx, "cx")
+	if !errors.Is(err, orchestrator.ErrInvalid) || !strings.Contains(err.Error(), "hypervisor=hv1 (test:///hv1), not test:///hv2") {
+		t.Errorf("destroy with --connect to hv2 = %v, want a refusal naming hv1", err)
+	}
+	if got := e.records(t, "cx.example.com.", dns.TypeA); len(got) != 1 {
+		t.Errorf("A after the refused destroy: %v", got)
 	}
 }

@@ -155,9 +155,10 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 		}
 		return nil, fmt.Errorf("dns update of %s in zone %s: %w", host.FQDN, h.zone, err)
 	}
-	// The undo removes our records by value (RFC 2136 2.5.4): only records
-	// that hold exactly what this claim wrote, whoever changed the rest
-	// meanwhile, and with no prerequisite, so that an undo whose answer is
+	// The undo removes our records by value (RFC 2136 2.5.4), the TXT
+	// RRset by name: only address records that hold exactly what this
+	// claim wrote, whoever changed the rest meanwhile, and with no
+	// prerequisite, so that an undo whose answer is
 	// lost is retried harmlessly. PTRs go first, and the forward records
 	// only once every PTR is gone: a PTR whose host has no forward records
 	// is one that destroy cannot find.
@@ -173,7 +174,17 @@ func (h hostDNS) claim(ctx context.Context, host inventory.Host) (undo func(cont
 		if len(errs) > 0 {
 			return fmt.Errorf("%w; the records of %s are kept, so that `vmprov destroy %s` finds the host and removes them all", errors.Join(errs...), host.FQDN, host.Name)
 		}
-		if err := h.dns.Apply(ctx, dnsupdate.ChangeSet{Zone: h.zone, Remove: fwd.Add}); err != nil {
+		// The TXT goes whatever it holds now: the boot intent of a host
+		// being rolled back may have been rewritten since the claim (a
+		// create that moved to another hypervisor, a reinstall), and the
+		// name is ours until the undo ends.
+		cs := dnsupdate.ChangeSet{Zone: h.zone, RemoveRRset: []dnsupdate.RRKey{{Name: host.FQDN, Type: dns.TypeTXT}}}
+		for _, rr := range fwd.Add {
+			if rr.Header().Rrtype != dns.TypeTXT {
+				cs.Remove = append(cs.Remove, rr)
+			}
+		}
+		if err := h.dns.Apply(ctx, cs); err != nil {
 			return fmt.Errorf("remove the records of %s from zone %s: %w", host.FQDN, h.zone, err)
 		}
 		return nil

@@ -215,30 +215,36 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 		}
 		return pl, nil
 	}
-	var attempts []string
+	var attempts attemptsError
 	for i, c := range cands {
 		name := c.Member.Name
 		if i > 0 {
-			revert, err := o.moveIntent(ctx, pl, name)
-			if err != nil {
-				attempts = append(attempts, fmt.Sprintf("%s: record hypervisor=%s in the TXT: %v", name, name, err))
+			if err := o.moveIntent(ctx, pl, name); err != nil {
+				attempts = append(attempts, fmt.Errorf("%s: record hypervisor=%s in the TXT: %w", name, name, err))
 				break
 			}
-			undo = append(undo, revert)
 		}
 		steps, err := o.createOn(ctx, c, pl, r)
 		if err == nil {
 			pl.Hypervisor = name
 			return pl, nil
 		}
-		msg := o.rollback(ctx, fmt.Errorf("%s: %w", name, err), steps).Error()
-		attempts = append(attempts, msg)
-		o.log.Warn("create failed on a hypervisor", "host", pl.FQDN, "hypervisor", name, "err", msg)
-		if ctx.Err() != nil || strings.Contains(msg, "ROLLBACK FAILED") {
+		aerr := o.rollback(ctx, fmt.Errorf("%s: %w", name, err), steps)
+		attempts = append(attempts, aerr)
+		var rf *rollbackFailedError
+		if errors.As(aerr, &rf) {
+			// What is left on the hypervisor is found through the TXT,
+			// which names it: the records stay for `vmprov destroy`.
+			return nil, fmt.Errorf("create %s: %w; the DNS records of %s are kept (TXT hypervisor=%s), so that `vmprov destroy %s` finds and removes what is left", r.Name, attempts, pl.FQDN, name, r.Name)
+		}
+		if ctx.Err() != nil {
 			break
 		}
+		if i+1 < len(cands) {
+			o.log.Info("create failed on a hypervisor, trying the next", "host", pl.FQDN, "hypervisor", name, "next", cands[i+1].Member.Name, "err", aerr)
+		}
 	}
-	return nil, o.rollback(ctx, fmt.Errorf("create %s: %s", r.Name, strings.Join(attempts, "; then ")), undo)
+	return nil, o.rollback(ctx, fmt.Errorf("create %s: %w", r.Name, attempts), undo)
 }
 
 // createOn makes the VM on candidate c: disk, define, start. It returns the
@@ -278,10 +284,12 @@ func (o *Orchestrator) createOn(ctx context.Context, c fleet.Status, pl *Plan, r
 	// "Many hypervisors").
 	if o.fleet.Named() {
 		n, err := hv.Node(ctx)
-		if err != nil {
-			return undo, fmt.Errorf("count what is committed after define: %w", err)
-		}
-		if st := (fleet.Status{Member: c.Member, Node: n}); fleet.Overcommitted(st) {
+		switch st := (fleet.Status{Member: c.Member, Node: n}); {
+		case err != nil:
+			// The check guards against concurrent creates only; a
+			// hypervisor slow to answer it still gets the VM.
+			o.log.Warn("could not count what is committed after define; starting the VM all the same", "host", pl.FQDN, "hypervisor", c.Member.Name, "err", err)
+		case fleet.Overcommitted(st):
 			return undo, fmt.Errorf("another VM took the room meanwhile: with this one, %d of %d MiB are committed", n.MemoryCommittedMiB, st.Limit())
 		}
 	}
@@ -318,10 +326,28 @@ func (o *Orchestrator) rollback(ctx context.Context, cause error, steps []step) 
 	}
 	if len(failed) > 0 {
 		o.log.Error("rollback incomplete", "err", strings.Join(failed, "; "))
-		return fmt.Errorf("%w; %s; ROLLBACK FAILED (clean up by hand): %s", cause, msg, strings.Join(failed, "; "))
+		return &rollbackFailedError{fmt.Errorf("%w; %s; ROLLBACK FAILED (clean up by hand): %s", cause, msg, strings.Join(failed, "; "))}
 	}
 	return fmt.Errorf("%w; %s", cause, msg)
 }
+
+// rollbackFailedError is a rollback that could not undo every step.
+type rollbackFailedError struct{ error }
+
+func (e *rollbackFailedError) Unwrap() error { return e.error }
+
+// attemptsError lists the failed attempts of a create across the fleet.
+type attemptsError []error
+
+func (e attemptsError) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; then ")
+}
+
+func (e attemptsError) Unwrap() []error { return e }
 
 // ErrNotFound means neither DNS nor the hypervisor knows the host.
 var ErrNotFound = errors.New("no such host")
@@ -354,11 +380,14 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	foundDomain := false
 	if o.fleet != nil {
 		f, err := o.locate(ctx, name, host.Intent)
-		if err != nil {
+		switch {
+		case errors.Is(err, fleet.ErrUnreachable):
 			return fmt.Errorf("destroy %s: %w; nothing was changed (its DNS records are kept): run destroy again when the hypervisor answers", name, err)
+		case err != nil:
+			return fmt.Errorf("destroy %s: %w; nothing was changed", name, err)
 		}
 		for _, w := range f.warnings {
-			o.log.Warn(w, "host", host.FQDN)
+			o.log.Warn("the TXT record and the fleet disagree", "host", host.FQDN, "detail", w)
 		}
 		if d := f.dom; d != nil {
 			if d.Meta == (virt.Metadata{}) {
@@ -410,7 +439,7 @@ func (o *Orchestrator) Show(ctx context.Context, name string) (*Plan, error) {
 		switch {
 		case err == nil:
 			f = got
-		case errors.Is(err, fleet.ErrUnreachable) && found:
+		case (errors.Is(err, fleet.ErrUnreachable) || errors.Is(err, ErrInvalid)) && found:
 			f.warnings = append(f.warnings, err.Error())
 		default:
 			return nil, fmt.Errorf("show %s: %w", name, err)
@@ -470,6 +499,9 @@ func (o *Orchestrator) List(ctx context.Context) ([]*Plan, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
+	}
+	if len(fleet.Failed(rs)) == len(rs) {
+		return nil, unreachable(rs) // nothing answered: no list at all
 	}
 	return out, unreachable(rs)
 }

@@ -45,6 +45,11 @@ func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (
 		return probe{}, err
 	}
 	var rs []fleet.Result[probe]
+	if r.On != "" {
+		if _, ok := o.fleet.Member(r.On); !ok {
+			return nil, invalid("create %s: --on %s: no such hypervisor: use one of %s (hypervisors: in the configuration)", r.Name, r.On, strings.Join(o.fleet.Names(), ", "))
+		}
+	}
 	if m, ok := o.fleet.Member(r.On); ok {
 		// Pinned: only that hypervisor is asked (the DNS claim keeps the
 		// name unique across the fleet).
@@ -68,40 +73,35 @@ func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (
 	need := fleet.Need{Bridge: vlan.Bridge, MemoryMiB: uint64(orDefault(r.MemoryMiB, DefaultMemoryMiB)), VCPUs: int(orDefault(r.VCPUs, DefaultVCPUs))}
 	choice, err := fleet.Place(statuses, need, r.On)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", r.Name, errors.Join(err, ErrNoRoom))
+		return nil, fmt.Errorf("create %s: %w", r.Name, err)
 	}
 	return &placement{choice: choice}, nil
 }
 
 // ErrNoRoom marks a create that no member of the fleet can take.
-var ErrNoRoom = errors.New("no hypervisor can take the VM")
+var ErrNoRoom = fleet.ErrNoRoom
 
 // moveIntent rewrites the TXT of pl's host to say hypervisor=to, requiring
-// it unchanged since it was written, and returns the step that writes the
-// previous TXT back (so that the claim's undo, which removes records by
-// value, finds what it wrote).
-func (o *Orchestrator) moveIntent(ctx context.Context, pl *Plan, to string) (step, error) {
+// it unchanged since it was written. Whatever its outcome, the claim's undo
+// removes the TXT by name, so a rollback needs no step of its own for it.
+func (o *Orchestrator) moveIntent(ctx context.Context, pl *Plan, to string) error {
 	h := pl.host
-	old := h.Intent
-	in := old.With(inventory.KeyHypervisor, to)
+	in := h.Intent.With(inventory.KeyHypervisor, to)
 	hdr := dns.RR_Header{Name: h.FQDN, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: o.cfg.DNS.TTL}
-	swap := func(ctx context.Context, from, to inventory.Intent) error {
-		add := []dns.RR{&dns.TXT{Hdr: hdr, Txt: to.TXT()}}
-		cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone,
-			RRsetEquals: []dns.RR{&dns.TXT{Hdr: hdr, Txt: from.TXT()}},
-			RemoveRRset: []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}},
-			Add:         add}
-		if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, add) {
-			return err
+	add := []dns.RR{&dns.TXT{Hdr: hdr, Txt: in.TXT()}}
+	cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone,
+		RRsetEquals: []dns.RR{&dns.TXT{Hdr: hdr, Txt: h.Intent.TXT()}},
+		RemoveRRset: []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}},
+		Add:         add}
+	if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, add) {
+		if errors.Is(err, dnsupdate.ErrPrerequisite) {
+			return fmt.Errorf("the TXT record of %s changed meanwhile: %w", h.FQDN, err)
 		}
-		return nil
-	}
-	if err := swap(ctx, old, in); err != nil {
-		return step{}, err
+		return err
 	}
 	pl.host.Intent = in
 	pl.Records = pl.host.Records(o.cfg.DNS.Zone)
-	return step{"TXT hypervisor= restored", func(ctx context.Context) error { return swap(ctx, in, old) }}, nil
+	return nil
 }
 
 // located is where a host's domain is in the fleet.
@@ -122,6 +122,13 @@ type located struct {
 func (o *Orchestrator) locate(ctx context.Context, name string, in inventory.Intent) (located, error) {
 	if !o.fleet.Named() {
 		m := o.fleet.Members()[0]
+		if rec, ok := in.Get(inventory.KeyHypervisor); ok {
+			for _, h := range o.cfg.Hypervisors {
+				if h.Name == rec && h.URI != m.URI {
+					return located{}, invalid("its TXT record says hypervisor=%s (%s), not %s: run the command without --connect", rec, h.URI, m.URI)
+				}
+			}
+		}
 		hv, err := o.fleet.Hypervisor(ctx, m.Name)
 		if err != nil {
 			return located{}, err
@@ -191,10 +198,10 @@ func (o *Orchestrator) locate(ctx context.Context, name string, in inventory.Int
 	case len(on) == 1 && hasRec:
 		f.warnings = append(f.warnings, fmt.Sprintf("domain %s is on %s, not where its TXT record says (hypervisor=%s)", name, on[0], rec))
 	case len(on) == 1:
-	case len(errs) > 0 && !recAsked:
-		// Without a record of where the domain is, an unreachable member
-		// may hold it.
-		return located{}, fmt.Errorf("cannot tell whether %s has a domain: %w", name, errors.Join(errs...))
+	case len(errs) > 0:
+		// A member that could not be asked may hold the domain (moved
+		// there, or made before the record said where).
+		return located{}, fmt.Errorf("cannot tell whether %s has a domain: %w", name, joined(errs))
 	}
 	return f, nil
 }
@@ -210,8 +217,9 @@ func (o *Orchestrator) fleetLabel() string {
 	return "hypervisors " + strings.Join(o.fleet.Names(), ", ")
 }
 
-// UnreachableError comes with a partial answer (list, orphans): the
-// members named could not be asked. It wraps fleet.ErrUnreachable.
+// UnreachableError comes with a partial answer (list, orphans,
+// hypervisors): the members named could not be asked, each for the reason
+// in Errs; it is fleet.ErrUnreachable when one of them was unreachable.
 type UnreachableError struct {
 	Members []string // names (or URIs) in fleet order
 	Errs    []error
@@ -225,8 +233,17 @@ func (e *UnreachableError) Error() string {
 	return strings.Join(s, "; ")
 }
 
-func (e *UnreachableError) Unwrap() []error {
-	return append(slices.Clone(e.Errs), fleet.ErrUnreachable)
+// Unwrap returns the members' errors: it is fleet.ErrUnreachable when one
+// of them is.
+func (e *UnreachableError) Unwrap() []error { return slices.Clone(e.Errs) }
+
+// joined is errs as one error in which each of them can be found, on one
+// line.
+func joined(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return &UnreachableError{Errs: errs}
 }
 
 func unreachable[T any](rs []fleet.Result[T]) error {

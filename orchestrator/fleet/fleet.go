@@ -252,6 +252,17 @@ type Result[T any] struct {
 	Err    error
 }
 
+// Failed returns the results of rs that are errors, in order.
+func Failed[T any](rs []Result[T]) []Result[T] {
+	var out []Result[T]
+	for _, r := range rs {
+		if r.Err != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Unreachable returns the members of rs that were unreachable, in order.
 func Unreachable[T any](rs []Result[T]) []Result[T] {
 	var out []Result[T]

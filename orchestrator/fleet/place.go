@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -75,7 +76,7 @@ func Place(members []Status, need Need, on string) (Choice, error) {
 		for _, s := range members {
 			names = append(names, s.Member.Name)
 		}
-		return c, fmt.Errorf("--on %s: no such hypervisor: use one of %s (hypervisors: in the configuration)", on, strings.Join(sortedNames(names), ", "))
+		return c, &NoRoomError{Msg: fmt.Sprintf("--on %s: no such hypervisor: use one of %s (hypervisors: in the configuration)", on, strings.Join(sortedNames(names), ", "))}
 	}
 	slices.SortStableFunc(c.Candidates, func(a, b Status) int {
 		// a.committed/a.limit against b.committed/b.limit, without floats.
@@ -86,21 +87,49 @@ func Place(members []Status, need Need, on string) (Choice, error) {
 	})
 	if len(c.Candidates) == 0 {
 		var why []string
-		for _, r := range c.Rejected {
+		all := true
+		for i, r := range c.Rejected {
 			why = append(why, r.Hypervisor+": "+r.Reason)
+			all = all && errors.Is(members[i].Err, ErrUnreachable)
 		}
+		e := &NoRoomError{Msg: "no hypervisor can take this VM: " + strings.Join(why, "; "), Unreachable: all}
 		if on != "" {
-			return c, fmt.Errorf("--on %s cannot take this VM: %s", on, strings.Join(why, "; "))
+			e.Msg = fmt.Sprintf("--on %s cannot take this VM: %s", on, strings.Join(why, "; "))
 		}
-		return c, fmt.Errorf("no hypervisor can take this VM: %s", strings.Join(why, "; "))
+		return c, e
 	}
 	return c, nil
+}
+
+// ErrNoRoom marks a VM that no member of the fleet can take.
+var ErrNoRoom = errors.New("no hypervisor can take the VM")
+
+// NoRoomError is Place's refusal. It is ErrNoRoom, and also ErrUnreachable
+// when every member it considered was unreachable.
+type NoRoomError struct {
+	Msg         string
+	Unreachable bool
+}
+
+func (e *NoRoomError) Error() string { return e.Msg }
+
+// Is reports whether target is ErrNoRoom, or ErrUnreachable when every
+// member was unreachable.
+func (e *NoRoomError) Is(target error) bool {
+	return target == ErrNoRoom || e.Unreachable && target == ErrUnreachable
 }
 
 // unfit says why s cannot take a VM that needs need, or "" if it can.
 func unfit(s Status, need Need) string {
 	if s.Err != nil {
-		return "unreachable: " + s.Err.Error()
+		if errors.Is(s.Err, ErrUnreachable) {
+			msg := s.Err.Error()
+			if _, cause, ok := strings.Cut(msg, ErrUnreachable.Error()+": "); ok {
+				msg = cause // the member is named already
+			}
+			return "unreachable: " + msg
+		}
+		return "error: " + s.Err.Error()
 	}
 	if !s.Node.HasBridge(need.Bridge) {
 		has := "no bridges"

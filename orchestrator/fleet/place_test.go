@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -27,7 +28,9 @@ func names(ss []fleet.Status) []string {
 func TestPlace(t *testing.T) {
 	need := fleet.Need{Bridge: "br135", MemoryMiB: 1024, VCPUs: 2}
 	down := status("hv4", 0, 0, 0)
-	down.Err = errors.New("connection refused")
+	down.Err = fmt.Errorf("hypervisor hv4 (test:///hv4): %w: connection refused", fleet.ErrUnreachable)
+	broken := status("hv5", 0, 0, 0)
+	broken.Err = errors.New("list interfaces: no interface driver")
 	tests := []struct {
 		name     string
 		members  []fleet.Status
@@ -49,9 +52,9 @@ func TestPlace(t *testing.T) {
 		},
 		{
 			name:     "no bridge, no room and unreachable are left out with the reason",
-			members:  []fleet.Status{status("hv1", 8192, 0, 0, "br136"), status("hv2", 4096, 3584, 0, "br135"), status("hv3", 4096, 3072, 0, "br135", "br136"), down},
+			members:  []fleet.Status{status("hv1", 8192, 0, 0, "br136"), status("hv2", 4096, 3584, 0, "br135"), status("hv3", 4096, 3072, 0, "br135", "br136"), down, broken},
 			want:     []string{"hv3"},
-			rejected: []fleet.Rejection{{"hv1", "no bridge br135 (it has bridges br136)"}, {"hv2", "not enough memory: the VM needs 1024 MiB, 512 of 4096 MiB are free"}, {"hv4", "unreachable: connection refused"}},
+			rejected: []fleet.Rejection{{"hv1", "no bridge br135 (it has bridges br136)"}, {"hv2", "not enough memory: the VM needs 1024 MiB, 512 of 4096 MiB are free"}, {"hv4", "unreachable: connection refused"}, {"hv5", "error: list interfaces: no interface driver"}},
 		},
 		{
 			name:    "the cap counts, not the host",
@@ -96,6 +99,21 @@ func TestPlace(t *testing.T) {
 				t.Errorf("rejected (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestPlaceAllUnreachable: a refusal because every member was unreachable
+// is ErrUnreachable too (exit 3 on the command line).
+func TestPlaceAllUnreachable(t *testing.T) {
+	down := status("hv1", 0, 0, 0)
+	down.Err = fmt.Errorf("hypervisor hv1: %w: connection refused", fleet.ErrUnreachable)
+	_, err := fleet.Place([]fleet.Status{down}, fleet.Need{Bridge: "br135", MemoryMiB: 1}, "")
+	if !errors.Is(err, fleet.ErrNoRoom) || !errors.Is(err, fleet.ErrUnreachable) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Place with every member down = %q, want ErrNoRoom and ErrUnreachable on one line", err)
+	}
+	_, err = fleet.Place([]fleet.Status{down, status("hv2", 8192, 0, 0, "br136")}, fleet.Need{Bridge: "br135", MemoryMiB: 1}, "")
+	if !errors.Is(err, fleet.ErrNoRoom) || errors.Is(err, fleet.ErrUnreachable) {
+		t.Errorf("Place with one member down and one without the bridge = %v, want ErrNoRoom only", err)
 	}
 }
 
