@@ -484,7 +484,9 @@ func fleetOf(hvs map[string]virt.Hypervisor, timeout time.Duration, names ...str
 		ms = append(ms, fleet.Member{Name: n, URI: "test:///" + n})
 	}
 	return fleet.New(fleet.Config{Members: ms, Timeout: timeout,
-		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) { return hvs[m.Name], nil, nil }})
+		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
+			return hvs[m.Name], nil, nil
+		}})
 }
 
 // TestFleetSlowAfterDefine: a recount after define that misses the member

@@ -422,6 +422,8 @@ func memoryMiB(v uint, unit string) uint64 {
 		mult = 1000 * 1000 * 1000
 	case "t", "tib":
 		mult = 1 << 40
+	case "tb":
+		mult = 1000 * 1000 * 1000 * 1000
 	case "kb":
 		mult = 1000
 	}

@@ -164,9 +164,9 @@ func (app *App) orchestrator(withHV bool) (*orchestrator.Orchestrator, func(), e
 }
 
 // fleet is the command's hypervisors: hypervisors: from the configuration,
-// or the one of libvirt.uri (--connect overrides both), each connected on
-// first use through libvirt with keepalives, every call bounded by
-// libvirt.timeout.
+// each connected on first use through libvirt with keepalives, connecting
+// and questions bounded by libvirt.timeout; or the one of libvirt.uri
+// (--connect overrides both), with no deadline but libvirt's own.
 func (app *App) fleet(c *config.Config) *fleet.Fleet {
 	var members []fleet.Member
 	if app.connect == "" {
@@ -174,13 +174,16 @@ func (app *App) fleet(c *config.Config) *fleet.Fleet {
 			members = append(members, fleet.Member{Name: h.Name, URI: h.URI, MemoryMiB: h.MemoryMiB})
 		}
 	}
+	timeout := c.Libvirt.Timeout.Duration
 	if len(members) == 0 {
-		members = []fleet.Member{{URI: c.Libvirt.URI}}
+		// One hypervisor: nothing to protect from it, and its connection
+		// may ask for a password.
+		members, timeout = []fleet.Member{{URI: c.Libvirt.URI}}, 0
 	}
 	log := app.logger()
 	return fleet.New(fleet.Config{
 		Members: members,
-		Timeout: c.Libvirt.Timeout.Duration,
+		Timeout: timeout,
 		Log:     log,
 		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
 			l := log

@@ -191,7 +191,11 @@ func (app *App) listOrphans(cmd *cobra.Command, o *orchestrator.Orchestrator, ou
 		return err
 	}
 	if len(found) == 0 {
-		fmt.Fprintln(app.Stdout, "no orphans")
+		if err != nil {
+			fmt.Fprintln(app.Stdout, "no orphans on the hypervisors that answered")
+		} else {
+			fmt.Fprintln(app.Stdout, "no orphans")
+		}
 	}
 	for _, x := range found {
 		fmt.Fprintf(app.Stdout, "%-20s %-12s %s\n  %s\n", x.Name, orDash(x.Hypervisor), x.Kind, x.Detail)

@@ -51,7 +51,9 @@ const (
 
 // eventLoop is libvirt's default event loop, which keepalive messages need.
 // libvirt keeps one per process (virEventRegisterDefaultImpl), so it is
-// started once, by the first Open, and runs as long as the process does.
+// started once, by the first Open, and runs as long as the process does:
+// vmprov's one piece of package state and its one goroutine without an
+// owner, both libvirt's by design.
 var eventLoop struct {
 	once sync.Once
 	err  error
