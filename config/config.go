@@ -80,9 +80,10 @@ type Libvirt struct {
 	Firmware string `yaml:"firmware" json:"firmware"`
 	// Emulator overrides the domain's <emulator>; empty lets libvirt choose.
 	Emulator string `yaml:"emulator" json:"emulator,omitempty"`
-	// Timeout bounds connecting to one hypervisor and each question to it
-	// (its node, a domain, the list of domains): a hypervisor that does not
-	// answer within it counts as unreachable for the rest of the command.
+	// Timeout bounds connecting to one hypervisor of hypervisors: and each
+	// question to it (its node, a domain, the list of domains): one that
+	// does not answer within it counts as unreachable for the rest of the
+	// command. libvirt.uri alone has no deadline but libvirt's own.
 	// Changes (disk, define, start, destroy) are not cut short; libvirt's
 	// keepalive notices a hypervisor that stops answering during one.
 	// Default DefaultHypervisorTimeout.

@@ -206,7 +206,8 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 		tried[pl.MAC] = true
 	}
 	o.log.Info("dns claimed", "host", pl.FQDN, "mac", pl.MAC, "vlan", pl.VLAN, "hypervisor", r.hypervisor)
-	undo := []step{{"DNS records removed", undoDNS}}
+	undo := []step{{done: "DNS records removed", fn: undoDNS,
+		kept: fmt.Sprintf("the DNS records are kept, so that `vmprov destroy %s` finds and removes what is left", r.Name)}}
 
 	if !o.fleet.Named() {
 		steps, err := o.createOn(ctx, cands[0], pl, r)
@@ -235,7 +236,7 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 		if errors.As(aerr, &rf) {
 			// What is left on the hypervisor is found through the TXT,
 			// which names it: the records stay for `vmprov destroy`.
-			return nil, fmt.Errorf("create %s: %w; the DNS records of %s are kept (TXT hypervisor=%s), so that `vmprov destroy %s` finds and removes what is left", r.Name, attempts, pl.FQDN, name, r.Name)
+			return nil, fmt.Errorf("create %s: %w; the DNS records are kept (TXT hypervisor=%s), so that `vmprov destroy %s` finds and removes what is left", r.Name, attempts, name, r.Name)
 		}
 		if ctx.Err() != nil {
 			break
@@ -261,7 +262,7 @@ func (o *Orchestrator) createOn(ctx context.Context, c fleet.Status, pl *Plan, r
 	if err != nil {
 		return undo, fmt.Errorf("disk %s in pool %s: %w", pl.Disk, o.cfg.Libvirt.Pool, err)
 	}
-	undo = append(undo, step{"disk deleted", func(ctx context.Context) error {
+	undo = append(undo, step{done: "disk deleted", fn: func(ctx context.Context) error {
 		return hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, r.Name)
 	}})
 
@@ -274,8 +275,11 @@ func (o *Orchestrator) createOn(ctx context.Context, c fleet.Status, pl *Plan, r
 	if err := hv.Define(ctx, xml); err != nil {
 		return undo, fmt.Errorf("define domain: %w", err)
 	}
-	undo = append(undo, step{"domain undefined", func(ctx context.Context) error {
-		return errors.Join(hv.Destroy(ctx, r.Name), hv.Undefine(ctx, r.Name))
+	undo = append(undo, step{done: "domain undefined", fn: func(ctx context.Context) error {
+		if err := hv.Destroy(ctx, r.Name); err != nil {
+			return err
+		}
+		return hv.Undefine(ctx, r.Name)
 	}})
 
 	// With a fleet, the definition is the reservation: counted again with
@@ -306,14 +310,23 @@ func (o *Orchestrator) createOn(ctx context.Context, c fleet.Status, pl *Plan, r
 type step struct {
 	done string
 	fn   func(context.Context) error
+	// kept, when set, makes rollback skip the step once an earlier one
+	// has failed, saying kept instead: the DNS records stay, so that
+	// `vmprov destroy` finds what could not be undone.
+	kept string
 }
 
 // rollback undoes steps in reverse order with a context that outlives a
-// cancelled request, and reports what it undid.
+// cancelled request, and reports what it undid. A step with kept is
+// skipped once an earlier step has failed.
 func (o *Orchestrator) rollback(ctx context.Context, cause error, steps []step) error {
 	ctx = context.WithoutCancel(ctx)
-	var done, failed []string
+	var done, failed, kept []string
 	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].kept != "" && len(failed) > 0 {
+			kept = append(kept, steps[i].kept)
+			continue
+		}
 		if err := steps[i].fn(ctx); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", strings.TrimSuffix(steps[i].done, " removed"), err))
 			continue
@@ -324,9 +337,13 @@ func (o *Orchestrator) rollback(ctx context.Context, cause error, steps []step) 
 	if len(done) == 0 {
 		msg = "nothing to roll back"
 	}
-	if len(failed) > 0 {
+	switch {
+	case len(failed) > 0 && len(kept) > 0:
 		o.log.Error("rollback incomplete", "err", strings.Join(failed, "; "))
-		return &rollbackFailedError{fmt.Errorf("%w; %s; ROLLBACK FAILED (clean up by hand): %s", cause, msg, strings.Join(failed, "; "))}
+		return &rollbackFailedError{fmt.Errorf("%w; %s; ROLLBACK INCOMPLETE: %s; %s", cause, msg, strings.Join(failed, "; "), strings.Join(kept, "; "))}
+	case len(failed) > 0:
+		o.log.Error("rollback incomplete", "err", strings.Join(failed, "; "))
+		return &rollbackFailedError{fmt.Errorf("%w; %s; ROLLBACK INCOMPLETE: %s", cause, msg, strings.Join(failed, "; "))}
 	}
 	return fmt.Errorf("%w; %s", cause, msg)
 }
@@ -378,11 +395,12 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	}
 	var errs []error
 	foundDomain := false
+	var diskHV virt.Hypervisor
 	if o.fleet != nil {
 		f, err := o.locate(ctx, name, host.Intent)
 		switch {
 		case errors.Is(err, fleet.ErrUnreachable):
-			return fmt.Errorf("destroy %s: %w; nothing was changed (its DNS records are kept): run destroy again when the hypervisor answers", name, err)
+			return fmt.Errorf("destroy %s: %w; nothing was changed (its DNS records are kept): run destroy again when the hypervisor answers (a bare-metal host: `vmprov host remove %s`)", name, err, name)
 		case err != nil:
 			return fmt.Errorf("destroy %s: %w; nothing was changed", name, err)
 		}
@@ -396,11 +414,10 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 			foundDomain = true
 			errs = append(errs, f.hv.Destroy(ctx, name), f.hv.Undefine(ctx, name),
 				f.hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
-		} else if rec, ok := host.Intent.Get(inventory.KeyHypervisor); ok && o.fleet.Named() {
-			// The domain is gone (undefined behind vmprov's back), but the
-			// TXT says where the VM was: its disk there goes too.
-			if hv, err := o.fleet.Hypervisor(ctx, rec); err == nil {
-				errs = append(errs, hv.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
+		} else if found {
+			diskHV = f.hv // the fleet of one
+			if rec, ok := host.Intent.Get(inventory.KeyHypervisor); ok && o.fleet.Named() {
+				diskHV, _ = o.fleet.Hypervisor(ctx, rec)
 			}
 		}
 	}
@@ -409,6 +426,12 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 		if macOwners, err = o.macOwnersOf(ctx, host); err != nil {
 			return fmt.Errorf("destroy %s: %w", name, err)
 		}
+	}
+	if diskHV != nil && len(macOwners) == 0 {
+		// A VM's records without its domain (undefined behind vmprov's
+		// back, or a create whose rollback failed): its disk, on the
+		// hypervisor the TXT names, goes too.
+		errs = append(errs, diskHV.DeleteDisk(ctx, o.cfg.Libvirt.Pool, name))
 	}
 	if !found && !foundDomain && len(macOwners) == 0 {
 		return fmt.Errorf("destroy %s: %w: neither DNS zone %s nor %s has it (see `vmprov list`)", name, ErrNotFound, o.cfg.DNS.Zone, o.fleetLabel())
@@ -439,7 +462,9 @@ func (o *Orchestrator) Show(ctx context.Context, name string) (*Plan, error) {
 		switch {
 		case err == nil:
 			f = got
-		case (errors.Is(err, fleet.ErrUnreachable) || errors.Is(err, ErrInvalid)) && found:
+		case found:
+			// DNS answers: show what it holds, and why the domain is not.
+			f = got
 			f.warnings = append(f.warnings, err.Error())
 		default:
 			return nil, fmt.Errorf("show %s: %w", name, err)

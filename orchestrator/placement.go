@@ -201,7 +201,7 @@ func (o *Orchestrator) locate(ctx context.Context, name string, in inventory.Int
 	case len(errs) > 0:
 		// A member that could not be asked may hold the domain (moved
 		// there, or made before the record said where).
-		return located{}, fmt.Errorf("cannot tell whether %s has a domain: %w", name, joined(errs))
+		return located{warnings: f.warnings}, fmt.Errorf("cannot tell whether %s has a domain: %w", name, joined(errs))
 	}
 	return f, nil
 }
@@ -283,9 +283,9 @@ const (
 // vmprov metadata on any hypervisor whose name has no A, AAAA or TXT record,
 // and names in the zone whose TXT boot intent belongs to a VM (it is not a
 // bare-metal host with a _mac CNAME) that no hypervisor has a domain for.
-// Records are judged only when every hypervisor they might be on answered:
-// those that name an unreachable hypervisor, or none while one is
-// unreachable, are left out, and the error is an *UnreachableError.
+// Records are judged only when every hypervisor answered (a domain may have
+// been moved to one that did not); otherwise only domains are reported and
+// the error is an *UnreachableError.
 func (o *Orchestrator) Orphans(ctx context.Context) ([]Orphan, error) {
 	if o.fleet == nil {
 		return nil, errors.New("list --orphans: no hypervisor configured")
@@ -350,8 +350,10 @@ func (o *Orchestrator) Orphans(ctx context.Context) ([]Orphan, error) {
 			continue
 		}
 		rec, hasRec := in.Get(inventory.KeyHypervisor)
-		if len(down) > 0 && (!hasRec || down[rec] || !o.fleet.Named()) {
-			continue // its domain may be on a hypervisor that did not answer
+		if len(down) > 0 {
+			// Its domain may be on a hypervisor that did not answer, moved
+			// there whatever the record says; destroy would refuse too.
+			continue
 		}
 		where := o.fleetLabel()
 		if hasRec {

@@ -284,7 +284,8 @@ func Unreachable[T any](rs []Result[T]) []Result[T] {
 // a healthy hypervisor may well take longer than a question's deadline to
 // start a large VM. A hypervisor that stops answering in the middle of one
 // is noticed by libvirt's keepalive, which closes the connection and fails
-// the call. A change to a member already found unreachable fails at once.
+// the call. Changes are tried even after a question to the member missed
+// the deadline, so that rollbacks run.
 type bounded struct {
 	hv virt.Hypervisor
 	m  *member
@@ -325,16 +326,16 @@ func ask[T any](ctx context.Context, b *bounded, op string, fn func(ctx context.
 	}()
 	select {
 	case r := <-done:
-		if r.err == nil || dctx.Err() == nil || ctx.Err() != nil {
+		if !errors.Is(r.err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return r.v, r.err
 		}
 		// The deadline ended it.
 	case <-dctx.Done():
-		// A result that raced the deadline is still the true answer.
+		// An answer that raced the deadline is still the true answer.
 		select {
 		case r := <-done:
-			if r.err == nil {
-				return r.v, nil
+			if !errors.Is(r.err, context.DeadlineExceeded) {
+				return r.v, r.err
 			}
 		default:
 		}

@@ -59,7 +59,7 @@ type Choice struct {
 // every member with its reason.
 func Place(members []Status, need Need, on string) (Choice, error) {
 	var c Choice
-	found := false
+	found, allDown := false, true
 	for _, s := range members {
 		if on != "" && s.Member.Name != on {
 			continue
@@ -67,6 +67,7 @@ func Place(members []Status, need Need, on string) (Choice, error) {
 		found = true
 		if why := unfit(s, need); why != "" {
 			c.Rejected = append(c.Rejected, Rejection{Hypervisor: s.Member.Name, Reason: why})
+			allDown = allDown && errors.Is(s.Err, ErrUnreachable)
 			continue
 		}
 		c.Candidates = append(c.Candidates, s)
@@ -87,12 +88,10 @@ func Place(members []Status, need Need, on string) (Choice, error) {
 	})
 	if len(c.Candidates) == 0 {
 		var why []string
-		all := true
-		for i, r := range c.Rejected {
+		for _, r := range c.Rejected {
 			why = append(why, r.Hypervisor+": "+r.Reason)
-			all = all && errors.Is(members[i].Err, ErrUnreachable)
 		}
-		e := &NoRoomError{Msg: "no hypervisor can take this VM: " + strings.Join(why, "; "), Unreachable: all}
+		e := &NoRoomError{Msg: "no hypervisor can take this VM: " + strings.Join(why, "; "), Unreachable: allDown && len(c.Rejected) > 0}
 		if on != "" {
 			e.Msg = fmt.Sprintf("--on %s cannot take this VM: %s", on, strings.Join(why, "; "))
 		}

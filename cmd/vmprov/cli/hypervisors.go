@@ -16,7 +16,7 @@ func (app *App) hypervisorsCommand() *cobra.Command {
 		Use:   "hypervisors",
 		Short: "Show each hypervisor of the fleet: reachable?, bridges, VMs, memory and vCPUs committed",
 		Long: `hypervisors asks every hypervisor (hypervisors: in the configuration, else
-libvirt.uri) at once, each within libvirt.timeout, for what placement decides on:
+libvirt.uri) at once, each of hypervisors: within libvirt.timeout, for what placement decides on:
 its bridges, the memory every defined domain commits against its limit
 (memory_mib, else the host's memory) and the vCPUs they commit. An unreachable
 hypervisor is shown as such and the exit code is 3.`,

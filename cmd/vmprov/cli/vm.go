@@ -110,7 +110,7 @@ func (app *App) listCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List vmprov-managed VMs of every hypervisor with their build state (install, installing, installed) and DNS records",
-		Long: `List asks every hypervisor of the fleet at once, each within libvirt.timeout.
+		Long: `List asks every hypervisor of the fleet (hypervisors:) at once, each within libvirt.timeout.
 A hypervisor that is down or does not answer is named on standard error and the
 exit code is 3; the VMs of the others are still listed.
 
