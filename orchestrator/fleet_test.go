@@ -611,3 +611,73 @@ func TestConnectOverridesFleet(t *testing.T) {
 		t.Errorf("A after the refused destroy: %v", got)
 	}
 }
+
+// TestRollbackFailureKeepsRecords: on the fleet of one, a rollback that
+// cannot delete the disk keeps the DNS records, and destroy finds them
+// and the disk; a destroy that cannot delete the disk keeps them too.
+func TestRollbackFailureKeepsRecords(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	ctx := t.Context()
+	hv := hvtest.NewFake("vmprov")
+	hv.FailOn(hvtest.OpStart, "", errors.New("no start"))
+	hv.FailOn(hvtest.OpDeleteDisk, "", errors.New("volume busy"))
+	o := e.orchestrator(t, hv)
+	_, err := o.Create(ctx, orchestrator.Request{Name: "rb", IPv4: netip.MustParseAddr("192.0.2.91"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1})
+	if err == nil || !strings.Contains(err.Error(), "ROLLBACK INCOMPLETE: disk deleted: ") || !strings.Contains(err.Error(), "the DNS records are kept, so that `vmprov destroy rb` finds and removes what is left") {
+		t.Fatalf("create = %v, want an incomplete rollback that keeps the records", err)
+	}
+	if got := e.records(t, "rb.example.com.", dns.TypeA); len(got) != 1 {
+		t.Fatalf("A after the incomplete rollback: %v", got)
+	}
+	err = o.Destroy(ctx, "rb")
+	if err == nil || !strings.Contains(err.Error(), "its DNS records are kept") || len(e.records(t, "rb.example.com.", dns.TypeA)) != 1 {
+		t.Errorf("destroy with the disk still busy = %v, want the records kept", err)
+	}
+	hv.ClearFailures()
+	if err := o.Destroy(ctx, "rb"); err != nil {
+		t.Fatal(err)
+	}
+	if v := hv.Volumes("vmprov"); len(v) != 0 {
+		t.Errorf("volumes left after destroy: %v", v)
+	}
+	e.assertNoHost(t, "rb", "192.0.2.91")
+}
+
+// TestFleetPartialAnswers: while a member is down, list --orphans judges
+// no records (the domain may have moved there), and show of a host whose
+// domain is not where its TXT says prints the records with the reasons,
+// whatever error the other member gave.
+func TestFleetPartialAnswers(t *testing.T) {
+	e := newEnv(t, "vmprov")
+	tf := newTestFleet(t)
+	ctx := t.Context()
+	o := e.fleetOrchestrator(t, tf.fleet)
+	for i, n := range []string{"og", "sw"} {
+		if _, err := o.Create(ctx, orchestrator.Request{Name: n, IPv4: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", 90+i)), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv1"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []error{tf.hv["hv1"].Destroy(ctx, n), tf.hv["hv1"].Undefine(ctx, n)} {
+			if step != nil {
+				t.Fatal(step)
+			}
+		}
+	}
+	tf.hv["hv2"].Hang()
+	defer tf.hv["hv2"].Unhang()
+	o = e.fleetOrchestrator(t, fleetOf(map[string]virt.Hypervisor{"hv1": tf.hv["hv1"], "hv2": tf.hv["hv2"], "hv3": tf.hv["hv3"]}, 200*time.Millisecond, "hv1", "hv2", "hv3"))
+	orphans, err := o.Orphans(ctx)
+	if !errors.Is(err, fleet.ErrUnreachable) || len(orphans) != 0 {
+		t.Errorf("orphans while hv2 is down = %+v, %v; want none judged and ErrUnreachable", orphans, err)
+	}
+	tf.hv["hv2"].Unhang()
+
+	tf.hv["hv3"].FailOn(hvtest.OpGet, "sw", errors.New("access denied"))
+	p, err := e.fleetOrchestrator(t, newFleetOf(tf)).Show(ctx, "sw")
+	if err != nil {
+		t.Fatalf("show = %v, want the records with warnings", err)
+	}
+	w := strings.Join(p.Warnings, "; ")
+	if len(p.Records) == 0 || !strings.Contains(w, "hv1 has no domain sw") || !strings.Contains(w, "access denied") {
+		t.Errorf("show: %d records, warnings %q; want the records, hv1's absence and hv3's error", len(p.Records), w)
+	}
+}

@@ -436,6 +436,10 @@ func (o *Orchestrator) Destroy(ctx context.Context, name string) error {
 	if !found && !foundDomain && len(macOwners) == 0 {
 		return fmt.Errorf("destroy %s: %w: neither DNS zone %s nor %s has it (see `vmprov list`)", name, ErrNotFound, o.cfg.DNS.Zone, o.fleetLabel())
 	}
+	if err := errors.Join(errs...); err != nil && found {
+		// The records are how destroy finds what is left: they go last.
+		return fmt.Errorf("destroy %s: %w; its DNS records are kept, so that running destroy again finds what is left", name, err)
+	}
 	if found || len(macOwners) > 0 {
 		errs = append(errs, o.dns.release(ctx, host, macOwners))
 	}

@@ -117,6 +117,22 @@ func TestPlaceAllUnreachable(t *testing.T) {
 	}
 }
 
+// TestPlacePinnedUnreachable: with --on, only the pinned member decides
+// whether the refusal is ErrUnreachable.
+func TestPlacePinnedUnreachable(t *testing.T) {
+	down := status("hv1", 0, 0, 0)
+	down.Err = fmt.Errorf("hypervisor hv1: %w: connection refused", fleet.ErrUnreachable)
+	nobridge := status("hv2", 8192, 0, 0, "br136")
+	if _, err := fleet.Place([]fleet.Status{down, nobridge}, fleet.Need{Bridge: "br135", MemoryMiB: 1}, "hv2"); errors.Is(err, fleet.ErrUnreachable) {
+		t.Errorf("--on hv2, reachable without the bridge = %v: ErrUnreachable because of hv1", err)
+	}
+	down2 := status("hv2", 0, 0, 0)
+	down2.Err = fmt.Errorf("hypervisor hv2: %w: connection refused", fleet.ErrUnreachable)
+	if _, err := fleet.Place([]fleet.Status{status("hv1", 8192, 0, 0, "br135"), down2}, fleet.Need{Bridge: "br135", MemoryMiB: 1}, "hv2"); !errors.Is(err, fleet.ErrUnreachable) {
+		t.Errorf("--on hv2, unreachable = %v, want ErrUnreachable", err)
+	}
+}
+
 func TestOvercommitted(t *testing.T) {
 	if fleet.Overcommitted(status("hv1", 4096, 4096, 0)) {
 		t.Error("a node at its limit counts as overcommitted")
