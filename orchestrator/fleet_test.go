@@ -291,11 +291,34 @@ func TestFleetHypervisorDown(t *testing.T) {
 	}
 }
 
+// newFleetOf is a new command's fleet of tf's fakes.
 func newFleetOf(tf *testFleet) *fleet.Fleet {
 	return fleet.New(fleet.Config{Members: tf.fleet.Members(), Timeout: 2 * time.Second,
 		Open: func(_ context.Context, m fleet.Member) (virt.Hypervisor, io.Closer, error) {
 			return tf.hv[m.Name], nil, nil
 		}})
+}
+
+// move undefines domain name on from, behind vmprov's back, and defines
+// it on to (none when to is empty), as `virsh migrate` or an operator does.
+func (tf *testFleet) move(t *testing.T, name, from, to string) {
+	t.Helper()
+	ctx := t.Context()
+	d, err := tf.hv[from].Get(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.hv[from].Destroy(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.hv[from].Undefine(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if to != "" {
+		if err := tf.hv[to].Define(ctx, d.XML); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestFleetRaceForLastSlot: creates racing for the last room on a
@@ -360,15 +383,7 @@ func TestFleetRecordDisagrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Moved by hand (virsh migrate, or define elsewhere) to hv3.
-	d, err := tf.hv["hv1"].Get(ctx, "mv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []error{tf.hv["hv1"].Destroy(ctx, "mv"), tf.hv["hv1"].Undefine(ctx, "mv"), tf.hv["hv3"].Define(ctx, d.XML)} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
+	tf.move(t, "mv", "hv1", "hv3")
 	s, err := o.Show(ctx, "mv")
 	if err != nil {
 		t.Fatal(err)
@@ -558,19 +573,11 @@ func TestFleetMovedAndDown(t *testing.T) {
 	if _, err := o.Create(ctx, orchestrator.Request{Name: "mg", IPv4: netip.MustParseAddr("192.0.2.83"), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv1"}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := tf.hv["hv1"].Get(ctx, "mg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []error{tf.hv["hv1"].Destroy(ctx, "mg"), tf.hv["hv1"].Undefine(ctx, "mg"), tf.hv["hv2"].Define(ctx, d.XML)} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
+	tf.move(t, "mg", "hv1", "hv2")
 	tf.hv["hv2"].Hang()
 	t.Cleanup(tf.hv["hv2"].Unhang)
 	o = e.fleetOrchestrator(t, fleetOf(map[string]virt.Hypervisor{"hv1": tf.hv["hv1"], "hv2": tf.hv["hv2"], "hv3": tf.hv["hv3"]}, 200*time.Millisecond, "hv1", "hv2", "hv3"))
-	err = o.Destroy(ctx, "mg")
+	err := o.Destroy(ctx, "mg")
 	if !errors.Is(err, fleet.ErrUnreachable) || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Errorf("destroy = %v, want a refusal: hv2 may hold the domain", err)
 	}
@@ -656,11 +663,7 @@ func TestFleetPartialAnswers(t *testing.T) {
 		if _, err := o.Create(ctx, orchestrator.Request{Name: n, IPv4: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", 90+i)), Distro: "core", MemoryMiB: 512, VCPUs: 1, DiskGiB: 1, On: "hv1"}); err != nil {
 			t.Fatal(err)
 		}
-		for _, step := range []error{tf.hv["hv1"].Destroy(ctx, n), tf.hv["hv1"].Undefine(ctx, n)} {
-			if step != nil {
-				t.Fatal(step)
-			}
-		}
+		tf.move(t, n, "hv1", "")
 	}
 	tf.hv["hv2"].Hang()
 	defer tf.hv["hv2"].Unhang()
