@@ -271,16 +271,7 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	if err := templates.CheckIntent(templateVars(in)); err != nil {
 		return nil, invalid("reinstall %s: the TXT record of %s keeps a variable the boot service refuses: %w: give it a valid value with --txt, or correct the record in DNS", name, h.FQDN, err)
 	}
-	hdr := dns.RR_Header{Name: h.FQDN, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: o.cfg.DNS.TTL}
-	cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone, NameInUse: []string{h.FQDN},
-		RemoveRRset: []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}},
-		Add:         []dns.RR{&dns.TXT{Hdr: hdr, Txt: in.TXT()}}}
-	if len(old) > 0 {
-		cs.RRsetEquals = []dns.RR{&dns.TXT{Hdr: hdr, Txt: old.TXT()}}
-	} else {
-		cs.RRsetAbsent = []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}}
-	}
-	if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, cs.Add) {
+	if err := o.rewriteTXT(ctx, h.FQDN, old, in); err != nil {
 		if errors.Is(err, dnsupdate.ErrPrerequisite) {
 			return nil, fmt.Errorf("reinstall %s: its TXT record changed meanwhile: run the command again", name)
 		}
@@ -290,6 +281,27 @@ func (o *Orchestrator) Reinstall(ctx context.Context, name, distro, script strin
 	o.log.Info("boot intent rewritten", "host", h.FQDN)
 	o.log.Info("build state changed", "host", h.FQDN, "from", string(old.State()), "to", string(in.State()), "by", "vmprov reinstall")
 	return o.describe(h, nil), nil
+}
+
+// rewriteTXT replaces the boot intent at fqdn, which must still hold old
+// (or no TXT, when old is empty) and whose name must exist; the error wraps
+// dnsupdate.ErrPrerequisite when it does not. An update whose answer was
+// lost counts as done when the TXT holds the new intent (rewritten).
+func (o *Orchestrator) rewriteTXT(ctx context.Context, fqdn string, old, in inventory.Intent) error {
+	hdr := dns.RR_Header{Name: fqdn, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: o.cfg.DNS.TTL}
+	key := dnsupdate.RRKey{Name: fqdn, Type: dns.TypeTXT}
+	cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone, NameInUse: []string{fqdn},
+		RemoveRRset: []dnsupdate.RRKey{key},
+		Add:         []dns.RR{&dns.TXT{Hdr: hdr, Txt: in.TXT()}}}
+	if len(old) > 0 {
+		cs.RRsetEquals = []dns.RR{&dns.TXT{Hdr: hdr, Txt: old.TXT()}}
+	} else {
+		cs.RRsetAbsent = []dnsupdate.RRKey{key}
+	}
+	if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, cs.Add) {
+		return err
+	}
+	return nil
 }
 
 // rewritten reports whether a TXT rewrite that failed with err was applied

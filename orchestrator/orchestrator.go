@@ -80,12 +80,12 @@ func (o *Orchestrator) Plan(ctx context.Context, r Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	var placed *placement
+	var placed fleet.Choice
 	if o.fleet != nil && o.fleet.Named() {
 		if placed, err = o.place(ctx, r, vlan); err != nil {
 			return nil, err
 		}
-		r.hypervisor = placed.choice.Candidates[0].Member.Name
+		r.hypervisor = placed.Candidates[0].Member.Name
 	} else if r.On != "" {
 		return nil, invalid("--on %s: there is no fleet: list the hypervisors under hypervisors: in the configuration", r.On)
 	}
@@ -98,9 +98,9 @@ func (o *Orchestrator) Plan(ctx context.Context, r Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if placed != nil {
-		pl.Hypervisor, pl.Rejected = r.hypervisor, placed.choice.Rejected
-		for _, c := range placed.choice.Candidates {
+	if r.hypervisor != "" {
+		pl.Hypervisor, pl.Rejected = r.hypervisor, placed.Rejected
+		for _, c := range placed.Candidates {
 			pl.Candidates = append(pl.Candidates, c.Member.Name)
 		}
 	}
@@ -159,7 +159,7 @@ func (o *Orchestrator) Create(ctx context.Context, r Request) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		cands = placed.choice.Candidates
+		cands = placed.Candidates
 		r.hypervisor = cands[0].Member.Name
 	} else {
 		if r.On != "" {

@@ -16,16 +16,11 @@ import (
 	"github.com/vmprov/vmprov/orchestrator/virt"
 )
 
-// placement is what place found: the ranked choice.
-type placement struct {
-	choice fleet.Choice
-}
-
 // place asks every member at once (with --on, that member alone) for its
 // node and for a domain named r.Name, and ranks the members for the VM
 // (fleet.Place). A domain of that name on a member asked refuses the
 // create: names are unique across the fleet.
-func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (*placement, error) {
+func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (fleet.Choice, error) {
 	type probe struct {
 		node   virt.Node
 		exists bool
@@ -44,38 +39,29 @@ func (o *Orchestrator) place(ctx context.Context, r Request, vlan config.VLAN) (
 		}
 		return probe{}, err
 	}
-	var rs []fleet.Result[probe]
+	asked := o.fleet
 	if r.On != "" {
-		if _, ok := o.fleet.Member(r.On); !ok {
-			return nil, invalid("create %s: --on %s: no such hypervisor: use one of %s (hypervisors: in the configuration)", r.Name, r.On, strings.Join(o.fleet.Names(), ", "))
-		}
-	}
-	if m, ok := o.fleet.Member(r.On); ok {
 		// Pinned: only that hypervisor is asked (the DNS claim keeps the
 		// name unique across the fleet).
-		res := fleet.Result[probe]{Member: m}
-		hv, err := o.fleet.Hypervisor(ctx, m.Name)
-		if err == nil {
-			res.Value, err = ask(ctx, m, hv)
+		var ok bool
+		if asked, ok = o.fleet.Only(r.On); !ok {
+			return fleet.Choice{}, invalid("create %s: --on %s: no such hypervisor: use one of %s (hypervisors: in the configuration)", r.Name, r.On, strings.Join(o.fleet.Names(), ", "))
 		}
-		res.Err = err
-		rs = append(rs, res)
-	} else {
-		rs = fleet.Each(ctx, o.fleet, ask)
 	}
+	rs := fleet.Each(ctx, asked, ask)
 	statuses := make([]fleet.Status, len(rs))
 	for i, res := range rs {
 		if res.Value.exists {
-			return nil, fmt.Errorf("%w: a domain named %s already exists on hypervisor %s: pick another --name or remove it with `vmprov destroy %s`", ErrNameExists, r.Name, res.Member.Label(), r.Name)
+			return fleet.Choice{}, fmt.Errorf("%w: a domain named %s already exists on hypervisor %s: pick another --name or remove it with `vmprov destroy %s`", ErrNameExists, r.Name, res.Member.Label(), r.Name)
 		}
 		statuses[i] = fleet.Status{Member: res.Member, Node: res.Value.node, Err: res.Err}
 	}
 	need := fleet.Need{Bridge: vlan.Bridge, MemoryMiB: uint64(orDefault(r.MemoryMiB, DefaultMemoryMiB)), VCPUs: int(orDefault(r.VCPUs, DefaultVCPUs))}
 	choice, err := fleet.Place(statuses, need, r.On)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", r.Name, err)
+		return fleet.Choice{}, fmt.Errorf("create %s: %w", r.Name, err)
 	}
-	return &placement{choice: choice}, nil
+	return choice, nil
 }
 
 // ErrNoRoom marks a create that no member of the fleet can take.
@@ -87,13 +73,7 @@ var ErrNoRoom = fleet.ErrNoRoom
 func (o *Orchestrator) moveIntent(ctx context.Context, pl *Plan, to string) error {
 	h := pl.host
 	in := h.Intent.With(inventory.KeyHypervisor, to)
-	hdr := dns.RR_Header{Name: h.FQDN, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: o.cfg.DNS.TTL}
-	add := []dns.RR{&dns.TXT{Hdr: hdr, Txt: in.TXT()}}
-	cs := dnsupdate.ChangeSet{Zone: o.cfg.DNS.Zone,
-		RRsetEquals: []dns.RR{&dns.TXT{Hdr: hdr, Txt: h.Intent.TXT()}},
-		RemoveRRset: []dnsupdate.RRKey{{Name: h.FQDN, Type: dns.TypeTXT}},
-		Add:         add}
-	if err := o.dns.dns.Apply(ctx, cs); err != nil && !o.rewritten(ctx, err, add) {
+	if err := o.rewriteTXT(ctx, h.FQDN, h.Intent, in); err != nil {
 		if errors.Is(err, dnsupdate.ErrPrerequisite) {
 			return fmt.Errorf("the TXT record of %s changed meanwhile: %w", h.FQDN, err)
 		}

@@ -132,6 +132,16 @@ func (f *Fleet) find(name string) *member {
 	return nil
 }
 
+// Only returns the fleet of the member called name alone, sharing its
+// connection with f.
+func (f *Fleet) Only(name string) (*Fleet, bool) {
+	m := f.find(name)
+	if m == nil {
+		return nil, false
+	}
+	return &Fleet{members: []*member{m}, open: f.open, timeout: f.timeout, log: f.log}, true
+}
+
 // Names returns the members' names, in configuration order.
 func (f *Fleet) Names() []string {
 	var out []string
