@@ -273,17 +273,6 @@ func Failed[T any](rs []Result[T]) []Result[T] {
 	return out
 }
 
-// Unreachable returns the members of rs that were unreachable, in order.
-func Unreachable[T any](rs []Result[T]) []Result[T] {
-	var out []Result[T]
-	for _, r := range rs {
-		if errors.Is(r.Err, ErrUnreachable) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // bounded is a member's hypervisor with the member deadline on each
 // question (Node, Get, List). A question that misses it marks the member
 // unreachable; the call itself goes on in the background (libvirt calls

@@ -51,8 +51,8 @@ func TestDeadline(t *testing.T) {
 			t.Errorf("%s error = %v, want ErrUnreachable", rs[i].Member.Name, rs[i].Err)
 		}
 	}
-	if got := fleet.Unreachable(rs); len(got) != 2 || got[0].Member.Name != "hv2" || got[1].Member.Name != "hv3" {
-		t.Errorf("Unreachable = %v, want hv2 and hv3", got)
+	if got := fleet.Failed(rs); len(got) != 2 || got[0].Member.Name != "hv2" || got[1].Member.Name != "hv3" {
+		t.Errorf("Failed = %v, want hv2 and hv3", got)
 	}
 	// Once unreachable, at once: no second wait, no second connection.
 	start = time.Now()
